@@ -1,0 +1,78 @@
+"""Input checks shared by the closed forms.
+
+Checks run only on concrete arrays: inside ``jax.jit`` the values are tracers and cannot be inspected, so validation
+happens when objects are built from user input and is skipped when JAX rebuilds them from their leaves.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from closed_form.errors import (
+    InvalidTimeError,
+    NonFiniteInputError,
+    NotPositiveDefiniteError,
+    ShapeMismatchError,
+)
+
+
+def is_concrete(*arrays) -> bool:
+    """True when none of ``arrays`` is a JAX tracer, so their values may be read."""
+    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def check_finite(x, name: str) -> None:
+    """Raise :class:`NonFiniteInputError` if concrete ``x`` holds NaN or inf."""
+    if not is_concrete(x):
+        return
+    arr = np.asarray(x)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise NonFiniteInputError(
+            f"{name} holds {bad} non-finite value(s) (NaN or inf); every entry must be a finite real number."
+        )
+
+
+def check_points(x, dim: int, name: str = "x") -> None:
+    """Check that ``x`` has shape ``(..., dim)`` and is finite."""
+    shape = np.shape(x)
+    if len(shape) == 0 or shape[-1] != dim:
+        raise ShapeMismatchError(
+            f"{name} has shape {shape}; expected shape (..., {dim}) with the last axis the dimension {dim}."
+        )
+    check_finite(x, name)
+
+
+def check_covariance(cov, dim: int, name: str = "cov") -> None:
+    """Check that ``cov`` is a finite, symmetric positive-definite ``(dim, dim)`` matrix."""
+    shape = np.shape(cov)
+    if shape != (dim, dim):
+        raise ShapeMismatchError(f"{name} has shape {shape}; expected ({dim}, {dim}) to match the mean.")
+    check_finite(cov, name)
+    if not is_concrete(cov):
+        return
+    c = np.asarray(cov, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(c))))
+    asym = float(np.max(np.abs(c - c.T)))
+    if asym > 1e-10 * scale:
+        raise NotPositiveDefiniteError(
+            f"{name} is not symmetric (max |C - Cᵀ| = {asym:.3g}); a covariance must be symmetric positive definite."
+        )
+    eig = np.linalg.eigvalsh(0.5 * (c + c.T))
+    if eig[0] <= 0.0:
+        raise NotPositiveDefiniteError(
+            f"{name} has smallest eigenvalue {eig[0]:.6g} ≤ 0; a covariance must be symmetric positive definite "
+            "(all eigenvalues > 0)."
+        )
+
+
+def check_time(schedule, t) -> None:
+    """Check that a concrete time lies in ``[0, schedule.T]``."""
+    if not is_concrete(t):
+        return
+    arr = np.asarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise NonFiniteInputError("t is not finite; a diffusion time must be a finite number in [0, T].")
+    if np.any(arr < 0.0) or np.any(arr > schedule.T):
+        raise InvalidTimeError(f"t = {arr} lies outside the schedule's domain [0, {schedule.T}].")

@@ -1,0 +1,408 @@
+r"""Geometric compositions ``Q ∝ Π_i P_i^{w_i}`` of Gaussian and Gaussian-mixture sources.
+
+Three objects live here (``math.md`` §1):
+
+* the target ``Q`` itself, exact and normalized when closed form (Gaussian sources; mixtures with non-negative
+  integer weights), with its unnormalized log density always;
+* the geometric path ``π_t ∝ Π_i (q^i_t)^{w_i}`` built from the *diffused* sources, whose score
+  ``Σ_i w_i ∇log q^i_t`` is what naive composition (and FKC) uses;
+* the diffused target ``Q_t``, which in general differs from ``π_t``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from closed_form._checks import check_finite, check_points
+from closed_form.errors import (
+    ImproperCompositionError,
+    InvalidWeightsError,
+    NoClosedFormError,
+    ShapeMismatchError,
+)
+from closed_form.gaussian import Gaussian
+from closed_form.mixture import GaussianMixture
+from closed_form.products import gaussian_power_product
+from closed_form.quadrature import gaussian_box, integrate_density
+
+MAX_PRODUCT_TERMS = 100_000
+
+
+class TargetSample(NamedTuple):
+    """Draws from a composed target and how they were obtained.
+
+    ``method`` is ``"closed_form"`` (exact), ``"rejection"`` (exact, with ``acceptance_rate``) or
+    ``"importance_resampling"`` (approximate; ``ess`` is the effective sample size of the importance weights).
+    """
+
+    samples: jax.Array
+    method: str
+    acceptance_rate: float | None = None
+    ess: float | None = None
+
+
+class _Components(NamedTuple):
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, d)
+    covs: np.ndarray  # (K, d, d)
+
+
+def _components(src) -> _Components:
+    if isinstance(src, Gaussian):
+        return _Components(np.ones(1), np.asarray(src.mean)[None], np.asarray(src.cov)[None])
+    return _Components(np.asarray(src.weights), np.asarray(src.means), np.asarray(src.covs))
+
+
+def _unique_covs(covs: np.ndarray) -> list[np.ndarray]:
+    out: list[np.ndarray] = []
+    for c in covs:
+        if not any(np.array_equal(c, u) for u in out):
+            out.append(c)
+    return out
+
+
+def _is_nonneg_integer(w: float) -> bool:
+    return w >= 0 and float(w).is_integer()
+
+
+class Composition:
+    r"""The geometric composition ``Q ∝ Π_i P_i^{w_i}``.
+
+    Parameters
+    ----------
+    sources : sequence of Gaussian or GaussianMixture
+        All of the same dimension.
+    weights : sequence of float
+        Real exponents, possibly negative; not all zero.
+
+    Raises
+    ------
+    ImproperCompositionError
+        If ``Π_i P_i^{w_i}`` cannot be normalized. For Gaussian sources (and mixtures whose components share one
+        covariance per source) the test is exact: the combined precision ``Σ_i w_i Σ_i⁻¹`` must be positive definite.
+        For mixtures with differing component covariances the test is the sufficient tail condition
+        "some choice of components for the negative-weight sources makes ``Σ_i w_i Σ_{i,k_i}⁻¹`` positive definite
+        for every choice of components for the positive-weight sources".
+    InvalidWeightsError, ShapeMismatchError, NonFiniteInputError
+        For weights of the wrong length or non-finite, no sources, or sources of different dimensions.
+    """
+
+    def __init__(self, sources, weights):
+        sources = tuple(sources)
+        if not sources:
+            raise ShapeMismatchError("compose needs at least one source.")
+        for s in sources:
+            if not isinstance(s, (Gaussian, GaussianMixture)):
+                raise TypeError(f"sources must be Gaussian or GaussianMixture, got {type(s).__name__}.")
+        dims = {s.dim for s in sources}
+        if len(dims) != 1:
+            raise ShapeMismatchError(f"sources have dimensions {sorted(dims)}; all must share one dimension.")
+        if np.ndim(weights) != 1 or len(weights) != len(sources):
+            raise ShapeMismatchError(
+                f"weights has shape {np.shape(weights)}; expected ({len(sources)},), one weight per source."
+            )
+        check_finite(weights, "weights")
+        w = np.asarray(weights, dtype=np.float64)
+        if np.all(w == 0):
+            raise InvalidWeightsError("all composition weights are zero; at least one must be non-zero.")
+        self.sources = sources
+        self.weights = w
+        self.dim = sources[0].dim
+        self._comps = [_components(s) for s in sources]
+        self._tail_terms = self._certify_proper()
+        self._product = self._product_mixture(positive_only=False)
+
+    # ------------------------------------------------------------------ properness
+    def _certify_proper(self):
+        """Check integrability; return the Gaussian tail envelopes ``(mean, cov)`` that bound ``Q`` (for boxes)."""
+        pos = [i for i, wi in enumerate(self.weights) if wi > 0]
+        neg = [i for i, wi in enumerate(self.weights) if wi < 0]
+        if not pos:
+            raise ImproperCompositionError(
+                f"weights {self.weights.tolist()} have no positive entry: Π P_i^(w_i) grows without bound and "
+                "cannot be normalized; at least one weight must be positive."
+            )
+        pos_covs = [_unique_covs(self._comps[i].covs) for i in pos]
+        neg_covs = [_unique_covs(self._comps[i].covs) for i in neg]
+        best = None
+        for neg_choice in itertools.product(*neg_covs):
+            worst = None
+            for pos_choice in itertools.product(*pos_covs):
+                idx = pos + neg
+                covs = list(pos_choice) + list(neg_choice)
+                res = gaussian_power_product(self.weights[idx], np.zeros((len(idx), self.dim)), covs)
+                if worst is None or res.min_eigenvalue < worst.min_eigenvalue:
+                    worst = res
+            if best is None or worst.min_eigenvalue > best.min_eigenvalue:
+                best, best_neg = worst, neg_choice
+            if worst.min_eigenvalue > 0:
+                break
+        if best.min_eigenvalue <= 0:
+            direction = ", ".join(f"{v:.3g}" for v in best.min_direction)
+            exact = all(len(c) == 1 for c in pos_covs + neg_covs)
+            what = "is not normalizable" if exact else "could not be certified normalizable"
+            raise ImproperCompositionError(
+                f"the composition with weights {self.weights.tolist()} {what}: the combined precision "
+                f"Σ_i w_i Σ_i⁻¹ has eigenvalue {best.min_eigenvalue:.6g} along ({direction}). It must be positive "
+                "definite; lower the magnitude of the negative weights or raise the positive ones."
+            )
+        # Tail envelopes: for the certified negative choice, each tuple of positive components bounds Q by a
+        # Gaussian shape; the union of their ±15σ boxes holds all but e^-112 of Q's mass.
+        envelopes = []
+        neg_parts = []
+        for j, c in zip(neg, best_neg):
+            k = next(k for k in range(len(self._comps[j].covs)) if np.array_equal(self._comps[j].covs[k], c))
+            neg_parts.append((self.weights[j], self._comps[j].means[k], c))
+        pos_comp_idx = [range(len(self._comps[i].weights)) for i in pos]
+        for choice in itertools.product(*pos_comp_idx):
+            ws = [self.weights[i] for i in pos] + [p[0] for p in neg_parts]
+            ms = [self._comps[i].means[k] for i, k in zip(pos, choice)] + [p[1] for p in neg_parts]
+            cs = [self._comps[i].covs[k] for i, k in zip(pos, choice)] + [p[2] for p in neg_parts]
+            r = gaussian_power_product(ws, ms, cs)
+            envelopes.append((r.mean, r.cov))
+            if len(envelopes) > 1000:
+                break
+        return envelopes
+
+    # ------------------------------------------------------------------ closed-form target
+    def _product_mixture(self, positive_only: bool):
+        """Expand ``Π P_i^{w_i}`` (or its positive-weight part) into a mixture over component tuples.
+
+        Returns ``(weights, means, covs, log_normalizer)`` or ``None`` when there is no such expansion (a mixture
+        with a negative or non-integer weight).
+        """
+        factors = []  # (exponent, _Components)
+        for wi, c in zip(self.weights, self._comps):
+            if wi == 0 or (positive_only and wi < 0):
+                continue
+            if len(c.weights) == 1:
+                factors.append((wi, c))
+            elif _is_nonneg_integer(wi):
+                factors.extend([(1.0, c)] * int(wi))
+            else:
+                return None
+        n_terms = math.prod(len(c.weights) for _, c in factors)
+        if n_terms > MAX_PRODUCT_TERMS:
+            return None
+        logw, means, covs = [], [], []
+        for choice in itertools.product(*[range(len(c.weights)) for _, c in factors]):
+            pis = [c.weights[k] for (_, c), k in zip(factors, choice)]
+            if min(pis) == 0:
+                continue
+            r = gaussian_power_product(
+                [e for e, _ in factors],
+                [c.means[k] for (_, c), k in zip(factors, choice)],
+                [c.covs[k] for (_, c), k in zip(factors, choice)],
+            )
+            if r.mean is None:  # cannot happen for a certified composition's full product
+                return None
+            logw.append(r.log_const + float(np.sum(np.log(pis))))
+            means.append(r.mean)
+            covs.append(r.cov)
+        logw = np.asarray(logw)
+        log_z = float(np.logaddexp.reduce(logw))
+        return np.exp(logw - log_z), np.asarray(means), np.asarray(covs), log_z
+
+    @property
+    def has_closed_form_target(self) -> bool:
+        """Whether :attr:`target` exists (Gaussian sources, or mixtures with non-negative integer weights)."""
+        return self._product is not None
+
+    @property
+    def target(self):
+        r"""The exact normalized target ``Q``.
+
+        Gaussian sources give ``N(Λ_Q⁻¹η_Q, Λ_Q⁻¹)`` with ``Λ_Q = Σ_i w_i Σ_i⁻¹`` and ``η_Q = Σ_i w_i Σ_i⁻¹ μ_i``;
+        mixtures with non-negative integer weights give the product mixture over component tuples
+        (:mod:`closed_form.products`).
+
+        Raises
+        ------
+        NoClosedFormError
+            When a mixture source carries a negative or non-integer weight; use
+            :meth:`target_logpdf_unnormalized`, :meth:`log_normalizer` and :meth:`sample_target` instead.
+        """
+        if self._product is None:
+            raise NoClosedFormError(
+                f"the composition with weights {self.weights.tolist()} has no closed-form target: a Gaussian-mixture "
+                "source carries a negative or non-integer weight. Closed forms exist for Gaussian sources with any "
+                "weights and for mixtures with non-negative integer weights."
+            )
+        pw, means, covs, _ = self._product
+        if all(isinstance(s, Gaussian) for s in self.sources):
+            return Gaussian(means[0], covs[0])
+        return GaussianMixture(pw, means, covs)
+
+    # ------------------------------------------------------------------ densities and scores
+    def target_logpdf_unnormalized(self, x):
+        """``Σ_i w_i log p_i(x)``, shape ``(...)``."""
+        check_points(x, self.dim)
+        return sum(wi * s.logpdf(x) for wi, s in zip(self.weights, self.sources) if wi != 0)
+
+    def log_normalizer(self, rtol: float = 1e-10) -> float:
+        """``log ∫ Π_i p_i^{w_i} dx``: closed form when :attr:`has_closed_form_target`, else adaptive cubature
+        (dimensions 1 and 2 only) to relative tolerance ``rtol``.
+
+        Raises
+        ------
+        NoClosedFormError
+            For dimension above 2 without a closed form.
+        """
+        if self._product is not None:
+            return self._product[3]
+        if not hasattr(self, "_quad_log_z"):
+            self._quad_log_z = self.quadrature_moments(rtol=rtol)[0]
+        return self._quad_log_z
+
+    def quadrature_moments(self, rtol: float = 1e-10):
+        """``(log Z, mean, cov)`` of ``Q`` by adaptive cubature of ``Π p_i^{w_i}`` over a box that holds all but
+        ``e^-112`` of its mass (dimensions 1 and 2). An independent route to what the closed forms give."""
+        if self.dim > 2:
+            raise NoClosedFormError(f"quadrature is offered in dimensions 1 and 2 only; this composition has d={self.dim}.")
+        lower, upper = gaussian_box(self._tail_terms, n_std=15.0)
+        return integrate_density(jax.jit(self.target_logpdf_unnormalized), lower, upper, rtol=rtol)
+
+    def target_logpdf(self, x):
+        """Normalized ``log Q(x)`` (closed form, or via :meth:`log_normalizer` by quadrature in 1-D/2-D)."""
+        return self.target_logpdf_unnormalized(x) - self.log_normalizer()
+
+    def noised_sources(self, schedule, t):
+        """The diffused sources ``q^i_t``."""
+        return [s.noised(schedule, t) for s in self.sources]
+
+    def naive_score(self, x, t, schedule):
+        r"""``Σ_i w_i ∇log q^i_t(x)``: the score of the geometric path ``π_t``, which naive composition uses."""
+        check_points(x, self.dim)
+        return sum(wi * q.score(x) for wi, q in zip(self.weights, self.noised_sources(schedule, t)) if wi != 0)
+
+    def path_logpdf_unnormalized(self, x, t, schedule):
+        r"""``Σ_i w_i log q^i_t(x)``: the unnormalized log density of ``π_t``."""
+        check_points(x, self.dim)
+        return sum(wi * q.logpdf(x) for wi, q in zip(self.weights, self.noised_sources(schedule, t)) if wi != 0)
+
+    def noised_target(self, schedule, t):
+        """``Q_t``, the target diffused to time ``t`` (requires :attr:`target`)."""
+        return self.target.noised(schedule, t)
+
+    def target_score(self, x, t, schedule):
+        r"""``∇log Q_t(x)``, the score of the diffused target (requires :attr:`target`)."""
+        return self.noised_target(schedule, t).score(x)
+
+    def path_composition(self, schedule, t) -> "Composition":
+        """``π_t`` as a :class:`Composition` of the diffused sources (same weights)."""
+        return Composition(self.noised_sources(schedule, t), self.weights)
+
+    # ------------------------------------------------------------------ exact sampling of Q
+    def _rejection_envelope(self):
+        r"""Mixture envelope ``E ≥ Π p_i^{w_i}`` for one negative-weight mixture source ``p_0`` with weight ``-1``.
+
+        For a numerator tuple of Gaussian factors whose components also appear in ``p_0`` (same mean and
+        covariance, base weights ``ρ_c``; ``m`` distinct ones), AM–GM gives
+        ``p_0 ≥ Σ_{c} ρ_c N_c ≥ m Π_c (ρ_c N_c)^{1/m}``, so each numerator term over ``p_0`` is bounded by a Gaussian
+        power product. Returns ``(log_Z_E, GaussianMixture)`` or ``None`` when the construction does not apply.
+        """
+        neg = [i for i, wi in enumerate(self.weights) if wi < 0]
+        if len(neg) != 1 or self.weights[neg[0]] != -1.0:
+            return None
+        base = self._comps[neg[0]]
+        factors = []
+        for i, (wi, c) in enumerate(zip(self.weights, self._comps)):
+            if wi <= 0:
+                continue
+            if len(c.weights) > 1 and not _is_nonneg_integer(wi):
+                return None
+            factors.extend([(1.0, c)] * int(wi) if len(c.weights) > 1 else [(wi, c)])
+
+        def base_index(mean, cov):
+            for k in range(len(base.weights)):
+                if base.weights[k] > 0 and np.array_equal(base.means[k], mean) and np.array_equal(base.covs[k], cov):
+                    return k
+            return None
+
+        logw, means, covs = [], [], []
+        for choice in itertools.product(*[range(len(c.weights)) for _, c in factors]):
+            pis = [c.weights[k] for (_, c), k in zip(factors, choice)]
+            if min(pis) == 0:
+                continue
+            fm = [c.means[k] for (_, c), k in zip(factors, choice)]
+            fc = [c.covs[k] for (_, c), k in zip(factors, choice)]
+            matched = sorted({base_index(m, c) for m, c in zip(fm, fc)} - {None})
+            if not matched:
+                return None
+            m = len(matched)
+            r = gaussian_power_product(
+                [e for e, _ in factors] + [-1.0 / m] * m,
+                fm + [base.means[k] for k in matched],
+                fc + [base.covs[k] for k in matched],
+            )
+            if r.mean is None:
+                return None
+            rho = base.weights[matched]
+            logw.append(r.log_const + float(np.sum(np.log(pis))) - math.log(m) - float(np.sum(np.log(rho))) / m)
+            means.append(r.mean)
+            covs.append(r.cov)
+        logw = np.asarray(logw)
+        log_z = float(np.logaddexp.reduce(logw))
+        return log_z, GaussianMixture(np.exp(logw - log_z), np.asarray(means), np.asarray(covs))
+
+    def sample_target(self, key, n: int, *, oversample: int = 50) -> TargetSample:
+        r"""``n`` draws from ``Q``.
+
+        * closed-form target: exact draws;
+        * one negative-weight mixture source with weight −1 whose components are shared with the numerator
+          sources (the paper's GMM settings): exact rejection sampling under the AM–GM envelope of
+          :meth:`_rejection_envelope`, which bounds the density ratio provably;
+        * otherwise: importance resampling from the normalized numerator product mixture with ``oversample · n``
+          proposals; approximate, with its effective sample size reported.
+        """
+        n = int(n)
+        if self._product is not None:
+            return TargetSample(self.target.sample(key, n), "closed_form")
+        env = self._rejection_envelope()
+        logq = jax.jit(self.target_logpdf_unnormalized)
+        if env is not None:
+            log_z_env, env_mix = env
+            env_logpdf = jax.jit(env_mix.logpdf)
+            accepted, n_drawn, batch = [], 0, max(4 * n, 1024)
+            while sum(a.shape[0] for a in accepted) < n:
+                key, k_x, k_u = jax.random.split(key, 3)
+                x = env_mix.sample(k_x, batch)
+                log_ratio = logq(x) - (log_z_env + env_logpdf(x))
+                u = jax.random.uniform(k_u, (batch,), dtype=jnp.float64)
+                accepted.append(x[jnp.log(u) < log_ratio])
+                n_drawn += batch
+                rate = max(sum(a.shape[0] for a in accepted) / n_drawn, 1e-4)
+                batch = int(min(max(1.2 * (n - sum(a.shape[0] for a in accepted)) / rate, 1024), 2_000_000))
+            xs = jnp.concatenate(accepted)[:n]
+            total = sum(a.shape[0] for a in accepted)
+            return TargetSample(xs, "rejection", acceptance_rate=total / n_drawn)
+        numer = self._product_mixture(positive_only=True)
+        if numer is None:
+            raise NoClosedFormError(
+                "sample_target needs a closed-form numerator: mixture sources with positive weight must have "
+                "integer weights."
+            )
+        proposal = GaussianMixture(*numer[:3])
+        k_x, k_r = jax.random.split(key)
+        x = proposal.sample(k_x, oversample * n)
+        logw = logq(x) - proposal.logpdf(x)
+        w = jax.nn.softmax(logw)
+        ess = float(1.0 / jnp.sum(w**2))
+        idx = jax.random.choice(k_r, x.shape[0], (n,), p=w)
+        return TargetSample(x[idx], "importance_resampling", ess=ess)
+
+    def __repr__(self):
+        kinds = ", ".join(type(s).__name__ for s in self.sources)
+        return f"Composition([{kinds}], weights={self.weights.tolist()}, d={self.dim})"
+
+
+def compose(sources, weights) -> Composition:
+    r"""Compose sources geometrically: ``Q ∝ Π_i P_i^{w_i}``. See :class:`Composition`."""
+    return Composition(sources, weights)

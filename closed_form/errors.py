@@ -1,0 +1,44 @@
+"""Exceptions raised by catcomp for invalid input.
+
+Every exception is a subclass of :class:`CatcompError`, itself a :class:`ValueError`, so callers may catch either the
+specific type or ``ValueError``. Messages say what was wrong and what would be valid.
+"""
+
+from __future__ import annotations
+
+
+class CatcompError(ValueError):
+    """Base class of catcomp's input errors."""
+
+
+class NotPositiveDefiniteError(CatcompError):
+    """A covariance (or precision) matrix is not symmetric positive definite."""
+
+
+class ImproperCompositionError(CatcompError):
+    """A geometric composition ``Q ∝ Π_i P_i^{w_i}`` is not a normalizable density.
+
+    For Gaussian sources this means the combined precision ``Σ_i w_i Σ_i⁻¹`` is not positive definite; the message
+    names the offending eigenvalue and its direction.
+    """
+
+
+class InvalidWeightsError(CatcompError):
+    """Mixture weights that are negative, non-finite or do not sum to one; or composition weights of the wrong kind."""
+
+
+class ShapeMismatchError(CatcompError):
+    """Arrays whose shapes do not fit together (e.g. a mean of dimension 2 with a 3×3 covariance)."""
+
+
+class NonFiniteInputError(CatcompError):
+    """An input array holds NaN or ±inf."""
+
+
+class InvalidTimeError(CatcompError):
+    """A diffusion time outside the schedule's domain ``[0, T]``."""
+
+
+class NoClosedFormError(CatcompError):
+    """The requested exact quantity has no closed form for this object (e.g. the target of a mixture composition
+    with a negative weight)."""

@@ -1,0 +1,151 @@
+r"""Multivariate Gaussians with full covariance, as immutable JAX pytrees.
+
+.. math:: \log N(x; μ, Σ) = -\tfrac12 (x-μ)^\top Σ^{-1} (x-μ) - \tfrac12 \log\lvert 2πΣ \rvert,
+          \qquad ∇_x \log N(x; μ, Σ) = -Σ^{-1}(x - μ).
+
+All linear algebra goes through the lower Cholesky factor ``L`` (``Σ = L Lᵀ``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import cho_solve, solve_triangular
+
+from closed_form._checks import check_covariance, check_finite, check_points, check_time, is_concrete
+from closed_form.errors import ShapeMismatchError
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _flatten_points(x, dim):
+    """Reshape ``(..., dim)`` to ``(n, dim)`` and return the batch shape to restore."""
+    x = jnp.asarray(x)
+    batch = x.shape[:-1]
+    return x.reshape((-1, dim)), batch
+
+
+@jax.tree_util.register_pytree_node_class
+class Gaussian:
+    r"""The Gaussian ``N(mean, cov)`` in ``d`` dimensions.
+
+    Parameters
+    ----------
+    mean : array_like, shape (d,)
+    cov : array_like, shape (d, d)
+        Symmetric positive definite.
+
+    Raises
+    ------
+    ShapeMismatchError, NonFiniteInputError, NotPositiveDefiniteError
+        For a mean that is not a vector, a covariance of the wrong shape, NaN/inf entries, or a covariance that is not
+        symmetric positive definite.
+    """
+
+    def __init__(self, mean, cov):
+        if np.ndim(mean) != 1:
+            raise ShapeMismatchError(f"mean has shape {np.shape(mean)}; expected a vector of shape (d,).")
+        dim = int(np.shape(mean)[0])
+        check_finite(mean, "mean")
+        check_covariance(cov, dim, "cov")
+        mean = jnp.asarray(mean, dtype=jnp.float64)
+        cov = jnp.asarray(cov, dtype=jnp.float64)
+        cov = 0.5 * (cov + cov.T)
+        self._set(mean, cov, jnp.linalg.cholesky(cov))
+
+    def _set(self, mean, cov, chol):
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "cov", cov)
+        object.__setattr__(self, "chol", chol)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Gaussian is immutable")
+
+    # -- pytree protocol: rebuilding from leaves skips validation (leaves may be tracers) --
+    def tree_flatten(self):
+        return (self.mean, self.cov, self.chol), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        obj._set(*children)
+        return obj
+
+    @classmethod
+    def _unchecked(cls, mean, cov):
+        """Build without validation (for covariances PD by construction, possibly traced)."""
+        return cls.tree_unflatten(None, (mean, cov, jnp.linalg.cholesky(cov)))
+
+    # -- alternate constructors --
+    @classmethod
+    def standard(cls, dim: int) -> "Gaussian":
+        """``N(0, I_d)``."""
+        return cls(jnp.zeros(dim), jnp.eye(dim))
+
+    @classmethod
+    def isotropic(cls, mean, variance: float) -> "Gaussian":
+        """``N(mean, variance · I)``."""
+        mean = jnp.asarray(mean, dtype=jnp.float64)
+        return cls(mean, variance * jnp.eye(mean.shape[0]))
+
+    @classmethod
+    def from_precision(cls, mean, precision) -> "Gaussian":
+        """``N(mean, precision⁻¹)``; the precision must be symmetric positive definite."""
+        dim = int(np.shape(mean)[0])
+        check_covariance(precision, dim, "precision")
+        p = jnp.asarray(precision, dtype=jnp.float64)
+        return cls(mean, jnp.linalg.inv(0.5 * (p + p.T)))
+
+    # -- properties --
+    @property
+    def dim(self) -> int:
+        return self.mean.shape[-1]
+
+    @property
+    def precision(self):
+        """``Σ⁻¹`` via the Cholesky factor."""
+        return cho_solve((self.chol, True), jnp.eye(self.dim))
+
+    @property
+    def logdet_cov(self):
+        """``log |Σ| = 2 Σ_k log L_kk``."""
+        return 2.0 * jnp.sum(jnp.log(jnp.diag(self.chol)))
+
+    # -- densities --
+    def logpdf(self, x):
+        r"""``log N(x; μ, Σ)`` for ``x`` of shape ``(..., d)``; returns shape ``(...)``."""
+        check_points(x, self.dim)
+        flat, batch = _flatten_points(x, self.dim)
+        z = solve_triangular(self.chol, (flat - self.mean).T, lower=True)
+        maha = jnp.sum(z**2, axis=0)
+        out = -0.5 * maha - 0.5 * self.logdet_cov - 0.5 * self.dim * LOG_2PI
+        return out.reshape(batch)
+
+    def score(self, x):
+        r"""``∇_x log N(x; μ, Σ) = −Σ⁻¹(x − μ)``, shape ``(..., d)``."""
+        check_points(x, self.dim)
+        flat, batch = _flatten_points(x, self.dim)
+        s = -cho_solve((self.chol, True), (flat - self.mean).T).T
+        return s.reshape(batch + (self.dim,))
+
+    def sample(self, key, n):
+        """``n`` draws ``μ + L z``, ``z ~ N(0, I)``; ``n`` an int or a shape; returns ``(*n, d)``."""
+        shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n)
+        z = jax.random.normal(key, shape + (self.dim,), dtype=jnp.float64)
+        return self.mean + z @ self.chol.T
+
+    def noised(self, schedule, t) -> "Gaussian":
+        r"""The law of ``α_t x₀ + σ_t ε`` for ``x₀ ~ N(μ, Σ)``: ``N(α_t μ, α_t² Σ + σ_t² I)``.
+
+        ``t`` may be a traced scalar.
+        """
+        check_time(schedule, t)
+        a = schedule.alpha(t)
+        cov = a**2 * self.cov + schedule.sigma2(t) * jnp.eye(self.dim)
+        return Gaussian._unchecked(a * self.mean, cov)
+
+    def __repr__(self):
+        if is_concrete(self.mean, self.cov):
+            return f"Gaussian(mean={np.asarray(self.mean).tolist()}, cov={np.asarray(self.cov).tolist()})"
+        return "Gaussian(<traced>)"

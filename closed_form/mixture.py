@@ -1,0 +1,174 @@
+r"""Gaussian mixtures with per-component full covariances, as immutable JAX pytrees.
+
+.. math:: p(x) = \sum_k π_k N(x; μ_k, Σ_k), \qquad
+          ∇\log p(x) = \sum_k r_k(x)\,\big(-Σ_k^{-1}(x - μ_k)\big),\quad
+          r_k(x) = \operatorname{softmax}_k\big(\log π_k + \log N(x; μ_k, Σ_k)\big).
+
+Everything is computed in log space (log-sum-exp), so components far apart (``1e3``) and small noise levels stay
+finite. Diffusing a mixture diffuses each component and keeps the weights.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import cho_solve, solve_triangular
+from jax.scipy.special import logsumexp
+
+from closed_form._checks import check_covariance, check_finite, check_points, check_time, is_concrete
+from closed_form.errors import InvalidWeightsError, ShapeMismatchError
+from closed_form.gaussian import LOG_2PI, Gaussian, _flatten_points
+
+
+@jax.tree_util.register_pytree_node_class
+class GaussianMixture:
+    r"""``Σ_k π_k N(μ_k, Σ_k)``.
+
+    Parameters
+    ----------
+    weights : array_like, shape (K,)
+        Non-negative, summing to one (to 1e-10). Zero weights are allowed and contribute nothing.
+    means : array_like, shape (K, d)
+    covs : array_like, shape (K, d, d)
+        Each symmetric positive definite.
+
+    Raises
+    ------
+    InvalidWeightsError, ShapeMismatchError, NonFiniteInputError, NotPositiveDefiniteError
+    """
+
+    def __init__(self, weights, means, covs):
+        if np.ndim(weights) != 1:
+            raise ShapeMismatchError(f"weights has shape {np.shape(weights)}; expected (K,).")
+        k = int(np.shape(weights)[0])
+        if k == 0:
+            raise ShapeMismatchError("a mixture needs at least one component (weights has length 0).")
+        if np.ndim(means) != 2 or np.shape(means)[0] != k:
+            raise ShapeMismatchError(f"means has shape {np.shape(means)}; expected ({k}, d) to match {k} weights.")
+        dim = int(np.shape(means)[1])
+        if np.shape(covs) != (k, dim, dim):
+            raise ShapeMismatchError(f"covs has shape {np.shape(covs)}; expected ({k}, {dim}, {dim}).")
+        check_finite(weights, "weights")
+        check_finite(means, "means")
+        w = np.asarray(weights, dtype=np.float64)
+        if np.any(w < 0):
+            raise InvalidWeightsError(f"mixture weights {w.tolist()} include negative values; all must be ≥ 0.")
+        if abs(w.sum() - 1.0) > 1e-10:
+            raise InvalidWeightsError(f"mixture weights sum to {w.sum():.12g}; they must sum to 1.")
+        for j in range(k):
+            check_covariance(np.asarray(covs)[j], dim, f"covs[{j}]")
+        covs = jnp.asarray(covs, dtype=jnp.float64)
+        covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
+        self._set(jnp.asarray(w), jnp.asarray(means, dtype=jnp.float64), covs, jnp.linalg.cholesky(covs))
+
+    def _set(self, weights, means, covs, chols):
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "covs", covs)
+        object.__setattr__(self, "chols", chols)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("GaussianMixture is immutable")
+
+    def tree_flatten(self):
+        return (self.weights, self.means, self.covs, self.chols), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        obj._set(*children)
+        return obj
+
+    @classmethod
+    def isotropic(cls, weights, means, std: float) -> "GaussianMixture":
+        """Components ``N(μ_k, std² I)`` sharing one standard deviation."""
+        means = np.asarray(means, dtype=np.float64)
+        k, d = means.shape
+        return cls(weights, means, np.broadcast_to(std**2 * np.eye(d), (k, d, d)))
+
+    @classmethod
+    def from_gaussian(cls, g: Gaussian) -> "GaussianMixture":
+        """The one-component mixture equal to ``g``."""
+        return cls.tree_unflatten(None, (jnp.ones(1), g.mean[None], g.cov[None], g.chol[None]))
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[-1]
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    def component(self, k: int) -> Gaussian:
+        """Component ``k`` as a :class:`Gaussian`."""
+        return Gaussian.tree_unflatten(None, (self.means[k], self.covs[k], self.chols[k]))
+
+    @property
+    def mean(self):
+        """``Σ_k π_k μ_k``."""
+        return self.weights @ self.means
+
+    @property
+    def cov(self):
+        """``Σ_k π_k (Σ_k + μ_k μ_kᵀ) − μ μᵀ``."""
+        m = self.mean
+        second = jnp.einsum("k,kij->ij", self.weights, self.covs + jnp.einsum("ki,kj->kij", self.means, self.means))
+        return second - jnp.outer(m, m)
+
+    def _component_terms(self, flat):
+        """Per-component ``log π_k + log N(x; μ_k, Σ_k)`` and ``Σ_k⁻¹(x − μ_k)`` for points ``flat`` (n, d)."""
+        diff = flat[None, :, :] - self.means[:, None, :]  # (K, n, d)
+        diff_t = jnp.swapaxes(diff, -1, -2)  # (K, d, n)
+        z = solve_triangular(self.chols, diff_t, lower=True)
+        maha = jnp.sum(z**2, axis=-2)  # (K, n)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(self.chols, axis1=-2, axis2=-1)), axis=-1)  # (K,)
+        log_comp = -0.5 * maha - 0.5 * logdet[:, None] - 0.5 * self.dim * LOG_2PI
+        # log(0) = -inf for zero-weight components: they drop out of logsumexp and softmax.
+        log_joint = jnp.log(self.weights)[:, None] + log_comp
+        return log_joint, diff_t
+
+    def responsibilities(self, x):
+        """Posterior component probabilities ``r_k(x)``, shape ``(..., K)``."""
+        check_points(x, self.dim)
+        flat, batch = _flatten_points(x, self.dim)
+        log_joint, _ = self._component_terms(flat)
+        r = jax.nn.softmax(log_joint, axis=0)
+        return r.T.reshape(batch + (self.n_components,))
+
+    def logpdf(self, x):
+        """``log Σ_k π_k N(x; μ_k, Σ_k)`` by log-sum-exp; shape ``(...)``."""
+        check_points(x, self.dim)
+        flat, batch = _flatten_points(x, self.dim)
+        log_joint, _ = self._component_terms(flat)
+        return logsumexp(log_joint, axis=0).reshape(batch)
+
+    def score(self, x):
+        r"""``Σ_k r_k(x) (−Σ_k⁻¹(x − μ_k))``; shape ``(..., d)``."""
+        check_points(x, self.dim)
+        flat, batch = _flatten_points(x, self.dim)
+        log_joint, diff_t = self._component_terms(flat)
+        r = jax.nn.softmax(log_joint, axis=0)  # (K, n)
+        comp_scores = -cho_solve((self.chols, True), diff_t)  # (K, d, n)
+        s = jnp.einsum("kn,kdn->nd", r, comp_scores)
+        return s.reshape(batch + (self.dim,))
+
+    def sample(self, key, n):
+        """``n`` draws (an int or a shape): a component by its weight, then a Gaussian draw; ``(*n, d)``."""
+        shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n)
+        k_comp, k_norm = jax.random.split(key)
+        idx = jax.random.categorical(k_comp, jnp.log(self.weights), shape=shape)
+        z = jax.random.normal(k_norm, shape + (self.dim,), dtype=jnp.float64)
+        return self.means[idx] + jnp.einsum("...ij,...j->...i", self.chols[idx], z)
+
+    def noised(self, schedule, t) -> "GaussianMixture":
+        r"""Each component diffused: ``Σ_k π_k N(α_t μ_k, α_t² Σ_k + σ_t² I)``."""
+        check_time(schedule, t)
+        a = schedule.alpha(t)
+        covs = a**2 * self.covs + schedule.sigma2(t) * jnp.eye(self.dim)
+        return GaussianMixture.tree_unflatten(None, (self.weights, a * self.means, covs, jnp.linalg.cholesky(covs)))
+
+    def __repr__(self):
+        if is_concrete(self.weights):
+            return f"GaussianMixture(K={self.n_components}, d={self.dim}, weights={np.asarray(self.weights).round(4).tolist()})"
+        return "GaussianMixture(<traced>)"

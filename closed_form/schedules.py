@@ -1,0 +1,114 @@
+r"""Noise schedules of variance-preserving (VP) diffusions.
+
+A schedule is any object with ``beta(t)``, ``alpha(t)``, ``sigma(t)`` and a horizon ``T``. The forward SDE is
+
+.. math:: dx = -\tfrac12 \beta(t) x\,dt + \sqrt{\beta(t)}\,dW,
+
+so that ``x_t = α_t x_0 + σ_t ε`` with ``α_t = exp(-½∫₀ᵗβ)`` and ``σ_t² = 1 − α_t²`` (Song et al. 2021).
+Schedules are frozen dataclasses: hashable, so they can be static arguments of ``jax.jit``; ``t`` may be a traced
+scalar or an array.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+
+from closed_form.errors import CatcompError
+
+
+@dataclass(frozen=True)
+class VPSchedule:
+    r"""Linear VP schedule ``β(t) = β_min + (β_max − β_min) t / T`` on ``[0, T]``.
+
+    The defaults are the paper's: ``β(t) = 0.1 + 19.9 t`` on ``[0, 1]``. From the exact integral,
+
+    .. math:: \log α_t = -\tfrac12\Big(β_{min} t + \frac{(β_{max}-β_{min})\,t^2}{2T}\Big),
+              \qquad σ_t^2 = -\operatorname{expm1}(2\log α_t).
+    """
+
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    T: float = 1.0
+
+    def __post_init__(self):
+        vals = (self.beta_min, self.beta_max, self.T)
+        if not all(math.isfinite(v) for v in vals):
+            raise CatcompError(f"VPSchedule parameters must be finite, got {vals}.")
+        if not (self.beta_min > 0 and self.beta_max >= self.beta_min and self.T > 0):
+            raise CatcompError(
+                f"VPSchedule needs 0 < beta_min ≤ beta_max and T > 0, got beta_min={self.beta_min}, "
+                f"beta_max={self.beta_max}, T={self.T}."
+            )
+
+    def beta(self, t):
+        """``β(t)``."""
+        return self.beta_min + (self.beta_max - self.beta_min) * jnp.asarray(t) / self.T
+
+    def integrated_beta(self, t):
+        """``∫₀ᵗ β(s) ds`` in closed form."""
+        t = jnp.asarray(t)
+        return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2 / self.T
+
+    def log_alpha(self, t):
+        """``log α_t = −½ ∫₀ᵗ β``."""
+        return -0.5 * self.integrated_beta(t)
+
+    def alpha(self, t):
+        """Signal scale ``α_t``."""
+        return jnp.exp(self.log_alpha(t))
+
+    def sigma2(self, t):
+        """Noise variance ``σ_t² = 1 − α_t²``, computed with ``expm1`` so that it stays accurate as ``t → 0``."""
+        return -jnp.expm1(2.0 * self.log_alpha(t))
+
+    def sigma(self, t):
+        """Noise scale ``σ_t``."""
+        return jnp.sqrt(self.sigma2(t))
+
+
+@dataclass(frozen=True)
+class CosineSchedule:
+    r"""Cosine schedule (Nichol & Dhariwal 2021) as a VP diffusion in continuous time.
+
+    .. math:: α_t^2 = \frac{f(t)}{f(0)},\quad f(t) = \cos^2\!\Big(\frac{t/T + s}{1 + s}\frac{π}{2}\Big),
+              \qquad β(t) = -\frac{d}{dt}\log α_t^2 = \frac{π}{T(1+s)}\tan\Big(\frac{t/T + s}{1+s}\frac{π}{2}\Big).
+
+    ``α_T = 0`` and ``β(T) = ∞``, so samplers should stop short of ``T`` (the paper's clamp ``1 − 1e-5`` does).
+    """
+
+    s: float = 0.008
+    T: float = 1.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.s) and math.isfinite(self.T) and self.s > 0 and self.T > 0):
+            raise CatcompError(f"CosineSchedule needs s > 0 and T > 0 (finite), got s={self.s}, T={self.T}.")
+
+    def _angle(self, t):
+        return (jnp.asarray(t) / self.T + self.s) / (1.0 + self.s) * (jnp.pi / 2)
+
+    def beta(self, t):
+        """``β(t) = −d/dt log α_t²``."""
+        return jnp.pi / (self.T * (1.0 + self.s)) * jnp.tan(self._angle(t))
+
+    def log_alpha(self, t):
+        """``log α_t = log cos(angle(t)) − log cos(angle(0))``."""
+        return jnp.log(jnp.cos(self._angle(t))) - jnp.log(jnp.cos(self._angle(0.0)))
+
+    def integrated_beta(self, t):
+        """``∫₀ᵗ β = −2 log α_t``."""
+        return -2.0 * self.log_alpha(t)
+
+    def alpha(self, t):
+        """Signal scale ``α_t``."""
+        return jnp.exp(self.log_alpha(t))
+
+    def sigma2(self, t):
+        """Noise variance ``σ_t² = 1 − α_t²``."""
+        return -jnp.expm1(2.0 * self.log_alpha(t))
+
+    def sigma(self, t):
+        """Noise scale ``σ_t``."""
+        return jnp.sqrt(self.sigma2(t))
