@@ -22,7 +22,7 @@ from closed_form.errors import (  # noqa: E402
 from closed_form.gaussian import Gaussian  # noqa: E402
 from closed_form.mixture import GaussianMixture  # noqa: E402
 from closed_form.products import gaussian_power_product  # noqa: E402
-from closed_form.schedules import CosineSchedule, VPSchedule  # noqa: E402
+from closed_form.schedules import CosineSchedule, VPSchedule, reverse_time_grid  # noqa: E402
 from closed_form.settings import PAPER_WEIGHTS, SETTING_NAMES, PaperSetting, paper_setting  # noqa: E402
 
 __all__ = [
@@ -46,4 +46,5 @@ __all__ = [
     "compose",
     "gaussian_power_product",
     "paper_setting",
+    "reverse_time_grid",
 ]

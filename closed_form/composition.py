@@ -299,6 +299,47 @@ class Composition:
         """``π_t`` as a :class:`Composition` of the diffused sources (same weights)."""
         return Composition(self.noised_sources(schedule, t), self.weights)
 
+    # ------------------------------------------------------------------ affine score fields
+    def _require_gaussian_sources(self, what: str):
+        if not all(isinstance(s, Gaussian) for s in self.sources):
+            raise NoClosedFormError(
+                f"{what} is affine in x only for Gaussian sources; this composition has mixture sources."
+            )
+
+    def naive_field(self, schedule):
+        r"""The naive composed score as an affine *field* ``t ↦ (A_t, b_t)``, ``ŝ(x, t) = −A_t x + b_t``:
+
+        ``A_t = Σ_i w_i C_i(t)⁻¹``, ``b_t = Σ_i w_i C_i(t)⁻¹ α_t μ_i`` with ``C_i(t) = α_t²Σ_i + σ_t²I``.
+        Gaussian sources only (:class:`NoClosedFormError` otherwise). ``t`` may be traced.
+        """
+        self._require_gaussian_sources("the naive composed score")
+        weights = jnp.asarray(self.weights)
+
+        def field(t):
+            a, s2 = schedule.alpha(t), schedule.sigma2(t)
+            eye = jnp.eye(self.dim)
+            precs = jnp.stack([jnp.linalg.inv(a**2 * s.cov + s2 * eye) for s in self.sources])
+            big_a = jnp.einsum("i,ijk->jk", weights, precs)
+            b = jnp.einsum("i,ijk,ik->j", weights, precs, a * jnp.stack([s.mean for s in self.sources]))
+            return 0.5 * (big_a + big_a.T), b
+
+        return field
+
+    def target_field(self, schedule):
+        r"""The exact diffused-target score ``∇log Q_t`` as an affine field ``t ↦ (C_Q(t)⁻¹, C_Q(t)⁻¹ α_t μ_Q)``,
+        ``C_Q(t) = α_t²Σ_Q + σ_t²I``. Requires a Gaussian :attr:`target`."""
+        target = self.target
+        if not isinstance(target, Gaussian):
+            raise NoClosedFormError("the target score is affine in x only when the target is Gaussian.")
+
+        def field(t):
+            a, s2 = schedule.alpha(t), schedule.sigma2(t)
+            prec = jnp.linalg.inv(a**2 * target.cov + s2 * jnp.eye(self.dim))
+            prec = 0.5 * (prec + prec.T)
+            return prec, prec @ (a * target.mean)
+
+        return field
+
     # ------------------------------------------------------------------ exact sampling of Q
     def _rejection_envelope(self):
         r"""Mixture envelope ``E ≥ Π p_i^{w_i}`` for one negative-weight mixture source ``p_0`` with weight ``-1``.

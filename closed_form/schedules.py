@@ -112,3 +112,19 @@ class CosineSchedule:
     def sigma(self, t):
         """Noise scale ``σ_t``."""
         return jnp.sqrt(self.sigma2(t))
+
+
+def reverse_time_grid(schedule, n_steps: int, eps: float = 1e-5):
+    r"""The samplers' time grid: ``n_steps + 1`` uniform times from ``T`` down to ``0``, clamped to
+    ``[eps, T − eps]`` (the paper's grid: 500 steps, ``eps = 1e-5``).
+
+    Step ``k`` of a reverse sampler goes from ``grid[k]`` to ``grid[k + 1]`` with step size
+    ``h_k = grid[k] − grid[k + 1]`` and evaluates its drift and score at ``grid[k]``. Returns a float64 NumPy array.
+    """
+    import numpy as np
+
+    if int(n_steps) != n_steps or n_steps < 1:
+        raise CatcompError(f"n_steps must be a positive integer, got {n_steps!r}.")
+    if not (0 <= eps < schedule.T / 2):
+        raise CatcompError(f"eps must lie in [0, T/2), got {eps!r}.")
+    return np.clip(np.linspace(schedule.T, 0.0, int(n_steps) + 1), eps, schedule.T - eps)
