@@ -20,6 +20,7 @@ from closed_form.errors import (  # noqa: E402
     ShapeMismatchError,
 )
 from closed_form.gaussian import Gaussian  # noqa: E402
+from closed_form.laws import add_fields, euler_maruyama_law  # noqa: E402
 from closed_form.mixture import GaussianMixture  # noqa: E402
 from closed_form.products import gaussian_power_product  # noqa: E402
 from closed_form.schedules import CosineSchedule, VPSchedule, reverse_time_grid  # noqa: E402
@@ -43,7 +44,9 @@ __all__ = [
     "ShapeMismatchError",
     "TargetSample",
     "VPSchedule",
+    "add_fields",
     "compose",
+    "euler_maruyama_law",
     "gaussian_power_product",
     "paper_setting",
     "reverse_time_grid",
