@@ -60,10 +60,12 @@ def check_covariance(cov, dim: int, name: str = "cov") -> None:
             f"{name} is not symmetric (max |C - Cᵀ| = {asym:.3g}); a covariance must be symmetric positive definite."
         )
     eig = np.linalg.eigvalsh(0.5 * (c + c.T))
-    if eig[0] <= 0.0:
+    # Below this the matrix is singular to working precision: roundoff alone can make a zero eigenvalue positive.
+    tol = 10.0 * dim * np.finfo(np.float64).eps * max(float(np.max(np.abs(eig))), np.finfo(np.float64).tiny)
+    if eig[0] <= tol:
         raise NotPositiveDefiniteError(
-            f"{name} has smallest eigenvalue {eig[0]:.6g} ≤ 0; a covariance must be symmetric positive definite "
-            "(all eigenvalues > 0)."
+            f"{name} has smallest eigenvalue {eig[0]:.6g} (≤ {tol:.3g}, zero to working precision); a covariance "
+            "must be symmetric positive definite (all eigenvalues > 0)."
         )
 
 
