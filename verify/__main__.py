@@ -1,48 +1,61 @@
-"""``python -m verify``: the main job.
+"""``python -m verify`` (also ``catcomp-verify``): run every registered experiment and write the verification report.
 
-Until the report lands this prints the paper's settings with their exact targets (closed form where one exists; the
-normalizing constant by quadrature and moments of exact rejection samples otherwise).
+Writes to ``results/`` (``--out DIR`` to change): ``data/*.csv`` with JSON sidecars, ``tables/*.tex``,
+``figures/*.pdf`` and ``*.png``, ``report.tex`` and ``summary.md`` with a verdict for every claim. Finished cells are
+cached under ``<out>/cache``, so an interrupted run resumes where it stopped.
+
+Exit status: 0 when everything holds or is not applicable; 1 when an asserted bound or identity fails; 2 when an
+experiment could not be completed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 
-import numpy as np
 
-
-def _describe_settings(seed: int) -> str:
-    import jax
-
-    from closed_form import SETTING_NAMES, paper_setting
-
-    lines = ["The paper's settings, weights (1, 1, -1): Q ∝ P_a1 · P_a2 / P_0", ""]
-    for name in SETTING_NAMES:
-        s = paper_setting(name)
-        comp = s.composition
-        fc = {True: "FC", False: "NFC", None: "-"}[s.factorized]
-        head = f"{name:8s} [{fc:3s} {'ID' if s.in_distribution else 'OOD'}]"
-        if comp.has_closed_form_target:
-            tgt = comp.target
-            cov = np.asarray(tgt.cov)
-            lines.append(f"{head} target N(mean={np.asarray(tgt.mean).round(6).tolist()}, cov={cov.round(6).tolist()})")
-            lines.append(f"{'':22s}log Z = {comp.log_normalizer():.12f} (closed form)")
-        else:
-            log_z, mean, cov = comp.quadrature_moments()
-            draw = comp.sample_target(jax.random.key(seed), 2000)
-            lines.append(f"{head} target: no closed form; log Z = {log_z:.10f} (cubature)")
-            lines.append(f"{'':22s}mean {mean.round(4).tolist()}, cov {cov.round(4).tolist()} (cubature)")
-            lines.append(f"{'':22s}exact sampler: {draw.method}, acceptance rate {draw.acceptance_rate:.3f}")
-    return "\n".join(lines)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes (under a minute; what the tests run)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the registered experiments and exit")
+    parser.add_argument("--seed", type=int, default=0, help="run seed; each cell derives its own (default 0)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker processes (default: the number of CPU cores; 1 runs in this process)")
+    parser.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the exact target samplers (default 0)")
-    args = parser.parse_args(argv)
-    print(_describe_settings(args.seed))
-    return 0
+    args = _parser().parse_args(argv)
+    from verify.catalog import REGISTRY
+    from verify.registry import RegistryError
+    from verify.report import build_report, describe
+
+    if args.list:
+        print(describe(REGISTRY))
+        return 0
+    try:
+        REGISTRY.select(args.only)
+    except RegistryError as err:
+        print(f"python -m verify: {err}", file=sys.stderr)
+        return 2
+    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    if jobs < 1:
+        print(f"python -m verify: --jobs must be at least 1, got {jobs}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    result = build_report(REGISTRY, args.out, names=args.only, quick=args.quick, seed=args.seed, jobs=jobs,
+                          progress=False if args.no_progress else None)
+    verdict = {0: "all checks hold or are not applicable", 1: "an asserted check FAILS",
+               2: "an experiment could not be completed"}[result.exit_code]
+    print(f"report written to {result.out}/ in {time.perf_counter() - start:.1f} s "
+          f"({result.computed} cells computed, {result.cached} cached): {verdict}; see {result.out}/summary.md")
+    return result.exit_code
 
 
 if __name__ == "__main__":

@@ -1,0 +1,141 @@
+"""Atomic file writes and the report's cell cache.
+
+Every file the report writes goes through :func:`atomic_write`: the bytes land in a temporary file in the destination
+folder, are flushed to disk, and only then renamed over the destination (``os.replace``, atomic on POSIX). A run that
+is killed mid-write therefore leaves either the old file or the new one, never half of one.
+
+A *cell* is one call of an experiment's compute function with one configuration. :class:`CellCache` stores each
+finished cell's result under a key that hashes the experiment name, the configuration, the seed and the *code
+version* (a hash of the source of ``closed_form``, ``theory`` and ``verify``), so an interrupted run resumes without
+recomputing finished cells, and any change to the code invalidates every cached cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("closed_form", "theory", "verify")
+
+
+def atomic_write(path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, then rename).
+
+    Parent folders are created. On any error the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def canonical_json(value: Any) -> str:
+    """A deterministic JSON text of ``value`` (sorted keys, no whitespace): the input of every hash here.
+
+    Raises
+    ------
+    TypeError
+        For values JSON cannot represent; a cell configuration must be plain data (numbers, strings, lists, dicts).
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def stable_hash(value: Any, length: int = 16) -> str:
+    """The first ``length`` hex digits of the SHA-256 of :func:`canonical_json` of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
+
+
+def code_version(packages: tuple[str, ...] = PACKAGES) -> str:
+    """A hash of every ``.py`` file of ``packages`` (relative path and content, in sorted order).
+
+    Hashing the source rather than asking git makes the version meaningful in an installed copy, and makes an
+    uncommitted edit count as a new version.
+    """
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            digest.update(f"{name}:absent".encode())
+            continue
+        root = Path(next(iter(spec.submodule_search_locations)))
+        for file in sorted(root.rglob("*.py")):
+            digest.update(f"{name}/{file.relative_to(root).as_posix()}".encode())
+            digest.update(b"\0")
+            digest.update(file.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CachedCell:
+    """A finished cell: its result ``frame`` (a pandas DataFrame), compute time in seconds, and the worker's x64 flag."""
+
+    frame: Any
+    wall_time: float
+    x64: bool
+
+
+class CellCache:
+    """Finished cells on disk, one pickle per cell: ``root/<experiment>/<key>.pkl``.
+
+    Parameters
+    ----------
+    root : path
+        The cache folder (the report uses ``<out>/cache``).
+    version : str, optional
+        The code version folded into every key; :func:`code_version` when omitted.
+    """
+
+    def __init__(self, root, version: str | None = None):
+        self.root = Path(root)
+        self.version = code_version() if version is None else version
+
+    def key(self, experiment: str, config: dict, seed: int) -> str:
+        """The cell's key: a hash of the experiment name, its configuration, its seed and the code version."""
+        return stable_hash({"experiment": experiment, "config": config, "seed": seed, "code": self.version})
+
+    def path(self, experiment: str, key: str) -> Path:
+        return self.root / experiment / f"{key}.pkl"
+
+    def load(self, experiment: str, key: str) -> CachedCell | None:
+        """The cached cell, or ``None`` when absent. An unreadable entry (written by an incompatible pandas, say)
+        is reported with a warning and treated as absent, so the cell is recomputed rather than trusted."""
+        path = self.path(experiment, key)
+        if not path.exists():
+            return None
+        try:
+            with open(path, "rb") as fh:
+                cell = pickle.load(fh)
+        except Exception as err:  # noqa: BLE001 - any unreadable entry means "recompute"
+            warnings.warn(f"ignoring unreadable cache entry {path}: {err}", stacklevel=2)
+            return None
+        if not isinstance(cell, CachedCell):
+            warnings.warn(f"ignoring cache entry {path}: it holds {type(cell).__name__}, not a CachedCell", stacklevel=2)
+            return None
+        return cell
+
+    def store(self, experiment: str, key: str, cell: CachedCell) -> Path:
+        """Write the cell atomically."""
+        return atomic_write(self.path(experiment, key), pickle.dumps(cell, protocol=pickle.HIGHEST_PROTOCOL))

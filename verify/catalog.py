@@ -1,0 +1,142 @@
+"""The report's experiments: every registration of ``python -m verify`` lives here, one ``REGISTRY.register`` each.
+
+To add an experiment: write a function returning a tidy DataFrame in the module that owns the computation, then
+register it below with its default and ``--quick`` cells, the tables and figures to draw from its CSV, and the checks
+that decide claims of :mod:`verify.claims`. Compute functions are named by import path, so nothing here imports
+them; a registration whose code has not landed yet can name it in ``requires`` and is reported as awaiting it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from closed_form import SETTING_NAMES
+from verify.claims import Check, Outcome
+from verify.figures import FigureSpec, lines, scatter_2d
+from verify.registry import Experiment, Registry, grid
+from verify.tables import Column, TableSpec
+
+REGISTRY = Registry()
+
+GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
+
+
+# ---------------------------------------------------------------------------------------------- paper_targets
+def _closed_form_matches_cubature(frame: pd.DataFrame) -> Outcome:
+    closed = frame[frame["target"] != "no closed form"]
+    worst_z = float(closed["log_z_abs_diff"].max())
+    worst_moment = float(frame["moments_abs_diff"].max())
+    return Outcome.decide(worst_z < 1e-8 and worst_moment < 1e-6,
+                          {"max |log Z closed form − cubature|": worst_z,
+                           "max |moment closed form − cubature|": worst_moment,
+                           "settings with a closed form": len(closed)})
+
+
+def _samplers_match_moments(frame: pd.DataFrame) -> Outcome:
+    z = float(np.max(frame[["max_z_mean", "max_z_cov"]].to_numpy()))
+    return Outcome.decide(z < 5.0, {"max |z| over settings, means and covariances": z,
+                                    "draws per setting": int(frame["n_samples"].min())},
+                          "z = standardized deviation of the draws' moments from the exact ones")
+
+
+def _compositions_proper(frame: pd.DataFrame) -> Outcome:
+    finite = np.isfinite(frame["log_z_cubature"].to_numpy())
+    return Outcome.decide(bool(finite.all()) and len(frame) == len(SETTING_NAMES),
+                          {"settings": len(frame), "with finite log Z": int(finite.sum())},
+                          "each Q ∝ P_a1·P_a2/P_0 is a normalizable density with an exact sampler")
+
+
+REGISTRY.register(Experiment(
+    name="paper_targets",
+    title="The paper's six composed targets: log normalizers and moments two ways, exact samplers",
+    compute="verify.targets:exact_target_summary",
+    default=grid(setting=SETTING_NAMES, n_samples=(20_000,)),
+    quick=grid(setting=SETTING_NAMES, n_samples=(2_000,)),
+    allow_nan=("log_z_closed_form", "log_z_abs_diff", "acceptance_rate"),
+    tables=(TableSpec(
+        name="paper_targets",
+        caption="The paper's composed targets Q ∝ P_a1·P_a2/P_0: log normalizer in closed form and by adaptive "
+                "cubature, exact moments, and the exact sampler's agreement with them (largest |z| of the draws' "
+                "means and second moments).",
+        index=("setting",),
+        transpose=True,
+        columns=(
+            Column("conditionals", kind="text"),
+            Column("regime", kind="text"),
+            Column("target", "closed form", kind="text"),
+            Column("log_z_closed_form", "log Z (closed form)", missing="--"),
+            Column("log_z_cubature", "log Z (cubature)"),
+            Column("log_z_abs_diff", "|Δ log Z|", missing="--"),
+            Column("cov_00", "Σ_Q[0,0]"),
+            Column("cov_11", "Σ_Q[1,1]"),
+            Column("cov_01", "Σ_Q[0,1]"),
+            Column("sampler", "exact sampler", kind="text"),
+            Column("acceptance_rate", "acceptance rate", missing="--"),
+            Column("n_samples", "draws", kind="integer"),
+            Column("max_z_mean", "max |z| means"),
+            Column("max_z_cov", "max |z| second moments"),
+        ),
+    ),),
+    checks=(
+        Check("P1", "the paper's six compositions are normalizable (finite log Z by cubature)", _compositions_proper),
+        Check("F1", "closed-form log Z and moments equal adaptive cubature (|Δ log Z| < 1e-8, moments < 1e-6)",
+              _closed_form_matches_cubature),
+        Check("F1", "exact target samplers match the exact moments (all |z| < 5)", _samplers_match_moments),
+    ),
+))
+
+
+# ---------------------------------------------------------------------------------------------- target_samples
+REGISTRY.register(Experiment(
+    name="target_samples",
+    title="Draws of each paper setting's target and sources (for the scatter figure)",
+    compute="verify.targets:setting_samples",
+    default=grid(setting=SETTING_NAMES, n_samples=(1_500,)),
+    quick=grid(setting=SETTING_NAMES, n_samples=(300,)),
+    figures=(FigureSpec(
+        "target_samples",
+        "Exact draws of the composed target and of its sources in each paper setting.",
+        lambda frame: scatter_2d(frame, hue="distribution", col="setting"),
+    ),),
+))
+
+
+# ---------------------------------------------------------------------------------------------- path_gap
+def _fc_path_is_target(frame: pd.DataFrame) -> Outcome:
+    fc = frame[frame["conditionals"] == "FC"]
+    gap = float(fc["precision_rel_gap"].max())
+    return Outcome.decide(len(fc) > 0 and gap < 1e-12,
+                          {"max_t relative precision gap (FC)": gap, "max_t E_Q‖Δscore‖² (FC)":
+                           float(fc["score_gap_sq"].max()), "times": int(fc["t"].nunique())})
+
+
+def _nfc_path_differs(frame: pd.DataFrame) -> Outcome:
+    nfc = frame[frame["conditionals"] == "NFC"]
+    per_setting = nfc.groupby("setting")["precision_rel_gap"].max()
+    smallest = float(per_setting.min())
+    return Outcome.decide(len(per_setting) > 0 and smallest > 1e-3,
+                          {f"max_t relative precision gap ({k})": float(v) for k, v in per_setting.items()})
+
+
+REGISTRY.register(Experiment(
+    name="path_gap",
+    title="Geometric path π_t vs diffused target Q_t along t, exactly (Gaussian settings)",
+    compute="verify.paths:path_target_gap",
+    seed_argument=None,
+    default=grid(setting=GAUSSIAN_SETTINGS, n_times=(200,)),
+    quick=grid(setting=GAUSSIAN_SETTINGS, n_times=(25,)),
+    figures=(
+        FigureSpec("path_gap_precision", "Relative gap between the precisions of π_t and Q_t (FC settings sit at "
+                   "round-off, drawn at the floor 1e-17).",
+                   lambda frame: lines(frame, x="t", y="precision_rel_gap", hue="setting", logx=True, logy=True,
+                                       floor=1e-17, ylabel="‖A_π − A_Q‖ / ‖A_Q‖")),
+        FigureSpec("path_gap_girsanov", "Inference-time error density ½β(t)·E_{Q_t}‖∇log π_t − ∇log Q_t‖² along t.",
+                   lambda frame: lines(frame, x="t", y="girsanov_density", hue="setting", logx=True, logy=True,
+                                       floor=1e-17, ylabel="½β E_Q‖Δscore‖²")),
+    ),
+    checks=(
+        Check("F2", "FC settings: π_t = Q_t at every t (relative precision gap < 1e-12)", _fc_path_is_target),
+        Check("F2", "NFC settings: π_t ≠ Q_t (relative precision gap > 1e-3 at some t)", _nfc_path_differs),
+    ),
+))

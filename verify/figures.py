@@ -1,0 +1,151 @@
+"""The report's figures: seaborn plots of the saved CSVs, written as PDF and PNG.
+
+Figures are built on :class:`matplotlib.figure.Figure` objects directly (no pyplot state, no backend switching), so
+they render the same in a headless run, a worker process and a notebook. Each plotting function takes a tidy
+DataFrame (read back from an experiment's CSV) and returns the Figure; :func:`save_figure` writes it atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from verify.cache import atomic_write
+
+FORMATS = ("pdf", "png")
+
+
+class FigureError(ValueError):
+    """A figure cannot be drawn from the given data (missing column, nothing positive on a log axis, …)."""
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure of one experiment: ``figures/<name>.pdf`` and ``.png`` drawn by ``draw(frame) -> Figure``."""
+
+    name: str
+    caption: str
+    draw: Callable[[pd.DataFrame], Figure]
+
+
+def _require(frame: pd.DataFrame, *columns):
+    missing = [c for c in columns if c is not None and c not in frame.columns]
+    if missing:
+        raise FigureError(f"the figure needs columns {missing}; the data has {list(frame.columns)}.")
+
+
+def _grid(n_panels: int, width: float = 3.6, height: float = 3.0, max_cols: int = 3):
+    cols = min(n_panels, max_cols)
+    rows = math.ceil(n_panels / cols)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+def _panels(frame: pd.DataFrame, col: str | None):
+    if col is None:
+        return [(None, frame)]
+    return [(value, part) for value, part in frame.groupby(col, sort=False)]
+
+
+def save_figure(fig: Figure, folder, name: str) -> list[Path]:
+    """Write ``fig`` to ``folder/name.pdf`` and ``folder/name.png`` (150 dpi), each atomically."""
+    paths = []
+    for fmt in FORMATS:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=150)
+        paths.append(atomic_write(Path(folder) / f"{name}.{fmt}", buffer.getvalue()))
+    return paths
+
+
+def lines(frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None, col: str | None = None,
+          logx: bool = False, logy: bool = False, xlabel: str | None = None, ylabel: str | None = None,
+          errorbar=None, floor: float | None = None) -> Figure:
+    """``y`` against ``x``, one line per ``hue``, one panel per ``col``. ``floor`` clips ``y`` from below before a
+    log axis (values under it, e.g. exact zeros, are drawn at the floor and the panel says so)."""
+    _require(frame, x, y, hue, col)
+    data = frame.copy()
+    if logy:
+        if floor is None and (data[y] <= 0).any():
+            raise FigureError(f"log axis for {y!r} but it has values ≤ 0; pass floor= to clip them visibly.")
+        if floor is not None:
+            data[y] = data[y].clip(lower=floor)
+    panels = _panels(data, col)
+    fig, axes = _grid(len(panels))
+    for ax, (value, part) in zip(axes, panels):
+        sns.lineplot(data=part, x=x, y=y, hue=hue, marker="o", errorbar=errorbar, ax=ax)
+        if logx:
+            ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        if value is not None:
+            ax.set_title(f"{col} = {value}")
+        if floor is not None:
+            ax.axhline(floor, color="0.6", lw=0.8, ls=":")
+        ax.set_xlabel(xlabel or x)
+        ax.set_ylabel(ylabel or y)
+    return fig
+
+
+def error_vs_k(frame: pd.DataFrame, *, k: str, error: str, method: str = "method", col: str = "setting",
+               ylabel: str | None = None) -> Figure:
+    """Error against the number of particles ``K`` per swarm (log-log), one line per method, one panel per
+    setting; the band is a 95 % interval over the replicate runs."""
+    return lines(frame, x=k, y=error, hue=method, col=col, logx=True, logy=True, errorbar=("ci", 95),
+                 ylabel=ylabel)
+
+
+def measured_vs_bound(frame: pd.DataFrame, *, measured: str, bound: str, hue: str | None = None,
+                      style: str | None = None) -> Figure:
+    """Measured value against its bound on log-log axes with the line ``y = x``: every point must lie on or below it."""
+    _require(frame, measured, bound, hue, style)
+    data = frame[np.isfinite(frame[bound]) & (frame[measured] > 0) & (frame[bound] > 0)]
+    if data.empty:
+        raise FigureError(f"no row has a finite positive {bound!r} and a positive {measured!r} to plot.")
+    fig = Figure(figsize=(4.6, 4.0), layout="constrained")
+    ax = fig.subplots()
+    sns.scatterplot(data=data, x=bound, y=measured, hue=hue, style=style, ax=ax)
+    lo = float(min(data[measured].min(), data[bound].min()))
+    hi = float(max(data[measured].max(), data[bound].max()))
+    ax.plot([lo, hi], [lo, hi], color="0.3", lw=1, ls="--", label="y = x")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def scatter_2d(frame: pd.DataFrame, *, x: str = "x0", y: str = "x1", hue: str = "distribution",
+               col: str = "setting", size: float = 4.0) -> Figure:
+    """2-D samples, one colour per ``hue`` (target, sources, samplers), one panel per ``col``."""
+    _require(frame, x, y, hue, col)
+    panels = _panels(frame, col)
+    fig, axes = _grid(len(panels), width=3.6, height=3.4)
+    for ax, (value, part) in zip(axes, panels):
+        sns.scatterplot(data=part, x=x, y=y, hue=hue, s=size, alpha=0.5, linewidth=0, ax=ax)
+        ax.set_title(f"{col} = {value}")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.legend(fontsize="x-small", markerscale=2)
+    return fig
+
+
+def stacked_split(frame: pd.DataFrame, *, x: str, parts: tuple[str, ...], total: str | None = None,
+                  col: str | None = None, logy: bool = True, xlabel: str | None = None,
+                  ylabel: str = "error") -> Figure:
+    """Error components ``parts`` (e.g. inference-time and estimation error) and their ``total`` against ``x``
+    (e.g. the OOD measure), one panel per ``col``."""
+    value_columns = list(parts) + ([total] if total else [])
+    _require(frame, x, col, *value_columns)
+    id_vars = [x] + ([col] if col else [])
+    long = frame.melt(id_vars=id_vars, value_vars=value_columns, var_name="component", value_name=ylabel)
+    return lines(long, x=x, y=ylabel, hue="component", col=col, logy=logy, xlabel=xlabel,
+                 floor=1e-16 if logy else None)

@@ -1,0 +1,174 @@
+"""The experiment registry: what ``python -m verify`` runs, at which sizes, and what it makes of the results.
+
+An :class:`Experiment` is a compute function named by its import path (``"package.module:function"``, so worker
+processes and Dask workers can import it and nothing is imported until it runs), the list of *cells*
+(configurations, one call each) at the default and at the ``--quick`` size, and what the report builds from the
+concatenated result: tables, figures and checks of claims. Adding an experiment is one :meth:`Registry.register`
+call; the report's own registrations live in :mod:`verify.catalog`.
+
+The compute function is called as ``function(**config, seed=cell_seed)`` (the keyword is ``seed_argument``; ``None``
+for deterministic functions) and returns a tidy :class:`pandas.DataFrame`. The report adds the configuration's keys
+as columns where the frame lacks them, so cells concatenate into one table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import itertools
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from verify.cache import canonical_json
+from verify.claims import Check
+from verify.figures import FigureSpec
+from verify.tables import TableSpec
+
+
+class RegistryError(ValueError):
+    """An invalid registration or an unknown experiment name."""
+
+
+def grid(**axes) -> tuple[dict, ...]:
+    """The cartesian product of named axes as cell configurations: ``grid(setting=("A", "B"), K=(1, 4))`` gives four
+    dicts, in order (last axis fastest)."""
+    names = list(axes)
+    return tuple(dict(zip(names, values)) for values in itertools.product(*(tuple(axes[n]) for n in names)))
+
+
+def resolve(path: str):
+    """The object named by ``"package.module:attribute"``."""
+    module, _, attribute = path.partition(":")
+    if not module or not attribute:
+        raise RegistryError(f"compute path {path!r} must look like 'package.module:function'.")
+    return getattr(importlib.import_module(module), attribute)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One registered experiment (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+        Identifier: the CSV is ``<name>.csv``; ``--only NAME`` selects it.
+    title : str
+        One line saying what it measures.
+    compute : str
+        ``"package.module:function"``.
+    default, quick : tuple of dict
+        Cell configurations at the default and the ``--quick`` size (plain JSON data).
+    seed_argument : str or None
+        Keyword through which each cell receives its own seed.
+    tables, figures, checks
+        What the report builds from the saved CSV.
+    allow_nan : tuple of str
+        Result columns in which NaN is a meant value (a table must then declare what to show for it); NaN anywhere
+        else fails the cell.
+    requires : tuple of str
+        Modules that must be importable for the experiment to run. When one is missing the experiment is listed as
+        awaiting it and its checks count as not applicable, which keeps a registration valid while its code lands.
+    """
+
+    name: str
+    title: str
+    compute: str
+    default: tuple[dict, ...]
+    quick: tuple[dict, ...]
+    seed_argument: str | None = "seed"
+    tables: tuple[TableSpec, ...] = ()
+    figures: tuple[FigureSpec, ...] = ()
+    checks: tuple[Check, ...] = ()
+    allow_nan: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.name.isidentifier():
+            raise RegistryError(f"experiment name {self.name!r} must be an identifier (letters, digits, '_').")
+        if ":" not in self.compute:
+            raise RegistryError(f"compute of {self.name!r} is {self.compute!r}; expected 'package.module:function'.")
+        for label, cells in (("default", self.default), ("quick", self.quick)):
+            if not cells:
+                raise RegistryError(f"experiment {self.name!r} has no {label} cells; give at least one configuration.")
+            for cell in cells:
+                if not isinstance(cell, Mapping):
+                    raise RegistryError(f"experiment {self.name!r}: each cell must be a dict, got {cell!r}.")
+                try:
+                    canonical_json(dict(cell))
+                except (TypeError, ValueError) as err:
+                    raise RegistryError(f"experiment {self.name!r}: cell {cell!r} is not plain JSON data: {err}") from err
+                if self.seed_argument and self.seed_argument in cell:
+                    raise RegistryError(f"experiment {self.name!r}: cell {cell!r} sets {self.seed_argument!r}, which "
+                                        "the report sets per cell.")
+
+    def cells(self, quick: bool) -> tuple[dict, ...]:
+        """The configurations to run at the chosen size."""
+        return tuple(dict(c) for c in (self.quick if quick else self.default))
+
+    def missing_requirements(self) -> tuple[str, ...]:
+        """The modules of ``requires`` (and the compute function's module) that cannot be imported here."""
+        modules = (*self.requires, self.compute.partition(":")[0])
+        missing = []
+        for module in modules:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:  # a parent package is absent
+                found = False
+            if not found:
+                missing.append(module)
+        return tuple(dict.fromkeys(missing))
+
+    @property
+    def claims(self) -> tuple[str, ...]:
+        """Ids of the claims this experiment's checks decide."""
+        return tuple(dict.fromkeys(c.claim for c in self.checks))
+
+
+class Registry:
+    """An ordered collection of experiments, keyed by name."""
+
+    def __init__(self, experiments: Iterable[Experiment] = ()):
+        self._experiments: dict[str, Experiment] = {}
+        for experiment in experiments:
+            self.register(experiment)
+
+    def register(self, experiment: Experiment) -> Experiment:
+        """Add ``experiment``; its name must be new. Returns it, so a registration can be a module-level line."""
+        if not isinstance(experiment, Experiment):
+            raise RegistryError(f"register expects an Experiment, got {type(experiment).__name__}.")
+        if experiment.name in self._experiments:
+            raise RegistryError(f"an experiment named {experiment.name!r} is already registered.")
+        stems = {t.name for e in self._experiments.values() for t in e.tables}
+        figures = {f.name for e in self._experiments.values() for f in e.figures}
+        clash = {t.name for t in experiment.tables} & stems | {f.name for f in experiment.figures} & figures
+        if clash:
+            raise RegistryError(f"experiment {experiment.name!r} reuses table/figure names {sorted(clash)}.")
+        self._experiments[experiment.name] = experiment
+        return experiment
+
+    def __iter__(self):
+        return iter(self._experiments.values())
+
+    def __len__(self):
+        return len(self._experiments)
+
+    def __contains__(self, name):
+        return name in self._experiments
+
+    def __getitem__(self, name: str) -> Experiment:
+        try:
+            return self._experiments[name]
+        except KeyError:
+            raise RegistryError(f"no experiment named {name!r}; registered: {', '.join(self._experiments)}.") from None
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._experiments)
+
+    def select(self, names: Iterable[str] | None) -> list[Experiment]:
+        """The experiments named (in registry order), or all of them when ``names`` is ``None``."""
+        if names is None:
+            return list(self)
+        wanted = list(dict.fromkeys(names))
+        for name in wanted:
+            self[name]  # raises with the valid names
+        return [e for e in self if e.name in wanted]

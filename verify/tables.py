@@ -1,0 +1,374 @@
+r"""LaTeX tables built from the report's saved CSVs, with pandas' Styler.
+
+A :class:`TableSpec` says which columns of an experiment's CSV to show and how; :func:`render_table` reads the CSV
+(never the in-memory results, so a table can always be rebuilt from what was saved) and returns booktabs LaTeX with a
+caption and a label. Conventions:
+
+* numbers: four significant digits; scientific notation ``m\times10^{e}`` below ``1e-3`` and from ``1e5`` on;
+  ``\infty`` for infinities; a NaN is an error unless the column declares what to show instead;
+* Monte Carlo cells: ``mean ± standard error``, with the standard error over the replicate runs
+  (``std(ddof=1)/√n``, ``n ≥ 2``) or taken from a column that holds it; the mean is rounded to the standard error's
+  second significant digit;
+* headers, row labels and captions are escaped (:func:`latex_text`), including the Unicode symbols of this project's
+  column names, so every table compiles with ``pdflatex`` and ``\usepackage{booktabs}`` alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from verify.cache import atomic_write
+
+LATEX_PREAMBLE = "\\documentclass{article}\n\\usepackage{booktabs}\n"
+
+
+class TableError(ValueError):
+    """A table cannot be built as specified (missing column, NaN without a declared stand-in, too few replicates)."""
+
+
+_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\ensuremath{<}",
+    ">": r"\ensuremath{>}",
+    "|": r"\ensuremath{|}",
+}
+
+_UNICODE = {
+    "α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", "ε": r"\varepsilon", "η": r"\eta",
+    "θ": r"\theta", "κ": r"\kappa", "λ": r"\lambda", "μ": r"\mu", "ν": r"\nu", "π": r"\pi", "ρ": r"\rho",
+    "σ": r"\sigma", "τ": r"\tau", "φ": r"\varphi", "χ": r"\chi", "ψ": r"\psi", "ω": r"\omega",
+    "Δ": r"\Delta", "Λ": r"\Lambda", "Σ": r"\Sigma", "Π": r"\Pi", "Ω": r"\Omega",
+    "⁰": r"^{0}", "¹": r"^{1}", "²": r"^{2}", "³": r"^{3}", "⁴": r"^{4}", "⁻": r"^{-}", "ᵀ": r"^{\top}",
+    "½": r"\tfrac{1}{2}",
+    "₀": r"_{0}", "₁": r"_{1}", "₂": r"_{2}", "₃": r"_{3}", "ᵢ": r"_{i}", "ₜ": r"_{t}",
+    "‖": r"\|", "·": r"\cdot", "×": r"\times", "±": r"\pm", "≤": r"\leq", "≥": r"\geq", "≠": r"\neq",
+    "≈": r"\approx", "≲": r"\lesssim", "→": r"\to", "∞": r"\infty", "∑": r"\sum", "√": r"\surd", "−": r"-",
+    "∈": r"\in", "∝": r"\propto", "∇": r"\nabla", "∫": r"\int", "ℓ": r"\ell",
+}
+_TEXT_UNICODE = {"–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\ldots{}", "\u00a0": "~"}
+
+
+def latex_text(value) -> str:
+    r"""``value`` as LaTeX text: specials escaped, this project's Unicode symbols as ``\ensuremath{…}``.
+
+    Raises
+    ------
+    TableError
+        For a non-ASCII character with no mapping (rather than emitting something ``pdflatex`` rejects).
+    """
+    out = []
+    for ch in str(value):
+        if ch in _SPECIALS:
+            out.append(_SPECIALS[ch])
+        elif ch in _UNICODE:
+            out.append(r"\ensuremath{" + _UNICODE[ch] + "}")
+        elif ch in _TEXT_UNICODE:
+            out.append(_TEXT_UNICODE[ch])
+        elif ord(ch) < 128:
+            out.append(ch)
+        else:
+            raise TableError(f"no LaTeX for the character {ch!r} (U+{ord(ch):04X}) in {str(value)!r}; add it to "
+                             "verify.tables._UNICODE or rename the column.")
+    return "".join(out)
+
+
+def _decimals_for(x: float, significant: int) -> int:
+    return max(significant - 1 - math.floor(math.log10(abs(x))), 0)
+
+
+def _scientific(x: float, significant: int) -> tuple[str, int]:
+    exponent = math.floor(math.log10(abs(x)))
+    mantissa = x / 10.0**exponent
+    if round(abs(mantissa), significant - 1) >= 10.0:  # 9.9996 rounds up to 10.000: carry into the exponent
+        exponent += 1
+        mantissa = x / 10.0**exponent
+    return f"{mantissa:.{significant - 1}f}", exponent
+
+
+def _uses_scientific(x: float) -> bool:
+    return x != 0 and not (1e-3 <= abs(x) < 1e5)
+
+
+def format_number(x, significant: int = 4) -> str:
+    r"""A float as LaTeX: ``significant`` digits, ``m\times10^{e}`` for ``|x| < 1e-3`` or ``|x| ≥ 1e5``,
+    ``\infty`` for infinities. NaN raises :class:`TableError`."""
+    x = float(x)
+    if math.isnan(x):
+        raise TableError("a NaN reached a table cell that declares no stand-in for missing values.")
+    if math.isinf(x):
+        return r"$\infty$" if x > 0 else r"$-\infty$"
+    if x == 0:
+        return "0"
+    if _uses_scientific(x):
+        mantissa, exponent = _scientific(x, significant)
+        return rf"${mantissa}\times10^{{{exponent}}}$"
+    text = f"{x:.{_decimals_for(x, significant)}f}"
+    return f"${text}$" if x < 0 else text
+
+
+def format_mean_se(mean, se, se_digits: int = 2) -> str:
+    r"""``mean ± se`` as LaTeX, the mean rounded to the standard error's ``se_digits``-th significant digit, in
+    scientific notation ``(m ± s)\times10^{e}`` (one shared exponent) when the mean is small or large."""
+    mean, se = float(mean), float(se)
+    if math.isnan(mean) or math.isnan(se):
+        raise TableError(f"mean ± standard error cell got mean={mean}, se={se}; both must be numbers.")
+    if se < 0 or math.isinf(se):
+        raise TableError(f"standard error must be finite and non-negative, got {se}.")
+    if se == 0:
+        return format_number(mean) + r" $\pm$ 0"
+    scale_of = abs(mean) if mean != 0 else se
+    if _uses_scientific(scale_of) or _uses_scientific(se) and abs(mean) < se:
+        exponent = math.floor(math.log10(max(abs(mean), se)))
+        m, s = mean / 10.0**exponent, se / 10.0**exponent
+        decimals = max(se_digits - 1 - math.floor(math.log10(s)), 0)
+        return rf"$({m:.{decimals}f} \pm {s:.{decimals}f})\times10^{{{exponent}}}$"
+    decimals = max(se_digits - 1 - math.floor(math.log10(se)), 0)
+    return rf"${mean:.{decimals}f} \pm {se:.{decimals}f}$"
+
+
+@dataclass(frozen=True)
+class Column:
+    r"""One shown column of a table.
+
+    Parameters
+    ----------
+    source : str
+        The CSV column. For ``kind="mean_se"`` without ``se``, the column whose replicate rows are averaged.
+    header : str, optional
+        Header text (escaped); ``source`` when omitted.
+    kind : {"number", "integer", "text", "flag", "mean_se"}
+    se : str, optional
+        For ``kind="mean_se"``: a CSV column holding the standard error already (no replicate averaging then).
+    missing : str, optional
+        LaTeX to show for a NaN. Without it a NaN is an error: nothing in a table is silently missing.
+    significant : int
+        Significant digits of ``number`` cells.
+    """
+
+    source: str
+    header: str | None = None
+    kind: str = "number"
+    se: str | None = None
+    missing: str | None = None
+    significant: int = 4
+
+    def __post_init__(self):
+        if self.kind not in {"number", "integer", "text", "flag", "mean_se"}:
+            raise TableError(f"Column kind {self.kind!r} is not one of number, integer, text, flag, mean_se.")
+
+    @property
+    def title(self) -> str:
+        return self.source if self.header is None else self.header
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How to turn one experiment's CSV into LaTeX table(s).
+
+    Parameters
+    ----------
+    name : str
+        File stem: ``tables/<name>.tex`` (``tables/<name>_<value>.tex`` per value of ``split_by``).
+    caption : str
+    columns : tuple of Column
+        The value columns.
+    index : tuple of str
+        CSV columns that label the rows (shown first, as text).
+    pivot : str, optional
+        A CSV column whose values become column groups: the paper's layout (rows ``K``, columns exact / training
+        size). ``pivot_header`` titles the group.
+    replicate : str, optional
+        The CSV column numbering independent runs; ``mean_se`` columns average over it, other columns must be
+        constant over it.
+    split_by : str, optional
+        One table per value of this column (e.g. one per setting).
+    where : dict, optional
+        Keep only rows whose columns equal these values.
+    transpose : bool
+        Quantities as rows, items as columns (for wide tables of few items).
+    font_size : str, optional
+        A LaTeX size command name (``"small"``, ``"footnotesize"``) applied inside the table float.
+    """
+
+    name: str
+    caption: str
+    columns: tuple[Column, ...]
+    index: tuple[str, ...] = ()
+    pivot: str | None = None
+    pivot_header: str | None = None
+    replicate: str | None = None
+    split_by: str | None = None
+    where: dict = field(default_factory=dict)
+    transpose: bool = False
+    font_size: str | None = "small"
+
+    def label(self, suffix: str = "") -> str:
+        return "tab:" + (self.name + suffix).replace("_", "-")
+
+
+def _require_columns(frame: pd.DataFrame, names, spec: TableSpec):
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise TableError(f"table {spec.name!r} needs CSV columns {missing}; the CSV has {list(frame.columns)}.")
+
+
+def _aggregate(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """One row per (index, pivot) group; ``mean_se`` columns become ``(mean, se)`` pairs."""
+    keys = list(spec.index) + ([spec.pivot] if spec.pivot else [])
+    rows = []
+    groups = frame.groupby(keys, sort=False, dropna=False) if keys else [((), frame)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(keys, key))
+        if spec.replicate is None and len(group) > 1:
+            raise TableError(f"table {spec.name!r}: {len(group)} rows share the labels {row}; declare the replicate "
+                             "column or add the distinguishing column to index.")
+        for col in spec.columns:
+            values = group[col.source].to_numpy()
+            if col.kind == "mean_se" and col.se is not None:
+                row[col.title] = (float(values[0]), float(group[col.se].to_numpy()[0]))
+            elif col.kind == "mean_se":
+                values = values.astype(np.float64)
+                if len(values) < 2:
+                    raise TableError(f"table {spec.name!r}, column {col.source!r}: a standard error needs at least "
+                                     f"two replicates, {row} has {len(values)}.")
+                if np.isnan(values).any():
+                    raise TableError(f"table {spec.name!r}, column {col.source!r}: NaN among the replicates of {row}.")
+                row[col.title] = (float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))))
+            else:
+                distinct = pd.unique(values)
+                if len(distinct) > 1:
+                    raise TableError(f"table {spec.name!r}, column {col.source!r} differs across the replicates of "
+                                     f"{row} ({distinct[:3].tolist()}…); show it as mean_se instead.")
+                row[col.title] = values[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell_formatter(col: Column):
+    def fmt(value):
+        if col.kind == "mean_se":
+            return format_mean_se(*value)
+        if col.kind == "text":
+            if isinstance(value, float) and math.isnan(value):
+                if col.missing is None:
+                    raise TableError(f"column {col.source!r} has a missing entry and declares no stand-in.")
+                return col.missing
+            return latex_text(value)
+        if col.kind == "flag":
+            if isinstance(value, str):
+                value = {"True": True, "False": False}.get(value, value)
+            if not isinstance(value, (bool, np.bool_)):
+                raise TableError(f"column {col.source!r} is a flag but holds {value!r}.")
+            return "yes" if value else "no"
+        x = float(value)
+        if math.isnan(x):
+            if col.missing is None:
+                raise TableError(f"column {col.source!r} has a NaN and declares no stand-in (Column.missing).")
+            return col.missing
+        if col.kind == "integer":
+            if not x.is_integer():
+                raise TableError(f"column {col.source!r} is declared integer but holds {x}.")
+            return f"{int(x):d}"
+        return format_number(x, col.significant)
+
+    return fmt
+
+
+def _style_latex(display: pd.DataFrame, caption: str, label: str, font_size: str | None) -> str:
+    styler = display.style
+    styler = styler.format_index(latex_text, axis=0).format_index(latex_text, axis=1)
+    styler = styler.hide(names=True, axis="index")
+    latex = styler.to_latex(
+        hrules=True,
+        caption=latex_text(caption),
+        label=label,
+        position_float="centering",
+        column_format="l" * display.index.nlevels + "r" * display.shape[1],
+        multicol_align="c",
+        siunitx=False,
+    )
+    if font_size:
+        latex = latex.replace("\\centering\n", f"\\centering\n\\{font_size}\n", 1)
+    return latex
+
+
+def _one_table(frame: pd.DataFrame, spec: TableSpec, caption: str, label: str) -> str:
+    agg = _aggregate(frame, spec)
+    formatters = {col.title: _cell_formatter(col) for col in spec.columns}
+    shown = pd.DataFrame({title: agg[title].map(fmt) for title, fmt in formatters.items()})
+    for key in (list(spec.index) + ([spec.pivot] if spec.pivot else [])):
+        shown[key] = agg[key].astype(str).to_numpy()
+    if spec.pivot:
+        pivot_order = list(pd.unique(agg[spec.pivot].astype(str)))
+        row_order = list(dict.fromkeys(map(tuple, agg[list(spec.index)].astype(str).to_numpy())))
+        wide = shown.pivot(index=list(spec.index), columns=spec.pivot, values=[c.title for c in spec.columns])
+        wide = wide.reindex(index=pd.MultiIndex.from_tuples(row_order) if len(spec.index) > 1 else
+                            [r[0] for r in row_order])
+        if len(spec.columns) == 1:
+            top = spec.pivot_header or spec.pivot
+            wide = wide[spec.columns[0].title][pivot_order]
+            wide.columns = pd.MultiIndex.from_tuples([(top, v) for v in pivot_order])
+        else:
+            wide = wide.reindex(columns=[(c.title, v) for v in pivot_order for c in spec.columns])
+            wide.columns = pd.MultiIndex.from_tuples([(f"{spec.pivot_header or spec.pivot} = {v}", c)
+                                                      for c, v in wide.columns])
+        if wide.isna().any().any():
+            raise TableError(f"table {spec.name!r}: some ({', '.join(spec.index)}, {spec.pivot}) combinations have "
+                             "no row in the CSV.")
+        head = " / ".join(spec.index)
+        wide.columns = pd.MultiIndex.from_tuples(list(wide.columns), names=[None, head])
+        display = wide
+    else:
+        display = shown.set_index(list(spec.index)) if spec.index else shown
+        display = display[[c.title for c in spec.columns]]
+        if spec.index and not spec.transpose:
+            display.columns = pd.Index(display.columns, name=" / ".join(spec.index))
+        if spec.transpose:
+            display = display.T
+    return _style_latex(display, caption, label, spec.font_size)
+
+
+def render_table(spec: TableSpec, csv_path) -> dict[str, str]:
+    """The LaTeX of ``spec`` built from the CSV at ``csv_path``: ``{file stem: latex}`` (one per split value)."""
+    frame = pd.read_csv(csv_path, keep_default_na=True)
+    needed = list(spec.index) + [c.source for c in spec.columns] + [c.se for c in spec.columns if c.se]
+    needed += [k for k in (spec.pivot, spec.replicate, spec.split_by) if k] + list(spec.where)
+    _require_columns(frame, needed, spec)
+    for column, value in spec.where.items():
+        frame = frame[frame[column] == value]
+    if frame.empty:
+        raise TableError(f"table {spec.name!r}: no CSV rows left after selecting {spec.where}.")
+    if spec.split_by is None:
+        return {spec.name: _one_table(frame, spec, spec.caption, spec.label())}
+    out = {}
+    for value, part in frame.groupby(spec.split_by, sort=False):
+        stem = f"{spec.name}_{value}"
+        caption = f"{spec.caption} ({spec.split_by} = {value})"
+        out[stem] = _one_table(part, spec, caption, spec.label(f"-{value}"))
+    return out
+
+
+def write_tables(spec: TableSpec, csv_path, folder) -> list[Path]:
+    """Render ``spec`` from ``csv_path`` and write each table atomically to ``folder/<stem>.tex``."""
+    return [atomic_write(Path(folder) / f"{stem}.tex", latex) for stem, latex in render_table(spec, csv_path).items()]
+
+
+def standalone_document(table_files) -> str:
+    r"""A minimal LaTeX document (``article`` + ``booktabs``) that ``\input``s each of ``table_files``."""
+    body = "\n".join(rf"\input{{{Path(f).as_posix()}}}" + "\n\\clearpage" for f in table_files)
+    return LATEX_PREAMBLE + "\\begin{document}\n" + body + "\n\\end{document}\n"
