@@ -1,0 +1,81 @@
+"""Helpers of the report tests: a toy experiment whose calls can be counted across processes, and pdflatex.
+
+This module sits on the test session's ``sys.path``, which spawned worker processes inherit, so the toy compute
+function can run in a process pool or on Dask workers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from verify.claims import Check, Outcome
+from verify.registry import Experiment, Registry, grid
+from verify.tables import LATEX_PREAMBLE, Column, TableSpec
+
+
+def toy_cell(a: float, seed: int, marker_dir: str, fail_flag: str | None = None, nan: bool = False) -> pd.DataFrame:
+    """Three replicate draws ``2a + N(0, 0.01²)`` from ``seed``; leaves one marker file per call in ``marker_dir``.
+
+    Raises when ``fail_flag`` names an existing file (to simulate a run interrupted by a failing cell).
+    """
+    Path(marker_dir, f"{a}-{uuid.uuid4().hex}").touch()
+    if fail_flag is not None and Path(fail_flag).exists():
+        raise RuntimeError(f"toy cell a={a} told to fail")
+    rng = np.random.default_rng(seed)
+    value = 2.0 * a + 0.01 * rng.standard_normal(3)
+    if nan:
+        value[0] = np.nan
+    return pd.DataFrame({"run": np.arange(3), "value": value, "doubled": 2.0 * a})
+
+
+def count_calls(marker_dir) -> int:
+    return len(os.listdir(marker_dir))
+
+
+def _doubling_holds(frame: pd.DataFrame) -> Outcome:
+    err = float(np.max(np.abs(frame["value"] - 2.0 * frame["a"])))
+    return Outcome.decide(err < 0.1, {"max |value − 2a|": err})
+
+
+def _always_fails(frame: pd.DataFrame) -> Outcome:
+    return Outcome.decide(False, {"rows": len(frame)})
+
+
+def toy_registry(marker_dir, *, values=(0.5, 1.0, 1.5, 2.0), fail_flag=None, nan=False, failing_check=False):
+    """A registry with one toy experiment (one cell per value of ``a``), a mean ± SE table and a check."""
+    cells = tuple(dict(c, marker_dir=str(marker_dir), fail_flag=fail_flag, nan=nan) for c in grid(a=values))
+    checks = [Check("F1", "toy values are twice a", _doubling_holds)]
+    if failing_check:
+        checks.append(Check("F2", "a check that fails", _always_fails, asserted=True))
+    return Registry([Experiment(
+        name="toy",
+        title="toy doubling",
+        compute="report_helpers:toy_cell",
+        default=cells,
+        quick=cells[:2],
+        tables=(TableSpec("toy", "Toy doubling: mean ± standard error over three runs.",
+                          columns=(Column("value", "2a + noise", kind="mean_se"), Column("doubled", "2a")),
+                          index=("a",), replicate="run"),),
+        checks=tuple(checks),
+    )])
+
+
+def compile_latex(table_tex: str, workdir) -> subprocess.CompletedProcess:
+    """Compile ``table_tex`` inside the minimal document (``article`` + ``booktabs``) with pdflatex, halting on the
+    first error. Returns the completed process (``returncode`` 0 on success; the log in ``stdout``)."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "doc.tex").write_text(LATEX_PREAMBLE + "\\begin{document}\n" + table_tex + "\n\\end{document}\n")
+    return subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=workdir,
+                          capture_output=True, text=True, timeout=120)
+
+
+def have_pdflatex() -> bool:
+    return shutil.which("pdflatex") is not None

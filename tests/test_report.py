@@ -1,0 +1,124 @@
+"""End to end: ``python -m verify --quick`` writes the whole report, every table compiles, and the options work."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from report_helpers import compile_latex, have_pdflatex
+
+from verify.catalog import REGISTRY
+from verify.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK_BUDGET_S = 60.0
+
+
+def run_verify(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "verify", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    """One ``--quick`` run of the whole report (one process, as the tests share two cores), with its wall time."""
+    out = tmp_path_factory.mktemp("report")
+    start = time.perf_counter()
+    proc = run_verify("--quick", "--jobs", "1", "--out", str(out))
+    return out, proc, time.perf_counter() - start
+
+
+def test_quick_report_succeeds_within_budget(quick_report):
+    out, proc, elapsed = quick_report
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert elapsed < QUICK_BUDGET_S, f"--quick took {elapsed:.1f} s; the budget is {QUICK_BUDGET_S} s"
+    ready = [e for e in REGISTRY if not e.missing_requirements()]
+    for e in ready:  # one line per finished experiment
+        assert f"✓ {e.name}:" in proc.stdout
+
+
+def test_every_ready_experiment_writes_csv_and_sidecar(quick_report):
+    out, _, _ = quick_report
+    ready = [e for e in REGISTRY if not e.missing_requirements()]
+    assert ready
+    for e in ready:
+        frame = pd.read_csv(out / "data" / f"{e.name}.csv")
+        assert len(frame) > 0
+        meta = json.loads((out / "data" / f"{e.name}.json").read_text())
+        assert meta["experiment"] == e.name
+        assert meta["seed"] == 0
+        assert meta["x64"] is True
+        assert meta["configuration"]["size"] == "quick"
+        assert [c["config"] for c in meta["configuration"]["cells"]] == [dict(c) for c in e.quick]
+        assert meta["package_versions"]["jax"] and meta["package_versions"]["pandas"]
+        assert "commit" in meta["git"]
+        assert meta["wall_time_s"]["compute"] > 0
+        assert meta["rows"] == len(frame) and meta["columns"] == list(frame.columns)
+
+
+def test_tables_figures_and_summary_are_written(quick_report):
+    out, _, _ = quick_report
+    expected_tables = {t.name for e in REGISTRY if not e.missing_requirements() for t in e.tables if not t.split_by}
+    written = {p.stem for p in (out / "tables").glob("*.tex")}
+    assert expected_tables <= written
+    for e in REGISTRY:
+        if e.missing_requirements():
+            continue
+        for f in e.figures:
+            for fmt in ("pdf", "png"):
+                path = out / "figures" / f"{f.name}.{fmt}"
+                assert path.stat().st_size > 1000, path
+    summary = (out / "summary.md").read_text()
+    for claim in CLAIMS:
+        line = next(line for line in summary.splitlines() if line.startswith(f"| {claim.id} |"))
+        assert any(f"**{v}**" in line for v in (HOLDS, FAILS, NOT_APPLICABLE)), line
+        assert f"**{FAILS}**" not in line, line
+        assert f"## {claim.id} [{claim.source}]" in summary
+
+
+def test_every_generated_table_compiles_with_pdflatex(quick_report, tmp_path):
+    assert have_pdflatex(), "pdflatex is missing: install texlive-latex-base and texlive-latex-recommended"
+    out, _, _ = quick_report
+    tables = sorted((out / "tables").glob("*.tex"))
+    assert tables
+    for table in tables:
+        proc = compile_latex(table.read_text(), tmp_path / table.stem)
+        assert proc.returncode == 0, f"{table.name} does not compile:\n{proc.stdout[-3000:]}"
+        assert "\n!" not in proc.stdout
+    whole = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=out,
+                           capture_output=True, text=True, timeout=120)
+    assert whole.returncode == 0, whole.stdout[-3000:]
+
+
+def test_the_compile_check_catches_a_latex_error(tmp_path):
+    assert have_pdflatex()
+    broken = "\\begin{tabular}{lr}\n\\toprule\na & b_1 \\\\\n\\bottomrule\n\\end{tabular}"  # bare _ outside math
+    assert compile_latex(broken, tmp_path).returncode != 0
+
+
+def test_list_names_every_experiment():
+    proc = run_verify("--list", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+    assert names == list(REGISTRY.names())
+
+
+def test_only_runs_the_named_experiment(tmp_path):
+    proc = run_verify("--quick", "--jobs", "1", "--only", "path_gap", "--no-progress", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (tmp_path / "data").glob("*.csv")) == ["path_gap.csv"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "`paper_targets` | not selected" in summary
+    assert "| F1 | ours | **not applicable** |" in summary
+
+
+def test_unknown_experiment_name_is_refused_with_the_valid_names(tmp_path):
+    proc = run_verify("--only", "no_such_experiment", "--out", str(tmp_path), timeout=120)
+    assert proc.returncode == 2
+    assert "no_such_experiment" in proc.stderr and "path_gap" in proc.stderr
+    assert not (tmp_path / "summary.md").exists()
