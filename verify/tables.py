@@ -300,6 +300,7 @@ def _style_latex(display: pd.DataFrame, caption: str, label: str, font_size: str
         position_float="centering",
         column_format="l" * display.index.nlevels + "r" * display.shape[1],
         multicol_align="c",
+        sparse_index=False,  # repeat row labels: \multirow would need a package beyond booktabs
         siunitx=False,
     )
     if font_size:

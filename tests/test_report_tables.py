@@ -1,0 +1,121 @@
+"""LaTeX tables from CSVs: number formats, escaping, mean ± standard error, the paper's pivot layout, compilation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from report_helpers import compile_latex, have_pdflatex
+
+from verify.tables import Column, TableError, TableSpec, format_mean_se, format_number, latex_text, render_table
+
+
+@pytest.mark.parametrize("x, text", [
+    (0.0, "0"), (1.0, "1.000"), (0.952381, "0.9524"), (-0.5513, "$-0.5513$"), (12345.678, "12346"),
+    (123456.7, r"$1.235\times10^{5}$"), (1e-4, r"$1.000\times10^{-4}$"), (-2.5e-12, r"$-2.500\times10^{-12}$"),
+    (9.99996e-5, r"$1.000\times10^{-4}$"), (math.inf, r"$\infty$"), (-math.inf, r"$-\infty$"),
+])
+def test_format_number(x, text):
+    assert format_number(x) == text
+
+
+@given(st.floats(min_value=-1e30, max_value=1e30, allow_nan=False).filter(lambda v: v != 0))
+def test_format_number_round_trips_to_four_significant_digits(x):
+    text = format_number(x).strip("$").replace(r"\times10^{", "e").replace("}", "")
+    assert math.isclose(float(text), x, rel_tol=5e-4)
+
+
+def test_nan_never_becomes_a_number():
+    with pytest.raises(TableError, match="NaN"):
+        format_number(float("nan"))
+    with pytest.raises(TableError):
+        format_mean_se(float("nan"), 0.1)
+
+
+@pytest.mark.parametrize("mean, se, text", [
+    (0.12345, 0.0023, r"$0.1235 \pm 0.0023$"),
+    (1.2e-4, 5e-6, r"$(1.200 \pm 0.050)\times10^{-4}$"),
+    (12.3, 4.5, r"$12.3 \pm 4.5$"),
+    (845.3, 0.2, r"$845.30 \pm 0.20$"),
+    (2.0, 0.0, r"2.000 $\pm$ 0"),
+])
+def test_format_mean_se(mean, se, text):
+    assert format_mean_se(mean, se) == text
+
+
+def test_latex_text_escapes_specials_and_symbols_and_refuses_unknown_characters():
+    assert latex_text("a_1 & 50%") == r"a\_1 \& 50\%"
+    assert latex_text("KL(Q‖P)") == r"KL(Q\ensuremath{\|}P)"
+    assert latex_text("χ²") == r"\ensuremath{\chi}\ensuremath{^{2}}"
+    with pytest.raises(TableError, match="U\\+263A"):
+        latex_text("☺")
+
+
+def sweep_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [{"setting": s, "K": k, "n": n, "run": r, "w2": 1.0 / k + 0.01 * rng.standard_normal()}
+            for s in ("FC_ID", "NFC_OOD") for k in (1, 4, 16) for n in ("exact", "100") for r in range(4)]
+    path = tmp_path / "sweep.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path, pd.DataFrame(rows)
+
+
+def test_pivot_layout_with_mean_and_standard_error_per_setting(tmp_path):
+    path, frame = sweep_csv(tmp_path)
+    spec = TableSpec("sweep", "W2 of naive and FKC samples", columns=(Column("w2", "W2", kind="mean_se"),),
+                     index=("K",), pivot="n", pivot_header="training size", replicate="run", split_by="setting")
+    tables = render_table(spec, path)
+    assert sorted(tables) == ["sweep_FC_ID", "sweep_NFC_OOD"]
+    latex = tables["sweep_NFC_OOD"]
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\caption{", r"\label{tab:sweep-NFC-OOD}"):
+        assert rule in latex
+    assert r"\multicolumn{2}{c}{training size}" in latex
+    cell = frame[(frame.setting == "NFC_OOD") & (frame.K == 4) & (frame.n == "100")]["w2"].to_numpy()
+    expected = format_mean_se(cell.mean(), cell.std(ddof=1) / np.sqrt(len(cell)))
+    row = next(line for line in latex.splitlines() if line.startswith("4 &"))
+    assert row.split(" & ")[2].rstrip(" \\") == expected
+    assert row.split(" & ")[1] != expected  # the "exact" column holds its own runs
+
+
+def test_a_replicate_free_duplicate_row_or_missing_column_is_an_error(tmp_path):
+    path, _ = sweep_csv(tmp_path)
+    with pytest.raises(TableError, match="share the labels"):
+        render_table(TableSpec("t", "c", columns=(Column("w2"),), index=("K",)), path)
+    with pytest.raises(TableError, match="needs CSV columns"):
+        render_table(TableSpec("t", "c", columns=(Column("nope"),), index=("K",)), path)
+    one_run = tmp_path / "one.csv"
+    pd.read_csv(path).query("run == 0").to_csv(one_run, index=False)
+    with pytest.raises(TableError, match="at least two replicates"):
+        render_table(TableSpec("t", "c", columns=(Column("w2", kind="mean_se"),), index=("setting", "K", "n"),
+                               replicate="run"), one_run)
+
+
+def test_missing_values_need_a_declared_stand_in(tmp_path):
+    path = tmp_path / "m.csv"
+    pd.DataFrame({"setting": ["A", "B"], "rate": [0.5, float("nan")]}).to_csv(path, index=False)
+    with pytest.raises(TableError, match="NaN"):
+        render_table(TableSpec("m", "c", columns=(Column("rate"),), index=("setting",)), path)
+    latex = render_table(TableSpec("m", "c", columns=(Column("rate", missing="--"),), index=("setting",)), path)["m"]
+    assert "B & --" in latex
+
+
+def test_generated_layouts_compile(tmp_path):
+    assert have_pdflatex(), "pdflatex is missing: install texlive-latex-base and texlive-latex-recommended"
+    path, _ = sweep_csv(tmp_path)
+    specs = [
+        TableSpec("a", "Pivot ‖ χ² σ_t²", columns=(Column("w2", "W₂ (mean ± SE)", kind="mean_se"),),
+                  index=("setting", "K"), pivot="n", replicate="run"),
+        TableSpec("b", "Two metrics per pivot", columns=(Column("w2", "W2", kind="mean_se"),
+                                                         Column("K", "K", kind="integer")),
+                  index=("setting",), pivot="n", replicate="run", where={"K": 4}),
+        TableSpec("c", "Transposed", columns=(Column("w2", "W2", kind="mean_se"),), index=("setting", "n"),
+                  replicate="run", where={"K": 16}, transpose=True),
+    ]
+    for spec in specs:
+        for stem, latex in render_table(spec, path).items():
+            proc = compile_latex(latex, tmp_path / stem)
+            assert proc.returncode == 0, f"{stem}:\n{latex}\n{proc.stdout[-2000:]}"
