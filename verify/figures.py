@@ -134,7 +134,7 @@ def scatter_2d(frame: pd.DataFrame, *, x: str = "x0", y: str = "x1", hue: str = 
         sns.scatterplot(data=part, x=x, y=y, hue=hue, s=size, alpha=0.5, linewidth=0, ax=ax)
         ax.set_title(f"{col} = {value}")
         ax.set_aspect("equal", adjustable="datalim")
-        ax.legend(fontsize="x-small", markerscale=2)
+        ax.legend(fontsize="x-small", markerscale=2, loc="upper right")
     return fig
 
 
