@@ -83,7 +83,8 @@ def lines(frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None, col: s
     panels = _panels(data, col)
     fig, axes = _grid(len(panels))
     for ax, (value, part) in zip(axes, panels):
-        sns.lineplot(data=part, x=x, y=y, hue=hue, marker="o", errorbar=errorbar, ax=ax)
+        dense = part[x].nunique() > 30  # markers only where they mark measured points, not a curve
+        sns.lineplot(data=part, x=x, y=y, hue=hue, marker=None if dense else "o", errorbar=errorbar, ax=ax)
         if logx:
             ax.set_xscale("log")
         if logy:
