@@ -11,6 +11,7 @@ from strategies import gaussians_params
 
 from closed_form import CatcompError, Gaussian, VPSchedule, paper_setting
 from closed_form.perturbations import (
+    MixtureDensityPowerError,
     DensityPowerError,
     calibrated_affine_error,
     fit_gaussian_mle,
@@ -107,3 +108,26 @@ def test_invalid_error_parameters_raise():
         fit_gaussian_mle(jax.random.key(0), src, 2)
     with pytest.raises(CatcompError, match="direction"):
         DensityPowerError(src, SCHEDULE, 0.1, direction=[0.0, 0.0])
+
+
+def test_mixture_density_power_error_is_calibrated_within_monte_carlo_error(key):
+    src = paper_setting("GMM_OOD").sources[0]
+    err = MixtureDensityPowerError(src, SCHEDULE, 0.3, 0.2, key=key, n_mc=20_000, times=[0.0, 0.3, 1.0])
+    for i, t in enumerate([0.0, 0.3, 1.0]):
+        x = src.noised(SCHEDULE, t).sample(jax.random.fold_in(key, 100 + i), 50_000)
+        v = np.sum(np.asarray(err.delta(x, t)) ** 2, -1) / 0.3**2
+        # Independent draws: the estimate's own SE plus the calibration's.
+        se = np.hypot(v.std(ddof=1) / np.sqrt(v.size), err.calibration_stderr(t))
+        assert abs(v.mean() - 1.0) < 5 * se
+
+
+def test_mixture_density_power_error_matches_exact_on_a_gaussian(key):
+    src = paper_setting("NFC_ID").sources[1]
+    approx = MixtureDensityPowerError(src, SCHEDULE, 0.2, 0.1, key=key, n_mc=50_000, times=[0.0, 0.5])
+    exact = DensityPowerError(src, SCHEDULE, 0.2, 0.1)
+    x = np.random.default_rng(1).normal(size=(6, 2)) * 3
+    for t in [0.0, 0.5]:
+        ratio = np.asarray(approx.delta(x, t))[:, 0] / np.asarray(exact.delta(x, t))[:, 0]
+        # Same shape; the constant differs only by the calibration's Monte Carlo error.
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-10)
+        assert abs(ratio[0] ** -2 - 1.0) < 5 * approx.calibration_stderr(t)
