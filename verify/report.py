@@ -238,6 +238,6 @@ def describe(registry: Registry) -> str:
         missing = e.missing_requirements()
         state = f"awaits {', '.join(missing)}" if missing else "ready"
         claims = ",".join(e.claims) or "-"
-        lines.append(f"{e.name:24s} {len(e.default):4d} cells ({len(e.quick)} quick)  claims {claims:10s} {state:24s}"
+        lines.append(f"{e.name:24s} {len(e.default):4d} cells ({len(e.quick)} quick)  claims {claims:10s} {state:36s}"
                      f"  {e.title}")
     return "\n".join(lines)

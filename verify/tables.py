@@ -128,8 +128,8 @@ def format_mean_se(mean, se, se_digits: int = 2) -> str:
         raise TableError(f"mean ± standard error cell got mean={mean}, se={se}; both must be numbers.")
     if se < 0 or math.isinf(se):
         raise TableError(f"standard error must be finite and non-negative, got {se}.")
-    if se == 0:
-        return format_number(mean) + r" $\pm$ 0"
+    if se == 0:  # an exact value among Monte Carlo ones: shown as the number alone
+        return format_number(mean)
     scale_of = abs(mean) if mean != 0 else se
     if _uses_scientific(scale_of) or _uses_scientific(se) and abs(mean) < se:
         exponent = math.floor(math.log10(max(abs(mean), se)))
@@ -197,7 +197,7 @@ class TableSpec:
     split_by : str, optional
         One table per value of this column (e.g. one per setting).
     where : dict, optional
-        Keep only rows whose columns equal these values.
+        Keep only rows whose column equals the value (or is one of the values, for a tuple).
     transpose : bool
         Quantities as rows, items as columns (for wide tables of few items).
     font_size : str, optional
@@ -262,6 +262,8 @@ def _aggregate(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
 def _cell_formatter(col: Column):
     def fmt(value):
         if col.kind == "mean_se":
+            if math.isnan(value[0]) and col.missing is not None:
+                return col.missing
             return format_mean_se(*value)
         if col.kind == "text":
             if isinstance(value, float) and math.isnan(value):
@@ -351,7 +353,8 @@ def render_table(spec: TableSpec, csv_path) -> dict[str, str]:
     needed += [k for k in (spec.pivot, spec.replicate, spec.split_by) if k] + list(spec.where)
     _require_columns(frame, needed, spec)
     for column, value in spec.where.items():
-        frame = frame[frame[column] == value]
+        allowed = list(value) if isinstance(value, (tuple, list)) else [value]
+        frame = frame[frame[column].isin(allowed)]
     if frame.empty:
         raise TableError(f"table {spec.name!r}: no CSV rows left after selecting {spec.where}.")
     if spec.split_by is None:
