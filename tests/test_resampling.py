@@ -1,0 +1,97 @@
+"""Resamplers: valid sorted indices, unbiased offspring counts, systematic's floor/ceil property, batching, ESS."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from closed_form import CatcompError, ShapeMismatchError
+from verify.resampling import effective_sample_size, get_resampler, multinomial, systematic
+
+# A few sizes only: every new shape costs compilations, the values are what vary.
+weight_vectors = st.tuples(st.sampled_from([1, 5, 17, 40]), st.integers(0, 2**32 - 1)).map(
+    lambda a: np.random.default_rng(a[1]).dirichlet(np.full(a[0], 0.5))
+)
+sizes = st.sampled_from([1, 7, 64])
+_systematic = jax.jit(systematic, static_argnums=2)
+_multinomial = jax.jit(multinomial, static_argnums=2)
+
+
+def _counts(idx, n_in):
+    return np.bincount(np.asarray(idx), minlength=n_in)
+
+
+@settings(max_examples=40)
+@given(weight_vectors, sizes, st.integers(0, 2**31 - 1))
+def test_systematic_counts_are_floor_or_ceil_of_expected(w, n, seed):
+    idx = _systematic(jax.random.key(seed), jnp.asarray(w), n)
+    assert idx.shape == (n,) and idx.dtype == jnp.int32
+    assert np.all(np.diff(np.asarray(idx)) >= 0) and 0 <= int(idx.min()) and int(idx.max()) < len(w)
+    counts = _counts(idx, len(w))
+    expected = n * w
+    # Systematic resampling gives every particle ⌊n w_j⌋ or ⌈n w_j⌉ copies (up to rounding of the cumulative sums).
+    assert np.all(counts >= np.floor(expected - 1e-9)) and np.all(counts <= np.ceil(expected + 1e-9))
+    assert counts.sum() == n
+
+
+@given(weight_vectors, sizes, st.integers(0, 2**31 - 1))
+def test_multinomial_indices_valid_and_sorted(w, n, seed):
+    idx = np.asarray(_multinomial(jax.random.key(seed), jnp.asarray(w), n))
+    assert idx.shape == (n,) and np.all(np.diff(idx) >= 0)
+    assert idx.min() >= 0 and idx.max() < len(w)
+    assert np.all(w[idx] > 0)  # a zero-probability particle is never chosen
+
+
+@pytest.mark.parametrize("scheme", ["systematic", "multinomial"])
+def test_offspring_counts_are_unbiased(scheme, key):
+    """E[copies of j] = n w_j; the batch axis gives 20,000 independent draws. Tolerance 4 SE per particle."""
+    w = np.array([0.5, 0.2, 0.15, 0.1, 0.04, 0.01])
+    n, reps = 7, 20_000
+    idx = get_resampler(scheme)(key, jnp.broadcast_to(jnp.asarray(w), (reps, w.size)), n)
+    assert idx.shape == (reps, n)
+    counts = np.stack([np.bincount(row, minlength=w.size) for row in np.asarray(idx)])
+    mean, se = counts.mean(0), counts.std(0, ddof=1) / np.sqrt(reps)
+    assert np.all(np.abs(mean - n * w) <= 4 * se + 1e-12), (mean, n * w, se)
+    if scheme == "multinomial":  # independent draws: Var = n w (1 − w)
+        np.testing.assert_allclose(counts.var(0), n * w * (1 - w), rtol=0.1)
+    else:  # far less variance than multinomial
+        assert np.all(counts.var(0) < n * w * (1 - w))
+
+
+def test_batched_rows_are_independent_and_match_single_rows(key):
+    w = jnp.asarray(np.random.default_rng(1).dirichlet(np.ones(10), size=3))
+    batched = np.asarray(systematic(key, w, 10))
+    assert batched.shape == (3, 10)
+    u = np.asarray(jax.random.uniform(key, (3, 1), dtype=jnp.float64))[:, 0]
+    for row, ui, wi in zip(batched, u, np.asarray(w)):
+        # Slot m takes the j with C_{j−1} ≤ (m + u)/n < C_j.
+        c = np.cumsum(wi) / np.sum(wi)
+        np.testing.assert_array_equal(row, np.searchsorted(c, (np.arange(10) + ui) / 10, side="right"))
+
+
+def test_degenerate_weights_select_the_single_particle(key):
+    w = jnp.zeros(8).at[5].set(1.0)
+    for scheme in (systematic, multinomial):
+        np.testing.assert_array_equal(np.asarray(scheme(key, w, 16)), 5)
+
+
+def test_unknown_scheme_and_bad_shapes_raise():
+    with pytest.raises(CatcompError, match="multinomial, systematic"):
+        get_resampler("stratified-ish")
+    with pytest.raises(ShapeMismatchError):
+        systematic(jax.random.key(0), jnp.ones(()), 3)
+
+
+@given(st.integers(0, 2**32 - 1), st.floats(-50.0, 50.0))
+def test_ess_bounds_and_shift_invariance(seed, shift):
+    lw = np.random.default_rng(seed).normal(size=20) * 3.0
+    ess = float(effective_sample_size(jnp.asarray(lw)))
+    assert 1.0 - 1e-12 <= ess <= 20.0 + 1e-12
+    np.testing.assert_allclose(float(effective_sample_size(jnp.asarray(lw + shift))), ess, rtol=1e-12)
+
+
+def test_ess_extremes():
+    np.testing.assert_allclose(float(effective_sample_size(jnp.zeros(16))), 16.0, rtol=1e-14)
+    np.testing.assert_allclose(float(effective_sample_size(jnp.array([0.0, -1e3, -1e3]))), 1.0, rtol=1e-12)
