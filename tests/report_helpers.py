@@ -79,3 +79,10 @@ def compile_latex(table_tex: str, workdir) -> subprocess.CompletedProcess:
 
 def have_pdflatex() -> bool:
     return shutil.which("pdflatex") is not None
+
+
+def keyed_cell(key, n: int) -> pd.DataFrame:
+    """``n`` standard normal draws from a JAX ``key`` (for ``seed_kind="jax_key"``)."""
+    import jax
+
+    return pd.DataFrame({"z": np.asarray(jax.random.normal(key, (n,)))})

@@ -170,3 +170,13 @@ def test_an_experiment_awaiting_its_code_is_listed_not_run(tmp_path):
     assert status["later"] == ("awaiting", ("verify.not_landed_yet",))
     summary = Path(tmp_path / "out" / "summary.md").read_text()
     assert "`later` awaits `verify.not_landed_yet`" in summary
+
+
+def test_a_cell_can_receive_its_seed_as_a_jax_key():
+    import jax
+
+    from verify.runner import compute_cell
+
+    cell = compute_cell("report_helpers:keyed_cell", {"n": 3}, "key", 7, seed_kind="jax_key")
+    assert cell.x64 is True
+    np.testing.assert_array_equal(cell.frame["z"].to_numpy(), np.asarray(jax.random.normal(jax.random.key(7), (3,))))

@@ -6,9 +6,10 @@ processes and Dask workers can import it and nothing is imported until it runs),
 concatenated result: tables, figures and checks of claims. Adding an experiment is one :meth:`Registry.register`
 call; the report's own registrations live in :mod:`verify.catalog`.
 
-The compute function is called as ``function(**config, seed=cell_seed)`` (the keyword is ``seed_argument``; ``None``
-for deterministic functions) and returns a tidy :class:`pandas.DataFrame`. The report adds the configuration's keys
-as columns where the frame lacks them, so cells concatenate into one table.
+The compute function is called as ``function(**config, seed=cell_seed)`` (the keyword is ``seed_argument``, ``None``
+for deterministic functions; ``seed_kind="jax_key"`` passes ``jax.random.key(cell_seed)``) and returns a tidy
+:class:`pandas.DataFrame`. The report adds the configuration's keys as columns where the frame lacks them, so cells
+concatenate into one table.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Experiment:
         Cell configurations at the default and the ``--quick`` size (plain JSON data).
     seed_argument : str or None
         Keyword through which each cell receives its own seed.
+    seed_kind : {"int", "jax_key"}
+        Pass the seed as an integer, or as ``jax.random.key(seed)`` (for functions taking a ``key``).
     tables, figures, checks
         What the report builds from the saved CSV.
     allow_nan : tuple of str
@@ -76,6 +79,7 @@ class Experiment:
     default: tuple[dict, ...]
     quick: tuple[dict, ...]
     seed_argument: str | None = "seed"
+    seed_kind: str = "int"
     tables: tuple[TableSpec, ...] = ()
     figures: tuple[FigureSpec, ...] = ()
     checks: tuple[Check, ...] = ()
@@ -85,6 +89,8 @@ class Experiment:
     def __post_init__(self):
         if not self.name.isidentifier():
             raise RegistryError(f"experiment name {self.name!r} must be an identifier (letters, digits, '_').")
+        if self.seed_kind not in ("int", "jax_key"):
+            raise RegistryError(f"seed_kind of {self.name!r} is {self.seed_kind!r}; expected 'int' or 'jax_key'.")
         if ":" not in self.compute:
             raise RegistryError(f"compute of {self.name!r} is {self.compute!r}; expected 'package.module:function'.")
         for label, cells in (("default", self.default), ("quick", self.quick)):

@@ -40,9 +40,9 @@ def cell_seed(seed: int, experiment: str, config: dict) -> int:
 
 
 def compute_cell(compute: str, config: dict, seed_argument: str | None, seed: int,
-                 allow_nan: tuple[str, ...] = ()) -> CachedCell:
-    """Run one cell: ``function(**config, <seed_argument>=seed)``. Returns the frame, the compute time and the
-    worker's float64 flag.
+                 allow_nan: tuple[str, ...] = (), seed_kind: str = "int") -> CachedCell:
+    """Run one cell: ``function(**config, <seed_argument>=seed)`` (``jax.random.key(seed)`` for
+    ``seed_kind="jax_key"``). Returns the frame, the compute time and the worker's float64 flag.
 
     Raises
     ------
@@ -55,7 +55,12 @@ def compute_cell(compute: str, config: dict, seed_argument: str | None, seed: in
     function = resolve(compute)
     kwargs = dict(config)
     if seed_argument:
-        kwargs[seed_argument] = seed
+        if seed_kind == "jax_key":
+            import jax
+
+            kwargs[seed_argument] = jax.random.key(seed)
+        else:
+            kwargs[seed_argument] = seed
     start = time.perf_counter()
     frame = function(**kwargs)
     elapsed = time.perf_counter() - start
@@ -192,7 +197,7 @@ def run_cells(experiments: dict[str, Experiment], cells: Iterable[Cell], cache: 
                 cell = queue.pop()
                 exp = experiments[cell.experiment]
                 future = executor.submit(compute_cell, exp.compute, cell.config, exp.seed_argument, cell.seed,
-                                         exp.allow_nan)
+                                         exp.allow_nan, exp.seed_kind)
                 in_flight[future] = cell
             done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
             for future in done:
