@@ -6,3 +6,19 @@ Importing it switches JAX to float64.
 import jax
 
 jax.config.update("jax_enable_x64", True)
+
+# Samplers (issue 4): score adapters, resampling, naive SDE/ODE, FKC, MCMC correctors, sample metrics.
+from verify.discretization import start_law  # noqa: E402
+from verify.mcmc import MALA, ULA  # noqa: E402
+from verify.metrics import mmd2_unbiased, sliced_w2  # noqa: E402
+from verify.naive import naive_ode_sample, naive_sde_sample  # noqa: E402
+from verify.resampling import effective_sample_size, multinomial, systematic  # noqa: E402
+from verify.scores import (  # noqa: E402
+    GaussianScore,
+    MixtureScore,
+    composed_score,
+    exact_score,
+    path_log_density,
+    source_scores,
+)
+from verify.smc import FKCResult, fkc_log_weight_rate, fkc_sample  # noqa: E402

@@ -1,0 +1,167 @@
+r"""What every reverse-time sampler here shares: the time grid, the start draw, the Euler–Maruyama move, the key layout.
+
+Grid (the paper's): :func:`closed_form.reverse_time_grid` — ``n_steps`` uniform steps from ``T`` to ``0``, clamped
+to ``[eps, T − eps]``. Step ``k`` goes from ``t_k = grid[k]`` to ``grid[k + 1]`` with ``h_k = grid[k] − grid[k+1]``
+and evaluates drift and scores at ``t_k``. The Euler–Maruyama move of the reverse SDE
+``dx = [½βx + βS] dτ + √β dW`` with ``β = β(t_k)`` is
+
+.. math:: x' = x + h_k\big(\tfrac12 β x + β S(x, t_k)\big) + \sqrt{β h_k}\, z,\qquad z \sim N(0, I).
+
+Key layout: a sampler splits its key into five streams — start, noise, resampling, final pick, corrector — and
+folds the step index into a stream to get that step's key. The naive sampler and FKC with one particle per swarm
+share the start and noise streams, so with the same key they produce the same samples.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from closed_form import Gaussian, GaussianMixture, reverse_time_grid
+from closed_form.errors import CatcompError, NoClosedFormError, ShapeMismatchError
+from verify.mcmc import MALA, check_corrector
+from verify.noise import check_noise_method
+from verify.scores import check_scores_and_weights, infer_dim, path_log_density
+from verify.sharding import constrain
+from verify.staging import Static, combine, partition
+
+START_NAMES = ("standard",)
+
+
+class Keys(NamedTuple):
+    """The five independent key streams of one sampler call."""
+
+    start: jax.Array
+    noise: jax.Array
+    resample: jax.Array
+    pick: jax.Array
+    corrector: jax.Array
+
+
+def split_keys(key) -> Keys:
+    return Keys(*jax.random.split(key, 5))
+
+
+def time_steps(schedule, n_steps: int, eps: float):
+    """``(t_k, h_k)`` for ``k = 0..n_steps−1`` as float64 NumPy arrays, from :func:`closed_form.reverse_time_grid`."""
+    grid = reverse_time_grid(schedule, n_steps, eps)
+    return grid[:-1], grid[:-1] - grid[1:]
+
+
+def check_start(start, dim):
+    """Validate ``start``: ``"standard"`` (``N(0, I)``, the paper's) or a distribution with ``sample(key, shape)``
+    and ``dim`` (a :class:`closed_form.Gaussian` such as ``π_T`` or ``Q_T``, or a mixture). Returns the dimension."""
+    if isinstance(start, str):
+        if start not in START_NAMES:
+            raise CatcompError(
+                f"unknown start {start!r}; pass 'standard' for N(0, I) or a distribution such as "
+                "start_law(composition, schedule, 'path') (π_T) or start_law(..., 'target') (Q_T)."
+            )
+        if dim is None:
+            raise CatcompError(
+                "start='standard' needs the dimension, and these score functions do not declare one (.dim); pass "
+                "start=Gaussian.standard(d) instead."
+            )
+        return dim
+    if not (hasattr(start, "sample") and hasattr(start, "dim")):
+        raise CatcompError(f"start must be 'standard' or a distribution with .sample and .dim, got {type(start).__name__}.")
+    if dim is not None and start.dim != dim:
+        raise ShapeMismatchError(f"start has dimension {start.dim} but the score functions have dimension {dim}.")
+    return int(start.dim)
+
+
+def draw_start(key, start, shape, dim):
+    """``shape + (dim,)`` draws from the start law (float64)."""
+    if isinstance(start, str):
+        return jax.random.normal(key, tuple(shape) + (dim,), dtype=jnp.float64)
+    return start.sample(key, tuple(shape))
+
+
+def start_law(composition, schedule, which: str, eps: float = 1e-5):
+    r"""The start law at the grid's first time ``t_0 = T − eps``.
+
+    ``which``: ``"standard"`` → ``N(0, I)`` (the paper's); ``"path"`` → ``π_{t_0}``, the normalized geometric path
+    (Gaussian sources); ``"target"`` → ``Q_{t_0}``, the diffused target (when the target is closed form).
+    """
+    t0 = float(reverse_time_grid(schedule, 1, eps)[0])
+    if which == "standard":
+        return Gaussian.standard(composition.dim)
+    if which == "path":
+        law = composition.path_composition(schedule, t0).target
+    elif which == "target":
+        law = composition.noised_target(schedule, t0)
+    else:
+        raise CatcompError(f"unknown start {which!r}; valid names are 'standard', 'path', 'target'.")
+    if not isinstance(law, (Gaussian, GaussianMixture)):
+        raise NoClosedFormError(f"the {which} start has no closed form here.")
+    return law
+
+
+def em_move(x, drift_score, h, beta, z):
+    """One Euler–Maruyama step of the reverse SDE with composed score ``drift_score`` at ``t`` (see module doc)."""
+    return x + h * (0.5 * beta * x + beta * drift_score) + jnp.sqrt(beta * h) * z
+
+
+class Setup(NamedTuple):
+    """Validated inputs of a sampler call: the traced and static parts of ``(scores, start, corrector)``, the
+    weights as Python floats, and the problem's dimension."""
+
+    arrays: tuple
+    static: Static
+    weights: tuple
+    n_steps: int
+    eps: float
+    dim: int
+
+
+def prepare(scores, weights, schedule, n_steps, start, eps, corrector, noise) -> Setup:
+    """Validate what every sampler takes (raising the errors its docstring lists) and split it for ``jax.jit``.
+
+    A :class:`verify.MALA` corrector without a log density gets the composed one of the score objects.
+    """
+    scores, weights = check_scores_and_weights(scores, weights)
+    n_steps = check_positive_int(n_steps, "n_steps")
+    dim = check_start(start, infer_dim(scores))
+    check_corrector(corrector)
+    check_noise_method(noise)
+    if isinstance(corrector, MALA) and corrector.log_density is None:
+        corrector = corrector._replace(log_density=path_log_density(scores, weights))
+    time_steps(schedule, n_steps, eps)  # validates eps
+    arrays, static = partition((scores, start, corrector))
+    return Setup(arrays, static, weights, n_steps, float(eps), dim)
+
+
+def unpack(key, arrays, static, shape, dim, sharding):
+    """Inside the traced sampler: ``(scores, corrector, keys, x0)`` with ``x0`` of ``shape + (dim,)`` from the start
+    law, sharded along its first axis."""
+    scores, start, corrector = combine(arrays, static)
+    keys = split_keys(key)
+    x0 = constrain(draw_start(keys.start, start, shape, dim), sharding)
+    return scores, corrector, keys, x0
+
+
+def composed(scores, weights, x, t):
+    """``([s_i(x, t)], Σ_i w_i s_i(x, t))``; zero weights are skipped in the sum."""
+    s = [sc(x, t) for sc in scores]
+    total = None
+    for w, si in zip(weights, s):
+        if w == 0.0:
+            continue
+        term = si if w == 1.0 else w * si
+        total = term if total is None else total + term
+    return s, total
+
+
+def composed_score_only(scores, weights, x, t):
+    """``Σ_i w_i s_i(x, t)`` (bind ``scores`` and ``weights`` with ``functools.partial``)."""
+    return composed(scores, weights, x, t)[1]
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise CatcompError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
