@@ -25,12 +25,15 @@ SOURCE_LABELS = ("P_a1", "P_a2", "P_0")  # as verify.ood_measures names them
 
 # ---------------------------------------------------------------------------------------------- paper_targets
 def _closed_form_matches_cubature(frame: pd.DataFrame) -> Outcome:
+    # The cubature's relative tolerance rtol bounds its error on Z, hence on log Z, to about rtol; allow 100×.
     closed = frame[frame["target"] != "no closed form"]
     worst_z = float(closed["log_z_abs_diff"].max())
     worst_moment = float(frame["moments_abs_diff"].max())
-    return Outcome.decide(worst_z < 1e-8 and worst_moment < 1e-6,
+    tol = 100 * float(frame["rtol"].max())
+    return Outcome.decide(worst_z < tol and worst_moment < 100 * tol,
                           {"max |log Z closed form − cubature|": worst_z,
                            "max |moment closed form − cubature|": worst_moment,
+                           "cubature rtol": float(frame["rtol"].max()),
                            "settings with a closed form": len(closed)})
 
 
@@ -52,8 +55,8 @@ REGISTRY.register(Experiment(
     name="paper_targets",
     title="The paper's six composed targets: log normalizers and moments two ways, exact samplers",
     compute="verify.targets:exact_target_summary",
-    default=grid(setting=SETTING_NAMES, n_samples=(20_000,)),
-    quick=grid(setting=SETTING_NAMES, n_samples=(2_000,)),
+    default=grid(setting=SETTING_NAMES, n_samples=(20_000,), rtol=(1e-10,)),
+    quick=grid(setting=SETTING_NAMES, n_samples=(2_000,), rtol=(1e-6,)),
     allow_nan=("log_z_closed_form", "log_z_abs_diff", "acceptance_rate"),
     tables=(TableSpec(
         name="paper_targets",
@@ -81,7 +84,8 @@ REGISTRY.register(Experiment(
     ),),
     checks=(
         Check("P1", "the paper's six compositions are normalizable (finite log Z by cubature)", _compositions_proper),
-        Check("F1", "closed-form log Z and moments equal adaptive cubature (|Δ log Z| < 1e-8, moments < 1e-6)",
+        Check("F1", "closed-form log Z and moments equal adaptive cubature (|Δ log Z| < 100·rtol, moments < "
+              "1e4·rtol)",
               _closed_form_matches_cubature),
         Check("F1", "exact target samplers match the exact moments (all |z| < 5)", _samplers_match_moments),
     ),
@@ -102,6 +106,20 @@ REGISTRY.register(Experiment(
     ),),
 ))
 
+
+# ---------------------------------------------------------------------------------------------- sampler_draws
+REGISTRY.register(Experiment(
+    name="sampler_draws",
+    title="Naive SDE and FKC draws (exact scores) beside exact target draws, per paper setting",
+    compute="verify.draws:sampler_draws",
+    default=grid(setting=SETTING_NAMES, n_samples=(1_500,), n_particles=(32,), n_steps=(500,)),
+    quick=grid(setting=("NFC_OOD", "GMM_OOD"), n_samples=(200,), n_particles=(4,), n_steps=(50,)),
+    figures=(FigureSpec(
+        "sampler_draws",
+        "Exact draws of the target against the naive composed SDE and FKC (exact scores, N(0, I) start).",
+        lambda frame: scatter_2d(frame, hue="distribution", col="setting"),
+    ),),
+))
 
 # ---------------------------------------------------------------------------------------------- path_gap
 def _fc_path_is_target(frame: pd.DataFrame) -> Outcome:

@@ -33,17 +33,18 @@ def _standardized_moment_deviations(x: np.ndarray, mean: np.ndarray, cov: np.nda
     return float(np.max(np.abs(z_mean))), float(np.max(np.abs(z_cov)))
 
 
-def exact_target_summary(setting: str, n_samples: int, seed: int) -> pd.DataFrame:
+def exact_target_summary(setting: str, n_samples: int, seed: int, rtol: float = 1e-10) -> pd.DataFrame:
     """One row describing the exact target ``Q ∝ P_a1 · P_a2 / P_0`` of the paper's setting ``setting``.
 
     Columns: the labels (FC/NFC, ID/OOD), ``log_z_closed_form`` (NaN when the target has no closed form),
     ``log_z_cubature``, their absolute difference (NaN without a closed form), the exact mean and covariance (closed
     form, else cubature), the exact sampler's method and acceptance rate (NaN for direct sampling), and the largest
-    standardized deviations of ``n_samples`` draws from the exact moments.
+    standardized deviations of ``n_samples`` draws from the exact moments. ``rtol`` is the cubature's relative
+    tolerance (recorded in the ``rtol`` column, so checks can scale their tolerance with it).
     """
     s = paper_setting(setting)
     comp = s.composition
-    log_z_cub, mean_cub, cov_cub = comp.quadrature_moments(rtol=1e-10)
+    log_z_cub, mean_cub, cov_cub = comp.quadrature_moments(rtol=rtol)
     if comp.has_closed_form_target:
         log_z_cf = float(comp.log_normalizer())
         target = comp.target
@@ -71,6 +72,7 @@ def exact_target_summary(setting: str, n_samples: int, seed: int) -> pd.DataFram
         "n_samples": int(n_samples),
         "max_z_mean": z_mean,
         "max_z_cov": z_cov,
+        "rtol": float(rtol),
     }])
 
 
