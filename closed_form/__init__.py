@@ -9,6 +9,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from closed_form.composition import Composition, TargetSample, compose  # noqa: E402
+from closed_form.divergences import chi2, kl, w2  # noqa: E402
 from closed_form.errors import (  # noqa: E402
     CatcompError,
     ImproperCompositionError,
@@ -16,11 +17,19 @@ from closed_form.errors import (  # noqa: E402
     InvalidWeightsError,
     NoClosedFormError,
     NonFiniteInputError,
+    NotCodiagonalizableError,
     NotPositiveDefiniteError,
     ShapeMismatchError,
 )
 from closed_form.gaussian import Gaussian  # noqa: E402
-from closed_form.laws import add_fields, euler_maruyama_law  # noqa: E402
+from closed_form.laws import (  # noqa: E402
+    CodiagonalField,
+    add_fields,
+    codiagonal_field,
+    euler_maruyama_law,
+    ode_law,
+    sde_law,
+)
 from closed_form.mixture import GaussianMixture  # noqa: E402
 from closed_form.products import gaussian_power_product  # noqa: E402
 from closed_form.schedules import CosineSchedule, VPSchedule, reverse_time_grid  # noqa: E402
@@ -28,6 +37,7 @@ from closed_form.settings import PAPER_WEIGHTS, SETTING_NAMES, PaperSetting, pap
 
 __all__ = [
     "CatcompError",
+    "CodiagonalField",
     "Composition",
     "CosineSchedule",
     "Gaussian",
@@ -37,6 +47,7 @@ __all__ = [
     "InvalidWeightsError",
     "NoClosedFormError",
     "NonFiniteInputError",
+    "NotCodiagonalizableError",
     "NotPositiveDefiniteError",
     "PAPER_WEIGHTS",
     "PaperSetting",
@@ -45,9 +56,15 @@ __all__ = [
     "TargetSample",
     "VPSchedule",
     "add_fields",
+    "chi2",
+    "codiagonal_field",
     "compose",
     "euler_maruyama_law",
     "gaussian_power_product",
+    "kl",
+    "ode_law",
     "paper_setting",
     "reverse_time_grid",
+    "sde_law",
+    "w2",
 ]

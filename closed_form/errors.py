@@ -42,3 +42,8 @@ class InvalidTimeError(CatcompError):
 class NoClosedFormError(CatcompError):
     """The requested exact quantity has no closed form for this object (e.g. the target of a mixture composition
     with a negative weight)."""
+
+
+class NotCodiagonalizableError(CatcompError):
+    """Matrices that were required to share one orthonormal eigenbasis do not (e.g. source covariances that do not
+    commute, where a per-eigen-direction computation was asked for)."""
