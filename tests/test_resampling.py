@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from closed_form import CatcompError, ShapeMismatchError
+from closed_form import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
 from verify.resampling import effective_sample_size, get_resampler, multinomial, systematic
 
 # A few sizes only: every new shape costs compilations, the values are what vary.
@@ -82,6 +82,10 @@ def test_unknown_scheme_and_bad_shapes_raise():
         get_resampler("stratified-ish")
     with pytest.raises(ShapeMismatchError):
         systematic(jax.random.key(0), jnp.ones(()), 3)
+    with pytest.raises(NonFiniteInputError):
+        systematic(jax.random.key(0), jnp.array([0.5, jnp.nan]), 3)
+    with pytest.raises(InvalidWeightsError):
+        multinomial(jax.random.key(0), jnp.array([1.5, -0.5]), 3)
 
 
 @given(st.integers(0, 2**32 - 1), st.floats(-50.0, 50.0))

@@ -16,9 +16,11 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 
-from closed_form.errors import CatcompError, ShapeMismatchError
+from closed_form._checks import check_finite, is_concrete
+from closed_form.errors import CatcompError, InvalidWeightsError, ShapeMismatchError
 
 
 def _indices_from_counts(cum_counts, n):
@@ -42,8 +44,14 @@ def _cumulative(weights):
 
 
 def _check_weights(weights):
+    """Shape always; values only when concrete (inside ``jax.jit`` they are tracers and cannot be read)."""
     if jnp.ndim(weights) < 1 or jnp.shape(weights)[-1] < 1:
         raise ShapeMismatchError(f"weights has shape {jnp.shape(weights)}; expected (..., N) with N ≥ 1.")
+    if is_concrete(weights):
+        check_finite(weights, "weights")
+        w = np.asarray(weights)
+        if np.any(w < 0) or np.any(w.sum(axis=-1) <= 0):
+            raise InvalidWeightsError("resampling weights must be non-negative with a positive sum in every row.")
 
 
 def systematic(key, weights, n: int):
