@@ -184,8 +184,9 @@ def _check_field_output(a, b, dim):
 _NOT_TRACEABLE = (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError)
 
 
-def _pointwise(fn):
-    """``t ↦ fn(t)`` as a tuple of float64 NumPy arrays; ``fn`` jitted when traceable, called plainly otherwise.
+def as_numpy_field(fn):
+    """``t ↦ fn(t)`` as a tuple of float64 NumPy arrays (``t`` a float); ``fn`` jitted when traceable, called
+    plainly otherwise. The evaluator the laws (and the bounds of :mod:`theory`) use for fields.
 
     ``jax.jit`` caches by function identity, so a field object reused across laws compiles once (measured: ~0.2 s
     per compile, then ~20 µs per call in 2-D against ~0.5 ms op by op). Times are evaluated one at a time: a batched
@@ -246,7 +247,7 @@ class _Coefficients:
         if method not in _METHODS:
             raise CatcompError(f"method must be one of {_METHODS}, got {method!r}.")
         self.dim = start.dim
-        self.full = _pointwise(field)
+        self.full = as_numpy_field(field)
         self.basis = None
         self._diag = None
         if method == "general":
@@ -256,7 +257,7 @@ class _Coefficients:
             v = np.asarray(field.basis)
             if np.max(_offdiag_ratio(v.T @ start_cov @ v)) <= DIAGONAL_TOL:
                 self.basis = v
-                diag = _pointwise(field.diagonal)
+                diag = as_numpy_field(field.diagonal)
                 self._diag = lambda t: (*diag(t), 0.0)
         else:
             a_probe = np.stack([self.full(t)[0] for t in probe_times])

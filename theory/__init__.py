@@ -6,3 +6,7 @@ May use :mod:`closed_form`; importing it switches JAX to float64.
 import jax
 
 jax.config.update("jax_enable_x64", True)
+
+# Exact laws (issue 3): the Girsanov KL bound and the synchronous-coupling W2 bound of the reverse SDE.
+from theory.coupling import CouplingW2Bound, synchronous_coupling_w2_bound  # noqa: E402
+from theory.girsanov import GirsanovKLBound, girsanov_kl_bound  # noqa: E402

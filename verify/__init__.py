@@ -22,3 +22,6 @@ from verify.scores import (  # noqa: E402
     source_scores,
 )
 from verify.smc import FKCResult, fkc_log_weight_rate, fkc_sample  # noqa: E402
+
+# Exact laws (issue 3): error decomposition and the paper's Gaussian table.
+from verify.decomposition import error_decomposition, paper_gaussian_table  # noqa: E402
