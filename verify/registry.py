@@ -18,7 +18,9 @@ import importlib
 import importlib.util
 import itertools
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
+
+import pandas as pd
 
 from verify.cache import canonical_json
 from verify.claims import Check
@@ -65,6 +67,9 @@ class Experiment:
         Pass the seed as an integer, or as ``jax.random.key(seed)`` (for functions taking a ``key``).
     tables, figures, checks
         What the report builds from the saved CSV.
+    derive : callable, optional
+        ``frame -> frame`` applied to the concatenated cells before the CSV is written, for columns computed from
+        others (a bound's tightness ``measured / bound``, say), so that tables still read everything from the CSV.
     allow_nan : tuple of str
         Result columns in which NaN is a meant value (a table must then declare what to show for it); NaN anywhere
         else fails the cell.
@@ -83,6 +88,7 @@ class Experiment:
     tables: tuple[TableSpec, ...] = ()
     figures: tuple[FigureSpec, ...] = ()
     checks: tuple[Check, ...] = ()
+    derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     allow_nan: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
 

@@ -165,6 +165,8 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, se
             return
         try:
             frame = assemble(cells)
+            if experiment.derive is not None:
+                frame = experiment.derive(frame)
             csv_path = out / "data" / f"{experiment.name}.csv"
             atomic_write(csv_path, frame.to_csv(index=False, float_format="%.17g"))
             elapsed = time.perf_counter() - started.get(experiment.name, start)

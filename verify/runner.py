@@ -68,6 +68,8 @@ def compute_cell(compute: str, config: dict, seed_argument: str | None, seed: in
         raise CellError(f"{compute} returned {type(frame).__name__}; a compute function must return a DataFrame.")
     if frame.empty:
         raise CellError(f"{compute}({config}) returned an empty DataFrame.")
+    if any(name is not None for name in frame.index.names):  # a labelled index is data: keep it as columns
+        frame = frame.reset_index()
     frame = flatten_array_columns(frame)
     numeric = frame.select_dtypes(include="number")
     nan_columns = [c for c in numeric.columns if numeric[c].isna().any() and c not in allow_nan]
