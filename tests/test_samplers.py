@@ -310,7 +310,7 @@ def test_log_normalizer_matches_exact_ratio(resampling, ess_threshold, key):
     """NFC_OOD, start π_{t_0}: log of the mean over swarms of Ẑ vs log Z(π_{t_end}) − log Z(π_{t_0}) from the
     closed form, within 4 SE (the time-discretization bias here is below the SE; see the next test)."""
     comp = paper_setting("NFC_OOD").composition
-    res = fkc_sample(key, source_scores(comp, SCHEDULE), comp.weights, SCHEDULE, 8000, 16, resampling=resampling,
+    res = fkc_sample(key, source_scores(comp, SCHEDULE), comp.weights, SCHEDULE, 4000, 16, resampling=resampling,
                      ess_threshold=ess_threshold, start=start_law(comp, SCHEDULE, "path"))
     est, se = _log_mean_exp_with_se(res.log_normalizer)
     assert abs(est - _exact_log_ratio(comp, 500)) < 4 * se, (est, _exact_log_ratio(comp, 500), se)

@@ -139,36 +139,7 @@ class MixtureScore:
         )
         return log_joint, y / v
 
-    def _unrolled(self):
-        # Diagonal covariances and few components/dimensions: loop over them in Python so that every operation is
-        # elementwise over the particles. XLA:CPU vectorizes that; reductions over a minor axis of length 2–6 (the
-        # broadcast form of _terms) it runs element by element, measured ~4× slower on the paper's mixtures.
-        return self.diagonal and self.means.shape[0] <= 16 and self.dim <= 8
-
-    def _log_joint_unrolled(self, x, t):
-        a = self.schedule.alpha(t)
-        v = a**2 * self.eigvals + self.schedule.sigma2(t)  # (K, d)
-        const = self.log_weights - 0.5 * (jnp.sum(jnp.log(v), axis=-1) + self.dim * LOG_2PI)  # (K,)
-        cols = [x[..., j] for j in range(self.dim)]
-        log_joint = [
-            const[k] - 0.5 * sum((cols[j] - a * self.means[k, j]) ** 2 / v[k, j] for j in range(self.dim))
-            for k in range(self.means.shape[0])
-        ]
-        return a, v, log_joint
-
     def __call__(self, x, t):
-        if self._unrolled():
-            # ∇log q = −Σ_k r_k (x − aμ_k)/v_k = −(x ⊙ Σ_k r_k/v_k − a Σ_k r_k μ_k/v_k), r_k = e_k / Σ_j e_j.
-            a, v, log_joint = self._log_joint_unrolled(x, t)
-            top = log_joint[0]
-            for lj in log_joint[1:]:
-                top = jnp.maximum(top, lj)
-            e = [jnp.exp(lj - top)[..., None] for lj in log_joint]
-            total = sum(e)
-            inv_v = 1.0 / v
-            precision = sum(ek * inv_v[k] for k, ek in enumerate(e))
-            shift = sum(ek * (a * self.means[k] * inv_v[k]) for k, ek in enumerate(e))
-            return -(x * precision - shift) / total
         log_joint, yv = self._terms(x, t)
         r = jax.nn.softmax(log_joint, axis=-1)  # (..., K)
         comp = yv if self.diagonal else jnp.einsum("...ke,kde->...kd", yv, self.eigvecs)
@@ -176,9 +147,6 @@ class MixtureScore:
 
     def log_density(self, x, t):
         """``log q_t(x)`` by log-sum-exp, shape ``x.shape[:-1]``."""
-        if self._unrolled():
-            _, _, log_joint = self._log_joint_unrolled(x, t)
-            return logsumexp(jnp.stack(log_joint, axis=-1), axis=-1)
         log_joint, _ = self._terms(x, t)
         return logsumexp(log_joint, axis=-1)
 

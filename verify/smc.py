@@ -119,19 +119,11 @@ def fkc_log_weight_rate(source_scores, composed_score, weights, beta, dim: int):
 
     ``source_scores`` is the list of ``s_i`` (each ``(..., d)``), ``composed_score`` is ``S = Σ_i w_i s_i``.
     """
-    quad = _squared_norm(composed_score)
+    quad = jnp.sum(composed_score**2, axis=-1)
     for w, s in zip(weights, source_scores):
         if w != 0.0:
-            quad = quad - w * _squared_norm(s)
+            quad = quad - w * jnp.sum(s**2, axis=-1)
     return 0.5 * beta * ((1.0 - math.fsum(weights)) * dim + quad)
-
-
-def _squared_norm(v):
-    """``‖v‖²`` over the last axis. For small ``d`` as a sum of slices: XLA:CPU vectorizes that along the particles,
-    while a reduction over a minor axis of length 2 runs element by element (measured 2.5× slower)."""
-    if v.shape[-1] <= 8:
-        return sum(v[..., j] ** 2 for j in range(v.shape[-1]))
-    return jnp.sum(v**2, axis=-1)
 
 
 def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, n_steps: int = 500,
