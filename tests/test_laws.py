@@ -139,7 +139,7 @@ def test_add_fields_adds_scores():
         for f in (both, mixed):
             for got, ref in zip(f(t), expect):
                 np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-13)
-    assert type(both).__name__ == "CodiagonalField" and type(mixed).__name__ == "function"
+    assert type(both).__name__ == "CodiagonalField" and type(mixed).__name__ == "FieldSum"
 
 
 # ------------------------------------------------------------------------- Euler–Maruyama: order and Monte Carlo
