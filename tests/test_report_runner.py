@@ -180,3 +180,15 @@ def test_a_cell_can_receive_its_seed_as_a_jax_key():
     cell = compute_cell("report_helpers:keyed_cell", {"n": 3}, "key", 7, seed_kind="jax_key")
     assert cell.x64 is True
     np.testing.assert_array_equal(cell.frame["z"].to_numpy(), np.asarray(jax.random.normal(jax.random.key(7), (3,))))
+
+
+def test_an_experiment_without_quick_cells_is_skipped_at_quick_size(tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    slow = dataclasses.replace(toy_registry(markers)["toy"], quick=())
+    registry = type(REGISTRY)([slow])
+    quick = build(registry, tmp_path / "quick", quick=True)
+    assert quick.records[0].status == "skipped at --quick" and count_calls(markers) == 0
+    assert "runs only at the default size" in (tmp_path / "quick" / "summary.md").read_text()
+    full = build(registry, tmp_path / "full")
+    assert full.records[0].status == "ran" and count_calls(markers) == 4

@@ -60,7 +60,8 @@ class Experiment:
     compute : str
         ``"package.module:function"``.
     default, quick : tuple of dict
-        Cell configurations at the default and the ``--quick`` size (plain JSON data).
+        Cell configurations at the default and the ``--quick`` size (plain JSON data). ``quick`` may be empty for an
+        experiment too slow for the quick run; it is then reported as skipped there.
     seed_argument : str or None
         Keyword through which each cell receives its own seed.
     seed_kind : {"int", "jax_key"}
@@ -99,9 +100,9 @@ class Experiment:
             raise RegistryError(f"seed_kind of {self.name!r} is {self.seed_kind!r}; expected 'int' or 'jax_key'.")
         if ":" not in self.compute:
             raise RegistryError(f"compute of {self.name!r} is {self.compute!r}; expected 'package.module:function'.")
+        if not self.default:
+            raise RegistryError(f"experiment {self.name!r} has no default cells; give at least one configuration.")
         for label, cells in (("default", self.default), ("quick", self.quick)):
-            if not cells:
-                raise RegistryError(f"experiment {self.name!r} has no {label} cells; give at least one configuration.")
             for cell in cells:
                 if not isinstance(cell, Mapping):
                     raise RegistryError(f"experiment {self.name!r}: each cell must be a dict, got {cell!r}.")

@@ -141,8 +141,12 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, se
             record.status, record.missing = "awaiting", missing
             echo(f"- {experiment.name}: awaits {', '.join(missing)} (not run)")
             continue
-        runnable[experiment.name] = experiment
         cells = plan_cells(experiment, quick, seed, cache)
+        if not cells:
+            record.status = "skipped at --quick"
+            echo(f"- {experiment.name}: no quick cells (too slow for --quick; runs at the default size)")
+            continue
+        runnable[experiment.name] = experiment
         record.cells = len(cells)
         planned.extend(cells)
 

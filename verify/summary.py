@@ -13,8 +13,8 @@ from verify.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE, CheckResult, ver
 class ExperimentRecord:
     """How one registered experiment fared in a run.
 
-    ``status``: ``"ran"``, ``"error"``, ``"awaiting"`` (code it needs has not landed: ``missing``) or
-    ``"not selected"`` (left out by ``--only``).
+    ``status``: ``"ran"``, ``"error"``, ``"awaiting"`` (code it needs has not landed: ``missing``),
+    ``"not selected"`` (left out by ``--only``) or ``"skipped at --quick"`` (no quick cells).
     """
 
     name: str
@@ -60,6 +60,8 @@ def _reason_not_applicable(claim_id: str, records: list[ExperimentRecord]) -> st
             parts.append(f"`{r.name}` awaits {', '.join(f'`{m}`' for m in r.missing)}")
         elif r.status == "not selected":
             parts.append(f"`{r.name}` was not selected (`--only`)")
+        elif r.status == "skipped at --quick":
+            parts.append(f"`{r.name}` runs only at the default size (not with `--quick`)")
         elif r.status == "error":
             parts.append(f"`{r.name}` failed with an error")
     return "; ".join(parts) or "its checks did not apply"
