@@ -60,10 +60,10 @@ def integrate_function(f, lower, upper, rtol: float = 1e-9, atol: float = 0.0) -
 
 def total_variation(p, q, rtol: float = 1e-8) -> float:
     r"""``TV(p, q) = ½∫|p − q|`` between two distributions with ``.logpdf`` and ``.mean``/``.cov`` in 1-D or 2-D, by
-    adaptive cubature over the box holding ``±15`` standard deviations of both. The kink of ``|p − q|`` limits the
-    attainable accuracy to about ``1e-8`` absolute."""
+    adaptive cubature over the box holding ``±15`` standard deviations of both, to relative tolerance ``rtol`` (and
+    absolute ``1e-3·rtol``). The kink of ``|p − q|`` limits the attainable accuracy to about ``1e-8`` absolute."""
     import jax
 
     lower, upper = gaussian_box([(np.asarray(p.mean), np.asarray(p.cov)), (np.asarray(q.mean), np.asarray(q.cov))])
     lp, lq = jax.jit(p.logpdf), jax.jit(q.logpdf)
-    return 0.5 * integrate_function(lambda x: np.abs(np.exp(lp(x)) - np.exp(lq(x))), lower, upper, rtol=rtol, atol=1e-11)
+    return 0.5 * integrate_function(lambda x: np.abs(np.exp(lp(x)) - np.exp(lq(x))), lower, upper, rtol=rtol, atol=1e-3 * rtol)

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -61,3 +61,38 @@ def test_mixture_hdr_threshold_has_the_stated_level(key):
     x = m.sample(jax.random.fold_in(key, 1), 200_000)
     est = fraction_outside_hdr_monte_carlo(x, [m], [thr])["each"][0]
     assert abs(est.value - 0.05) < 5 * np.sqrt(0.05 * 0.95 * (1 / 200_000 + 1 / 200_000))
+
+
+@settings(max_examples=10)  # each example is a 2-D cubature of |p − q|, whose kink makes it slow
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3))
+def test_exact_gaussian_tv_matches_cubature(seed, d):
+    from closed_form import Gaussian
+    from closed_form.ood import total_variation_gaussians
+    from closed_form.quadrature import total_variation
+    from strategies import spd_matrix
+
+    rng = np.random.default_rng(seed)
+    d = min(d, 2)  # cubature is the independent route in 1-D and 2-D
+    p = Gaussian(rng.normal(size=d), spd_matrix(rng, d, rng.uniform(0, 1), rng.uniform(0.3, 3)))
+    q = Gaussian(rng.normal(size=d) * 0.5, spd_matrix(rng, d, rng.uniform(0, 1), rng.uniform(0.3, 3)))
+    np.testing.assert_allclose(total_variation_gaussians(p, q), total_variation(p, q, rtol=1e-7), atol=1e-6)
+
+
+def test_tv_limits():
+    from closed_form import Gaussian
+    from closed_form.ood import total_variation_gaussians
+
+    p = Gaussian(np.zeros(2), np.eye(2))
+    assert total_variation_gaussians(p, p) == 0.0
+    # Equal covariances: TV = 2Φ(Δ/2) − 1 with Δ the Mahalanobis distance (pure normal term in the formula).
+    q = Gaussian(np.array([1.0, 1.0]), np.eye(2))
+    np.testing.assert_allclose(total_variation_gaussians(p, q), 2 * stats.norm.cdf(np.sqrt(2) / 2) - 1, rtol=1e-10)
+
+
+def test_signed_generalized_chi2_with_normal_term_against_monte_carlo():
+    rng = np.random.default_rng(3)
+    n = 2_000_000
+    z = rng.standard_normal((n, 3))
+    y = -(z[:, 0] + 0.3) ** 2 + 0.5 * (z[:, 1] + 1) ** 2 + 0.5 * z[:, 2]
+    p = generalized_chi2_sf(-0.7, [-1.0, 0.5], [0.3, 1.0], 0.5)
+    assert abs((y > -0.7).mean() - p) < 5 * np.sqrt(p * (1 - p) / n)

@@ -1,0 +1,56 @@
+"""The two-point construction: equal training-side errors, scores equal off the ball, and a lower bound that is
+negligible in distribution and large out of it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from closed_form import paper_setting
+from closed_form.quadrature import integrate_function
+from theory.two_point import bump, bump_gradient, two_point_bound
+
+
+def test_bump_gradient_is_autodiff_gradient_and_vanishes_outside():
+    c, r = jnp.array([1.0, -2.0]), 1.5
+    x = jnp.asarray(np.random.default_rng(0).uniform(-2, 4, size=(200, 2)))
+    auto = jax.vmap(jax.grad(lambda y: bump(y, c, r)))(x)
+    np.testing.assert_allclose(np.asarray(bump_gradient(x, c, r)), np.asarray(auto), rtol=1e-10, atol=1e-14)
+    outside = np.linalg.norm(np.asarray(x - c), axis=1) >= r
+    assert np.all(np.asarray(bump_gradient(x, c, r))[outside] == 0.0)
+
+
+@pytest.fixture(scope="module")
+def bounds():
+    return {name: two_point_bound(paper_setting(name).composition, 0.1) for name in ["FC_ID", "FC_OOD"]}
+
+
+def test_training_side_errors_are_at_most_eps_and_equal_in_both_worlds(bounds):
+    for r in bounds.values():
+        np.testing.assert_allclose(r.train_norms.max(), 0.1, rtol=1e-12)
+        # The ball avoids every source's 95 % HDR, so each source puts little mass there.
+        assert np.all(r.source_mass_in_ball < 0.05)
+
+
+def test_lower_bound_negligible_in_distribution_large_out_of_it(bounds):
+    assert bounds["FC_ID"].tv_lower_bound < 1e-8
+    assert bounds["FC_OOD"].tv_lower_bound > 0.1
+    assert bounds["FC_OOD"].w2_lower_bound > 0.5
+
+
+def test_tv_against_an_independent_cubature(bounds):
+    # Recompute TV(Q̂+, Q̂-) over a Cartesian box around the ball from scratch, with the normalizers as stated.
+    r = bounds["FC_OOD"]
+    q = paper_setting("FC_OOD").composition.target
+    k = r.amplitude  # Σ w_i = 1
+    c, rad = r.center, r.radius
+    lp = jax.jit(q.logpdf)
+    h = jax.jit(lambda x: bump(x, c, rad))
+    z = {sg: 1.0 + integrate_function(lambda x, sg=sg: np.exp(np.asarray(lp(x))) * (np.exp(sg * k * np.asarray(h(x))) - 1),
+                                      c - rad, c + rad, rtol=1e-8, atol=1e-12) for sg in (1, -1)}
+    inside = 0.5 * integrate_function(
+        lambda x: np.exp(np.asarray(lp(x))) * np.abs(np.exp(k * np.asarray(h(x))) / z[1] - np.exp(-k * np.asarray(h(x))) / z[-1])
+        - np.exp(np.asarray(lp(x))) * np.abs(1 / z[1] - 1 / z[-1]),
+        c - rad, c + rad, rtol=1e-8, atol=1e-12)
+    tv = inside + 0.5 * abs(1 / z[1] - 1 / z[-1])
+    np.testing.assert_allclose(tv, r.tv, rtol=1e-5)
