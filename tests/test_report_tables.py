@@ -11,7 +11,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from report_helpers import compile_latex, have_pdflatex
 
-from verify.tables import Column, TableError, TableSpec, format_mean_se, format_number, latex_text, render_table
+from verify.tables import (
+    _COMBINING,
+    _UNICODE,
+    Column,
+    TableError,
+    TableSpec,
+    format_mean_se,
+    format_number,
+    latex_text,
+    render_table,
+)
 
 
 @pytest.mark.parametrize("x, text", [
@@ -64,6 +74,16 @@ def sweep_csv(tmp_path):
     return path, pd.DataFrame(rows)
 
 
+def test_row_headers_are_escaped(tmp_path):
+    path = tmp_path / "u.csv"
+    pd.DataFrame({"K_label": ["1", "4", "1", "4"], "e_ps": ["0", "0", "1", "1"], "x": [1.0, 2.0, 3.0, 4.0]}).to_csv(
+        path, index=False)
+    pivot = render_table(TableSpec("u", "c", columns=(Column("x"),), index=("K_label",), pivot="e_ps"), path)["u"]
+    assert r"K\_label &" in pivot and r"{e\_ps}" in pivot
+    flat = render_table(TableSpec("v", "c", columns=(Column("x"),), index=("K_label", "e_ps")), path)["v"]
+    assert r"K\_label / e\_ps &" in flat
+
+
 def test_pivot_layout_with_mean_and_standard_error_per_setting(tmp_path):
     path, frame = sweep_csv(tmp_path)
     spec = TableSpec("sweep", "W2 of naive and FKC samples", columns=(Column("w2", "W2", kind="mean_se"),),
@@ -114,8 +134,17 @@ def test_generated_layouts_compile(tmp_path):
                   index=("setting",), pivot="n", replicate="run", where={"K": 4}),
         TableSpec("c", "Transposed", columns=(Column("w2", "W2", kind="mean_se"),), index=("setting", "n"),
                   replicate="run", where={"K": 16}, transpose=True),
+        TableSpec("d", "Underscored row header", columns=(Column("w2", "W2", kind="mean_se"),),
+                  index=("setting", "K"), replicate="run", where={"n": "exact"}, index_header="set_ting & K"),
     ]
     for spec in specs:
         for stem, latex in render_table(spec, path).items():
             proc = compile_latex(latex, tmp_path / stem)
             assert proc.returncode == 0, f"{stem}:\n{latex}\n{proc.stdout[-2000:]}"
+
+
+def test_every_mapped_symbol_compiles_with_booktabs_alone(tmp_path):
+    assert have_pdflatex()
+    text = " ".join([latex_text(ch) for ch in _UNICODE] + [latex_text("Q" + accent) for accent in _COMBINING])
+    proc = compile_latex(text, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:]

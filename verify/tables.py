@@ -52,13 +52,15 @@ _UNICODE = {
     "θ": r"\theta", "κ": r"\kappa", "λ": r"\lambda", "μ": r"\mu", "ν": r"\nu", "π": r"\pi", "ρ": r"\rho",
     "σ": r"\sigma", "τ": r"\tau", "φ": r"\varphi", "χ": r"\chi", "ψ": r"\psi", "ω": r"\omega",
     "Δ": r"\Delta", "Λ": r"\Lambda", "Σ": r"\Sigma", "Π": r"\Pi", "Ω": r"\Omega",
-    "⁰": r"^{0}", "¹": r"^{1}", "²": r"^{2}", "³": r"^{3}", "⁴": r"^{4}", "⁻": r"^{-}", "ᵀ": r"^{\top}",
-    "½": r"\tfrac{1}{2}",
-    "₀": r"_{0}", "₁": r"_{1}", "₂": r"_{2}", "₃": r"_{3}", "ᵢ": r"_{i}", "ₜ": r"_{t}",
+    **{sup: f"^{{{d}}}" for d, sup in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")}, "⁻": r"^{-}", "⁺": r"^{+}", "ᵀ": r"^{\top}",
+    "½": r"\frac{1}{2}",
+    **{sub: f"_{{{d}}}" for d, sub in enumerate("₀₁₂₃₄₅₆₇₈₉")}, "₊": r"_{+}", "₋": r"_{-}", "ᵢ": r"_{i}",
+    "ₜ": r"_{t}",
     "‖": r"\|", "·": r"\cdot", "×": r"\times", "±": r"\pm", "≤": r"\leq", "≥": r"\geq", "≠": r"\neq",
-    "≈": r"\approx", "≲": r"\lesssim", "→": r"\to", "∞": r"\infty", "∑": r"\sum", "√": r"\surd", "−": r"-",
+    "≈": r"\approx", "≲": r"\stackrel{<}{\sim}", "→": r"\to", "∞": r"\infty", "∑": r"\sum", "√": r"\surd", "−": r"-",
     "∈": r"\in", "∝": r"\propto", "∇": r"\nabla", "∫": r"\int", "ℓ": r"\ell",
 }
+_COMBINING = {"\u0302": r"\hat", "\u0303": r"\tilde", "\u0304": r"\bar"}
 _TEXT_UNICODE = {"–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\ldots{}", "\u00a0": "~"}
 
 
@@ -72,7 +74,11 @@ def latex_text(value) -> str:
     """
     out = []
     for ch in str(value):
-        if ch in _SPECIALS:
+        if ch in _COMBINING:  # an accent on the previous character: Q̂ → \hat{Q}
+            if not out or len(out[-1]) != 1:
+                raise TableError(f"the accent U+{ord(ch):04X} in {str(value)!r} follows no plain letter.")
+            out[-1] = r"\ensuremath{" + _COMBINING[ch] + "{" + out[-1] + "}}"
+        elif ch in _SPECIALS:
             out.append(_SPECIALS[ch])
         elif ch in _UNICODE:
             out.append(r"\ensuremath{" + _UNICODE[ch] + "}")
@@ -202,6 +208,8 @@ class TableSpec:
         Quantities as rows, items as columns (for wide tables of few items).
     font_size : str, optional
         A LaTeX size command name (``"small"``, ``"footnotesize"``) applied inside the table float.
+    index_header : str, optional
+        Header of the row labels (escaped); the ``index`` column names by default.
     """
 
     name: str
@@ -215,6 +223,12 @@ class TableSpec:
     where: dict = field(default_factory=dict)
     transpose: bool = False
     font_size: str | None = "small"
+    index_header: str | None = None
+
+    @property
+    def row_header(self) -> str:
+        """Header of the row-label column(s): ``index_header``, or the index column names joined by ' / '."""
+        return self.index_header if self.index_header is not None else " / ".join(self.index)
 
     def label(self, suffix: str = "") -> str:
         return "tab:" + (self.name + suffix).replace("_", "-")
@@ -333,14 +347,13 @@ def _one_table(frame: pd.DataFrame, spec: TableSpec, caption: str, label: str) -
         if wide.isna().any().any():
             raise TableError(f"table {spec.name!r}: some ({', '.join(spec.index)}, {spec.pivot}) combinations have "
                              "no row in the CSV.")
-        head = " / ".join(spec.index)
-        wide.columns = pd.MultiIndex.from_tuples(list(wide.columns), names=[None, head])
+        wide.columns = pd.MultiIndex.from_tuples(list(wide.columns), names=[None, latex_text(spec.row_header)])
         display = wide
     else:
         display = shown.set_index(list(spec.index)) if spec.index else shown
         display = display[[c.title for c in spec.columns]]
         if spec.index and not spec.transpose:
-            display.columns = pd.Index(display.columns, name=" / ".join(spec.index))
+            display.columns = pd.Index(display.columns, name=latex_text(spec.row_header))
         if spec.transpose:
             display = display.T
     return _style_latex(display, caption, label, spec.font_size)
