@@ -192,3 +192,19 @@ def test_an_experiment_without_quick_cells_is_skipped_at_quick_size(tmp_path):
     assert "runs only at the default size" in (tmp_path / "quick" / "summary.md").read_text()
     full = build(registry, tmp_path / "full")
     assert full.records[0].status == "ran" and count_calls(markers) == 4
+
+
+def test_code_version_ignores_presentation_modules_only(tmp_path, monkeypatch):
+    from verify.cache import code_version
+
+    package = tmp_path / "fakepkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "compute.py").write_text("X = 1\n")
+    (package / "catalog.py").write_text("CAPTION = 'a'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    version = code_version(("fakepkg",), exclude={"fakepkg/catalog.py"})
+    (package / "catalog.py").write_text("CAPTION = 'b'\n")
+    assert code_version(("fakepkg",), exclude={"fakepkg/catalog.py"}) == version
+    (package / "compute.py").write_text("X = 2\n")
+    assert code_version(("fakepkg",), exclude={"fakepkg/catalog.py"}) != version

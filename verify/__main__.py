@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     result = build_report(REGISTRY, args.out, names=args.only, quick=args.quick, seed=args.seed, jobs=jobs,
                           progress=False if args.no_progress else None)
-    verdict = {0: "all checks hold or are not applicable", 1: "an asserted check FAILS",
+    from verify.claims import FAILS
+
+    verdict = {0: "every asserted check holds", 1: "an asserted check FAILS",
                2: "an experiment could not be completed"}[result.exit_code]
+    findings = sum(not r.check.asserted and r.outcome.status == FAILS for r in result.checks)
+    if findings:
+        verdict += f"; {findings} finding(s) fail (not asserted)"
     print(f"report written to {result.out}/ in {time.perf_counter() - start:.1f} s "
           f"({result.computed} cells computed, {result.cached} cached): {verdict}; see {result.out}/summary.md")
     return result.exit_code

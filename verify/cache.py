@@ -6,8 +6,9 @@ is killed mid-write therefore leaves either the old file or the new one, never h
 
 A *cell* is one call of an experiment's compute function with one configuration. :class:`CellCache` stores each
 finished cell's result under a key that hashes the experiment name, the configuration, the seed and the *code
-version* (a hash of the source of ``closed_form``, ``theory`` and ``verify``), so an interrupted run resumes without
-recomputing finished cells, and any change to the code invalidates every cached cell.
+version* (a hash of the source of ``closed_form``, ``theory`` and ``verify`` less the report's presentation modules),
+so an interrupted run resumes without recomputing finished cells, and any change to the computing code invalidates
+every cached cell.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("closed_form", "theory", "verify")
+# The report's presentation layer: what it does with finished cells (tables, figures, checks, registrations). Its
+# source is left out of the code version, so editing a caption or a check does not recompute any cell.
+PRESENTATION_MODULES = frozenset({
+    "verify/__main__.py", "verify/cache.py", "verify/catalog.py", "verify/claims.py", "verify/figures.py",
+    "verify/provenance.py", "verify/registry.py", "verify/report.py", "verify/summary.py", "verify/tables.py",
+})
 
 
 def atomic_write(path, data: bytes | str) -> Path:
@@ -65,8 +72,9 @@ def stable_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
 
 
-def code_version(packages: tuple[str, ...] = PACKAGES) -> str:
-    """A hash of every ``.py`` file of ``packages`` (relative path and content, in sorted order).
+def code_version(packages: tuple[str, ...] = PACKAGES, exclude=PRESENTATION_MODULES) -> str:
+    """A hash of every ``.py`` file of ``packages`` (relative path and content, in sorted order) except ``exclude``
+    (the report's presentation modules, which never change a cell's result).
 
     Hashing the source rather than asking git makes the version meaningful in an installed copy, and makes an
     uncommitted edit count as a new version.
@@ -81,6 +89,8 @@ def code_version(packages: tuple[str, ...] = PACKAGES) -> str:
             continue
         root = Path(next(iter(spec.submodule_search_locations)))
         for file in sorted(root.rglob("*.py")):
+            if f"{name}/{file.relative_to(root).as_posix()}" in exclude:
+                continue
             digest.update(f"{name}/{file.relative_to(root).as_posix()}".encode())
             digest.update(b"\0")
             digest.update(file.read_bytes())

@@ -353,14 +353,16 @@ def _fkc_beats_naive(settings):
         mc = _mc_rows(frame[(frame["eps"] == 0) & frame["setting"].isin(settings)])
         numbers, ok = {}, len(mc) > 0
         for setting, part in mc.groupby("setting", sort=False):
-            stats = part.groupby("K")["sw2"].agg(["mean", "std", "count"])
+            stats = part.groupby("K")["mmd2"].agg(["mean", "std", "count"])
             lo, hi = stats.index.min(), stats.index.max()
             se = np.hypot(*(stats.loc[k, "std"] / np.sqrt(stats.loc[k, "count"]) for k in (lo, hi)))
             gain = float(stats.loc[lo, "mean"] - stats.loc[hi, "mean"])
-            numbers[f"{setting}: sW2 naive − FKC K={int(hi)}"] = gain
+            numbers[f"{setting}: MMD² naive − FKC K={int(hi)}"] = gain
             numbers[f"{setting}: its standard error"] = float(se)
             ok &= gain > 2 * se
-        return Outcome.decide(ok, numbers, "sliced W2 to exact target draws, mean over runs; margin 2 standard errors")
+        # MMD² (unbiased, noise floor 0) rather than sliced W2, whose positive noise floor hides NFC_ID's small bias.
+        return Outcome.decide(ok, numbers, "unbiased MMD² to exact target draws, mean over runs; margin 2 standard "
+                                           "errors")
     return evaluate
 
 
@@ -389,8 +391,12 @@ REGISTRY.register(Experiment(
     name="fkc_sweep",
     title="Naive vs FKC × K per paper setting, exact scores and training-side error ε (sliced W2, MMD², exact limits)",
     compute="verify.extrapolation:fkc_sweep",
-    default=grid(setting=SETTING_NAMES, eps=(0.0, 0.1), ks=(list(SWEEP_KS),), n_runs=(3,), n_swarms=(1_000,),
-                 n_steps=(500,), n_proj=(2_000,)),
+    # ε > 0 only for the Gaussian settings: the mixtures' OOD-growing error model (a Monte-Carlo-calibrated power of
+    # the mixture density) makes each FKC cell over five minutes here, beyond the full run's ten.
+    default=grid(setting=GAUSSIAN_SETTINGS, eps=(0.0, 0.1), ks=(list(SWEEP_KS),), n_runs=(3,), n_swarms=(1_000,),
+                 n_steps=(500,), n_proj=(2_000,))
+    + grid(setting=("GMM_ID", "GMM_OOD"), eps=(0.0,), ks=(list(SWEEP_KS),), n_runs=(3,), n_swarms=(1_000,),
+           n_steps=(500,), n_proj=(2_000,)),
     quick=grid(setting=("NFC_OOD",), eps=(0.0, 0.1), ks=([1, 4],), n_runs=(2,), n_swarms=(200,), n_steps=(100,),
                n_proj=(200,)),
     derive=_sweep_derived,
@@ -409,7 +415,7 @@ REGISTRY.register(Experiment(
             name="fkc_sweep_floor",
             caption="Noise floor of the sweep's metrics: sliced W2 and MMD² between two independent exact target "
                     "samples of the same size",
-            index=("setting",), pivot="eps", pivot_header="ε", where={"K": 0},
+            index=("setting", "eps"), index_header="setting / ε", where={"K": 0},
             columns=(Column("sw2", "sW₂"), Column("mmd2", "MMD²")),
         ),
         TableSpec(
@@ -429,11 +435,11 @@ REGISTRY.register(Experiment(
                             col="setting", logx=True, logy=True, errorbar=("ci", 95), ylabel="sliced W₂"),
     ),),
     checks=(
-        Check("P3", "exact scores: FKC's error at the largest K is below naive composition's in every NFC and "
-              "mixture setting", _fkc_beats_naive(("NFC_ID", "NFC_OOD", "GMM_ID", "GMM_OOD")), asserted=False),
+        Check("P3", "exact scores: FKC's error (MMD²) at the largest K is below naive composition's in every NFC "
+              "and mixture setting", _fkc_beats_naive(("NFC_ID", "NFC_OOD", "GMM_ID", "GMM_OOD")), asserted=False),
         Check("F4", "exact scores: FKC's limit K → ∞ is the target up to the time grid (KL < 1e-6)",
               _fkc_limit_is_target),
-        Check("F4", "exact scores: FKC's Monte Carlo error at the largest K is below naive composition's",
+        Check("F4", "exact scores: FKC's Monte Carlo error (MMD²) at the largest K is below naive composition's",
               _fkc_beats_naive(("NFC_ID", "NFC_OOD", "GMM_ID", "GMM_OOD")), asserted=False),
         Check("P3", "perturbed scores: FKC's limit is far worse in the OOD settings than in the ID ones (> 3×)",
               _fkc_limit_degrades_ood, asserted=False),
@@ -513,7 +519,7 @@ REGISTRY.register(Experiment(
         "error of naive composition, and FKC's limit with perturbed scores.",
         lambda frame: stacked_split(frame, x="outside_hdr_max", parts=("kl_inference", "kl_estimation",
                                                                        "kl_fkc_perturbed"),
-                                    total="kl_total", xlabel="Q-mass outside the sources' 95 % HDRs",
+                                    total="kl_total", logx=True, xlabel="Q-mass outside the sources' 95 % HDRs",
                                     ylabel="KL(Q‖·)"),
     ),),
     checks=(
@@ -585,7 +591,7 @@ REGISTRY.register(Experiment(
     title="Change-of-measure bound: sampling-side score error against √(1 + χ²)·training-side error, along t",
     compute="verify.transfer_along_t:transfer_rows",
     seed_argument=None,
-    default=grid(setting=GAUSSIAN_SETTINGS, eps=(0.1,), times=([1e-4, 0.3, 0.6, 0.9],)),
+    default=grid(setting=GAUSSIAN_SETTINGS, eps=(0.1,), times=([1e-4, 0.5, 0.9],)),
     quick=grid(setting=("NFC_ID",), eps=(0.1,), times=([0.5],)),
     derive=_transfer_derived,
     tables=(TableSpec(

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from verify.cache import atomic_write
 
@@ -75,9 +76,11 @@ def lines(frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None, col: s
     log axis (values under it, e.g. exact zeros, are drawn at the floor and the panel says so)."""
     _require(frame, x, y, hue, col)
     data = frame.copy()
+    clipped = False
     if logy:
         if floor is None and (data[y] <= 0).any():
             raise FigureError(f"log axis for {y!r} but it has values ≤ 0; pass floor= to clip them visibly.")
+        clipped = floor is not None and bool((data[y] < floor).any())
         if floor is not None:
             data[y] = data[y].clip(lower=floor)
     panels = _panels(data, col)
@@ -87,11 +90,12 @@ def lines(frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None, col: s
         sns.lineplot(data=part, x=x, y=y, hue=hue, marker=None if dense else "o", errorbar=errorbar, ax=ax)
         if logx:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # short log ranges label minor ticks over each other
         if logy:
             ax.set_yscale("log")
         if value is not None:
             ax.set_title(f"{col} = {value}")
-        if floor is not None:
+        if clipped:  # mark the floor only where values were raised to it
             ax.axhline(floor, color="0.6", lw=0.8, ls=":")
         ax.set_xlabel(xlabel or x)
         ax.set_ylabel(ylabel or y)
@@ -140,7 +144,7 @@ def scatter_2d(frame: pd.DataFrame, *, x: str = "x0", y: str = "x1", hue: str = 
 
 
 def stacked_split(frame: pd.DataFrame, *, x: str, parts: tuple[str, ...], total: str | None = None,
-                  col: str | None = None, logy: bool = True, xlabel: str | None = None,
+                  col: str | None = None, logx: bool = False, logy: bool = True, xlabel: str | None = None,
                   ylabel: str = "error") -> Figure:
     """Error components ``parts`` (e.g. inference-time and estimation error) and their ``total`` against ``x``
     (e.g. the OOD measure), one panel per ``col``."""
@@ -148,5 +152,5 @@ def stacked_split(frame: pd.DataFrame, *, x: str, parts: tuple[str, ...], total:
     _require(frame, x, col, *value_columns)
     id_vars = [x] + ([col] if col else [])
     long = frame.melt(id_vars=id_vars, value_vars=value_columns, var_name="component", value_name=ylabel)
-    return lines(long, x=x, y=ylabel, hue="component", col=col, logy=logy, xlabel=xlabel,
+    return lines(long, x=x, y=ylabel, hue="component", col=col, logx=logx, logy=logy, xlabel=xlabel,
                  floor=1e-16 if logy else None)
