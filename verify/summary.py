@@ -85,13 +85,16 @@ def render_summary(records: list[ExperimentRecord], results: list[CheckResult], 
         rs = by_claim[claim.id]
         v = verdict(rs)
         lines += ["", f"## {claim.id} [{claim.source}] — {v}", "", claim.statement, ""]
+        if claim.source == "paper" and rs:
+            lines += ["The verdict is on the formal statements checked below (`paper_notes.md`), not on the paper's "
+                      "wording; a conjecture is never proved by an example.", ""]
         if v == NOT_APPLICABLE and not rs:
             lines.append(f"Not applicable: {_reason_not_applicable(claim.id, records)}.")
         for r in rs:
             kind = "asserted" if r.check.asserted else "finding"
             outputs = next((rec.outputs for rec in records if rec.name == r.experiment), [])
             shown = f" Shown in {', '.join(f'`{o}`' for o in outputs)}." if outputs else ""
-            note = f" {r.outcome.note}" if r.outcome.note else ""
+            note = f" {r.outcome.note.rstrip('.')}." if r.outcome.note else ""
             lines.append(f"- **{r.outcome.status}** ({kind}, experiment `{r.experiment}`): {r.check.statement}. "
                          f"Numbers: {_numbers(r.outcome.numbers) or 'none'}.{note}{shown}")
         awaiting = [rec for rec in records if claim.id in rec.claims and rec.status != "ran"]
