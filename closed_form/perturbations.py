@@ -231,7 +231,7 @@ class MixtureDensityPowerError:
     """
 
     def __init__(self, source, schedule, eps: float, gamma: float = 0.25, *, key, n_mc: int = 20_000,
-                 times=None, direction=None):
+                 times=None, direction=None, log_density=None):
         _check_eps(eps)
         if not 0.0 < gamma < 0.5:
             raise CatcompError(f"gamma must lie in (0, 1/2) for a finite training-side norm, got {gamma!r}.")
@@ -239,18 +239,20 @@ class MixtureDensityPowerError:
 
         self.source, self.schedule, self.eps, self.gamma = source, schedule, float(eps), float(gamma)
         self.u = _unit(np.ones(source.dim) if direction is None else direction, source.dim)
+        # ``log_density(x, t) = log q_t(x)``; a faster equivalent may be passed (the samplers' exact scores have one).
+        self.log_density = log_density or (lambda x, t: self.source.noised(self.schedule, t).logpdf(x))
         grid = reverse_time_grid(schedule, 500) if times is None else np.asarray(times, dtype=np.float64)
         self.times = np.unique(np.concatenate([grid, [0.0, schedule.T]]))
-        log_k2, rel_se = [], []
-        for i, t in enumerate(self.times):
-            q_t = source.noised(schedule, float(t))
-            x = q_t.sample(jax.random.fold_in(key, i), n_mc)
-            v = -2.0 * self.gamma * np.asarray(q_t.logpdf(x))
-            vmax = v.max()
-            w = np.exp(v - vmax)
-            log_k2.append(vmax + np.log(w.mean()))
-            rel_se.append(w.std(ddof=1) / np.sqrt(n_mc) / w.mean())
-        self.log_kappa2 = jnp.asarray(log_k2)
+
+        def calibrate(t, k):
+            q_t = source.noised(schedule, t)
+            v = -2.0 * self.gamma * q_t.logpdf(q_t.sample(k, n_mc))
+            w = jnp.exp(v - jnp.max(v))
+            return jnp.max(v) + jnp.log(jnp.mean(w)), jnp.std(w, ddof=1) / np.sqrt(n_mc) / jnp.mean(w)
+
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(len(self.times)))
+        log_k2, rel_se = jax.jit(jax.vmap(calibrate))(jnp.asarray(self.times), keys)
+        self.log_kappa2 = log_k2
         self._rel_se = np.asarray(rel_se)
         self.name = f"mixture-density-power(ε={eps:g}, γ={gamma:g})"
 
@@ -260,7 +262,7 @@ class MixtureDensityPowerError:
 
     def delta(self, x, t):
         log_k2 = jnp.interp(t, jnp.asarray(self.times), self.log_kappa2)
-        log_q = self.source.noised(self.schedule, t).logpdf(x)
+        log_q = self.log_density(x, t)
         return (self.eps * jnp.exp(-self.gamma * log_q - 0.5 * log_k2))[..., None] * self.u
 
     def norm_under_samples(self, samples, t) -> tuple[float, float]:

@@ -191,7 +191,10 @@ def sweep_errors(composition, schedule, eps: float, key, gamma: float = 0.1):
         return [None] * len(composition.sources)
     if all(isinstance(s, Gaussian) for s in composition.sources):
         return worst_case_precision_errors(composition, schedule, eps)
-    return [MixtureDensityPowerError(s, schedule, eps, gamma, key=jax.random.fold_in(key, i), n_mc=5000)
+    from verify.scores import exact_score
+
+    return [MixtureDensityPowerError(s, schedule, eps, gamma, key=jax.random.fold_in(key, i), n_mc=5000,
+                                     log_density=exact_score(s, schedule).log_density)
             for i, s in enumerate(composition.sources)]
 
 
