@@ -96,3 +96,14 @@ def test_signed_generalized_chi2_with_normal_term_against_monte_carlo():
     y = -(z[:, 0] + 0.3) ** 2 + 0.5 * (z[:, 1] + 1) ** 2 + 0.5 * z[:, 2]
     p = generalized_chi2_sf(-0.7, [-1.0, 0.5], [0.3, 1.0], 0.5)
     assert abs((y > -0.7).mean() - p) < 5 * np.sqrt(p * (1 - p) / n)
+
+
+def test_ress_along_t_never_increases():
+    from closed_form import VPSchedule
+    from closed_form.ood import ress_inverse_along_t
+
+    # Data processing: the forward kernel applied to both laws cannot increase χ²(Q_t‖q^i_t).
+    r = ress_inverse_along_t(paper_setting("NFC_OOD").composition, VPSchedule(), np.linspace(0.0, 1.0, 21))
+    assert np.all(np.isinf(r[0]))  # OOD at t = 0: infinite for every source
+    assert np.all(np.isfinite(r[-1]))  # at t = T both laws are ≈ N(0, I)
+    assert np.all(r[1:] <= r[:-1] * (1 + 1e-12))  # inf ≤ inf holds; finite values must not grow
