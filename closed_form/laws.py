@@ -38,6 +38,13 @@ routes lead there:
   times, and the diagonal form is then *verified* at every time the computation evaluates the field; the general
   matrix recursion is used whenever the verification fails, so this never changes the answer beyond rounding.
 
+**The matrix route.** Without a common basis the laws integrate the ``d² + d`` moment equations (one ``d × d``
+product per evaluation). Fields built from Gaussians (:meth:`Composition.naive_field`, :meth:`~Composition.target_field`)
+are sums of :class:`CodiagonalField` s, one per source in that source's eigenbasis; the laws evaluate such a sum as
+one product ``B diag(a_t) Bᵀ`` with the bases side by side, so no evaluation inverts a matrix. Measured by
+``benchmarks/exact_laws.py`` (d = 200, three non-commuting sources, 2-core CPU): SDE ≈ 1.0 s, ODE ≈ 0.8 s,
+Euler–Maruyama(500) ≈ 1.0 s, 6–8× faster than the same laws with three dense inverses per evaluation.
+
 ``method="general"`` forces the matrix recursion, ``method="diagonal"`` demands the per-direction one
 (:class:`NotCodiagonalizableError` if it does not apply).
 """
@@ -45,6 +52,7 @@ routes lead there:
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -102,21 +110,30 @@ def add_fields(*fields):
     r"""The field of a sum of affine scores: ``t ↦ (Σ_j A^j_t, Σ_j b^j_t)``, i.e. ``ŝ = Σ_j (−A^j_t x + b^j_t)``.
 
     Use it to add an affine score error ``δ(x, t) = −E_t x + c_t`` (given as the field ``t ↦ (E_t, c_t)``) to a naive
-    or exact field. The sum of :class:`CodiagonalField` s with the same basis is again one.
+    or exact field. Sums are flattened (a :class:`FieldSum` among the arguments contributes its parts), and the sum of
+    :class:`CodiagonalField` s with the same basis is again one.
     """
     if not fields:
         raise CatcompError("add_fields needs at least one field.")
-    if all(isinstance(f, CodiagonalField) for f in fields) and all(
-        np.array_equal(f.basis, fields[0].basis) for f in fields
-    ):
+    flat = tuple(part for f in fields for part in (f.parts if isinstance(f, FieldSum) else (f,)))
+    if len(flat) == 1:
+        return flat[0]
+    if all(isinstance(f, CodiagonalField) for f in flat) and _same_basis([f.basis for f in flat]):
 
         def diagonal(t):
-            parts = [f.diagonal(t) for f in fields]
+            parts = [f.diagonal(t) for f in flat]
             return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
-        return CodiagonalField(fields[0].basis, diagonal)
+        return CodiagonalField(flat[0].basis, diagonal)
 
-    return FieldSum(tuple(fields))
+    return FieldSum(flat)
+
+
+def _same_basis(bases) -> bool:
+    """Whether every basis equals the first, exactly (``False`` for traced ones, whose values are unknown)."""
+    if any(isinstance(v, jax.core.Tracer) for v in bases):
+        return False
+    return all(np.array_equal(np.asarray(v), np.asarray(bases[0])) for v in bases)
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,24 +218,58 @@ def as_numpy_field(fn):
     ``vmap`` is avoided because XLA on CPU compiled a vmapped 200 × 200 inverse for minutes.
     """
     if isinstance(fn, FieldSum):
-        parts = [as_numpy_field(f) for f in fn.parts]
+        codiagonal = [f for f in fn.parts if isinstance(f, CodiagonalField)]
+        parts = [as_numpy_field(f) for f in fn.parts if not isinstance(f, CodiagonalField)]
+        if codiagonal:
+            parts.append(_stacked_codiagonal(fn, codiagonal))
 
         def call_sum(t):
             values = [f(t) for f in parts]
             return tuple(sum(v[i] for v in values) for i in range(2))
 
         return call_sum
+    if isinstance(fn, CodiagonalField):
+        return _codiagonal_evaluator(np.asarray(fn.basis, dtype=np.float64), as_numpy_field(fn.diagonal))
     state = {"jitted": jax.jit(fn)}
 
     def call(t):
         if state["jitted"] is not None:
             try:
-                return tuple(np.asarray(o, dtype=np.float64) for o in state["jitted"](jnp.float64(t)))
+                return tuple(np.asarray(o, dtype=np.float64) for o in state["jitted"](np.float64(t)))
             except _NOT_TRACEABLE:  # a field written in NumPy
                 state["jitted"] = None
         return tuple(np.asarray(o, dtype=np.float64) for o in fn(float(t)))
 
     return call
+
+
+def _codiagonal_evaluator(basis, diagonal):
+    """``t ↦ (B diag(a) Bᵀ, B c)`` for ``(a, c) = diagonal(t)``: the matrices by NumPy's BLAS, which in d = 200
+    forms ``V diag(a) Vᵀ`` in ~0.2 ms here against ~0.4 ms for the same product compiled by XLA."""
+
+    def call(t):
+        a, c = diagonal(t)
+        return (basis * a) @ basis.T, basis @ c
+
+    return call
+
+
+#: Per FieldSum, its CodiagonalField parts fused: the bases side by side, ``B = [V_1 … V_k]`` (d × kd), and one jitted
+#: function giving all per-direction coefficients, so that ``Σ_j V_j diag(a_j) V_jᵀ = B diag(a) Bᵀ`` is one product
+#: and one dispatch (the naive field of k Gaussian sources is such a sum). Kept per object so that it compiles once.
+_FUSED = weakref.WeakKeyDictionary()
+
+
+def _stacked_codiagonal(total, parts):
+    if total not in _FUSED:
+        basis = np.concatenate([np.asarray(f.basis, dtype=np.float64) for f in parts], axis=1)
+
+        def diagonal(t):
+            values = [f.diagonal(t) for f in parts]
+            return jnp.concatenate([v[0] for v in values]), jnp.concatenate([v[1] for v in values])
+
+        _FUSED[total] = (basis, as_numpy_field(diagonal))
+    return _codiagonal_evaluator(*_FUSED[total])
 
 
 # ---------------------------------------------------------------------------------------------------------- basis
@@ -420,8 +471,10 @@ def _moment_ode_law(field, schedule, start, t_min, t_max, kind, rtol, method):
     # on NFC_OOD); capping the step at 1/16 of the span keeps it at the level of rtol for ~5% more evaluations.
     max_step = (t_max - t_min) / 16.0
 
+    beta_at = jax.jit(schedule.beta)  # one dispatch per evaluation instead of one per jnp operation
+
     def beta(t):
-        return float(schedule.beta(t))
+        return float(beta_at(np.float64(t)))
 
     def integrate(rhs, y0):
         # Forward time t decreases from t_max to t_min: d/dt = −d/dτ, hence the minus signs in the right-hand sides.
@@ -445,14 +498,21 @@ def _moment_ode_law(field, schedule, start, t_min, t_max, kind, rtol, method):
         if worst[0] <= DIAGONAL_TOL:
             return coef.gaussian(y[:d], y[d:])
         coef.fall_back(worst[0])
-    eye = np.eye(d)
-
     def rhs_full(t, y):
+        # KP + PKᵀ + noise·I with K = k0 I − ka A, written into one buffer: one d × d product (AP) per evaluation.
         a, b = coef.full(t)
         _check_field_output(a, b, d)
-        k = k0 * eye - ka * a
-        kp = k @ y[d:].reshape(d, d)
-        return -beta(t) * np.concatenate([k @ y[:d] + ka * b, (kp + kp.T + noise * eye).ravel()])
+        m, p = y[:d], y[d:].reshape(d, d)
+        ap = a @ p
+        out = np.empty_like(y)
+        out[:d] = k0 * m - ka * (a @ m) + ka * b
+        dp = out[d:].reshape(d, d)
+        np.multiply(p, 2.0 * k0, out=dp)
+        dp -= ka * ap
+        dp -= ka * ap.T
+        dp.flat[:: d + 1] += noise
+        out *= -beta(t)
+        return out
 
     y = integrate(rhs_full, np.concatenate([m0, p0.ravel()]))
     p = y[d:].reshape(d, d)

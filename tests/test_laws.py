@@ -1,6 +1,7 @@
 """Exact output laws of affine-field samplers (closed_form.laws) against closed forms, each other, Monte Carlo and the
 paper's reference values."""
 
+import jax
 import numpy as np
 import pytest
 from strategies import spd_matrix
@@ -22,6 +23,7 @@ from closed_form import (
     reverse_time_grid,
     sde_law,
 )
+from closed_form.laws import as_numpy_field
 
 SCHEDULE = VPSchedule()
 GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
@@ -140,6 +142,36 @@ def test_add_fields_adds_scores():
             for got, ref in zip(f(t), expect):
                 np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-12, atol=1e-13)
     assert type(both).__name__ == "CodiagonalField" and type(mixed).__name__ == "FieldSum"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_spectral_fields_equal_dense_inverses_traced_or_not(seed):
+    """naive_field / target_field (sources eigendecomposed once) against ``Σ_i w_i (α²Σ_i + σ²I)⁻¹`` formed by
+    dense inverses; called plainly, under ``jax.jit`` and through the laws' NumPy evaluator (which fuses the
+    per-source parts into one product)."""
+    comp = _non_commuting(seed, d=5)
+    for which in ("naive", "target"):
+        field = comp.naive_field(SCHEDULE) if which == "naive" else comp.target_field(SCHEDULE)
+        jitted, fused = jax.jit(field), as_numpy_field(field)
+        for t in (1e-5, 0.3, 1.0):
+            alpha, s2 = float(SCHEDULE.alpha(t)), float(SCHEDULE.sigma2(t))
+            pairs = (zip(comp.sources, comp.weights) if which == "naive" else [(comp.target, 1.0)])
+            precs = [(w, np.linalg.inv(alpha**2 * np.asarray(g.cov) + s2 * np.eye(5)), np.asarray(g.mean))
+                     for g, w in pairs]
+            a_ref = sum(w * p for w, p, _ in precs)
+            b_ref = sum(w * p @ (alpha * m) for w, p, m in precs)
+            for a, b in (field(t), jitted(t), fused(t)):
+                np.testing.assert_allclose(np.asarray(a), a_ref, rtol=0, atol=1e-12 * np.max(np.abs(a_ref)))
+                np.testing.assert_allclose(np.asarray(b), b_ref, rtol=0, atol=1e-12 * np.max(np.abs(b_ref)))
+
+
+def test_add_fields_flattens_sums():
+    comp = COMPOSITIONS["non_commuting"]
+    naive, exact = comp.naive_field(SCHEDULE), comp.target_field(SCHEDULE)
+    total = add_fields(naive, exact)
+    assert type(naive).__name__ == "FieldSum" and len(naive.parts) == 3
+    assert type(total).__name__ == "FieldSum" and len(total.parts) == 4
+    assert add_fields(exact) is exact
 
 
 # ------------------------------------------------------------------------- Euler–Maruyama: order and Monte Carlo
