@@ -18,10 +18,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import logsumexp
 
 from closed_form._checks import check_finite, check_points
 from closed_form.errors import (
+    CatcompError,
     ImproperCompositionError,
     InvalidWeightsError,
     NoClosedFormError,
@@ -34,6 +34,11 @@ from closed_form.products import gaussian_power_product
 from closed_form.quadrature import gaussian_box, integrate_density
 
 MAX_PRODUCT_TERMS = 100_000
+
+
+#: Proposals after which :meth:`Composition.sample_target`'s rejection sampler gives up (the paper's GMM settings
+#: accept 36–96% of them, so 10⁸ is never reached by a valid target).
+_MAX_REJECTION_DRAWS = 100_000_000
 
 
 class TargetSample(NamedTuple):
@@ -410,6 +415,12 @@ class Composition:
                 u = jax.random.uniform(k_u, (batch,), dtype=jnp.float64)
                 accepted.append(x[jnp.log(u) < log_ratio])
                 n_drawn += batch
+                if n_drawn >= _MAX_REJECTION_DRAWS and sum(a.shape[0] for a in accepted) < n:
+                    raise CatcompError(
+                        f"rejection sampling accepted {sum(a.shape[0] for a in accepted)} of {n_drawn} proposals, "
+                        f"short of n={n}; the envelope bounds Q provably, so this means the target's density is "
+                        "numerically degenerate here (non-finite or vanishing log-ratios). Check the sources."
+                    )
                 rate = max(sum(a.shape[0] for a in accepted) / n_drawn, 1e-4)
                 batch = int(min(max(1.2 * (n - sum(a.shape[0] for a in accepted)) / rate, 1024), 2_000_000))
             xs = jnp.concatenate(accepted)[:n]

@@ -197,6 +197,17 @@ def test_exact_gmm_sampler_matches_quadrature(name, key):
     assert abs(draw.acceptance_rate - p) < 5 * se + 2 / (n / draw.acceptance_rate)
 
 
+def test_rejection_sampler_stops_with_an_error_when_nothing_is_accepted(key, monkeypatch):
+    """A degenerate target (log-ratio −∞ everywhere) must raise, not loop for ever."""
+    import closed_form.composition as composition_module
+
+    monkeypatch.setattr(composition_module, "_MAX_REJECTION_DRAWS", 20_000)
+    monkeypatch.setattr(composition_module.Composition, "target_logpdf_unnormalized",
+                        lambda self, x: jnp.full(jnp.shape(x)[:-1], -jnp.inf))
+    with pytest.raises(CatcompError, match="rejection sampling accepted 0 of"):
+        paper_setting("GMM_OOD").composition.sample_target(key, 100)
+
+
 def test_importance_resampling_fallback_reports_ess(key):
     # A base whose components are not those of the numerator: no AM–GM envelope, so importance resampling.
     means = np.array([[-1.0, 0.0], [1.0, 0.0]])

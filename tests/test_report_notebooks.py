@@ -32,7 +32,8 @@ def test_notebook_is_committed_without_outputs(path):
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
     monkeypatch.setenv("CATCOMP_QUICK", "1")
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+    # A cell takes at most ~30 s here; a kernel that does not answer within 2 minutes is an error, not a wait.
+    client = NotebookClient(nb, timeout=300, startup_timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
