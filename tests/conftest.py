@@ -1,10 +1,13 @@
-"""Test configuration: float64 and strict dtype promotion on, a ``key`` fixture, a bounded Hypothesis profile, and a
-session watchdog.
+"""Test configuration: float64 and strict dtype promotion on, a ``key`` fixture, a bounded Hypothesis profile, and two
+watchdogs against hangs.
 
-Per test, ``pyproject.toml`` dumps the stacks of a test still running after 8 minutes and stops (then reruns once) one
-running after 10. The watchdog covers what those cannot see, a run stuck between tests: if the whole session is still
-running after :data:`SESSION_LIMIT_S`, the stacks of every thread of this process are written to stderr and it exits
-with status 3, so that CI fails with a diagnosis instead of running into its own time limit.
+* Per test: a test still running after :data:`TEST_LIMIT_S` has the stacks of every thread of its process written to
+  stderr, and the process exits (``faulthandler``, whose watchdog thread needs no GIL, so a hang inside C code that
+  holds it is caught too). Under xdist the worker is replaced and pytest-rerunfailures reruns the test once;
+  ``--only-rerun Timeout`` in ``pyproject.toml`` keeps failed assertions from ever being rerun.
+* Per session: if the whole session is still running after :data:`SESSION_LIMIT_S` (it covers a run stuck between
+  tests), the controlling process writes its stacks to stderr and exits with status 3, so that CI fails with a
+  diagnosis instead of running into its own time limit.
 """
 
 import faulthandler
@@ -35,9 +38,12 @@ def key():
     return jax.random.key(20260606)
 
 
+#: The longest test takes about a minute here; ten means stuck. ``CATCOMP_TEST_LIMIT_S`` overrides it.
+TEST_LIMIT_S = float(os.environ.get("CATCOMP_TEST_LIMIT_S", 600))
 #: The whole suite takes about 8 minutes on the project's 2-core machine (``README.md``); 45 minutes means stuck.
 #: ``CATCOMP_TEST_SESSION_LIMIT_S`` overrides it (to try the watchdog, say).
 SESSION_LIMIT_S = float(os.environ.get("CATCOMP_TEST_SESSION_LIMIT_S", 45 * 60))
+_STDERR = {}
 
 
 def _session_watchdog():
@@ -48,6 +54,8 @@ def _session_watchdog():
 
 
 def pytest_configure(config):
+    # Output capturing is suspended while plugins configure: fd 2 is the real stderr here, not a capture file.
+    _STDERR["file"] = os.fdopen(os.dup(2), "w")
     if os.environ.get("PYTEST_XDIST_WORKER") is None:  # the controlling process (or a run without xdist)
         timer = threading.Timer(SESSION_LIMIT_S, _session_watchdog)
         timer.daemon = True
@@ -59,3 +67,13 @@ def pytest_unconfigure(config):
     timer = getattr(config, "_catcomp_watchdog", None)
     if timer is not None:
         timer.cancel()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    out = _STDERR["file"]
+    faulthandler.dump_traceback_later(TEST_LIMIT_S, exit=True, file=out)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
