@@ -40,11 +40,12 @@ routes lead there:
 
 **The matrix route.** Without a common basis the laws integrate the ``d² + d`` moment equations (one ``d × d``
 product per evaluation). Fields built from Gaussians (:meth:`Composition.naive_field`, :meth:`~Composition.target_field`)
-are sums of :class:`CodiagonalField` s, one per source in that source's eigenbasis; the laws evaluate such a sum with
-one jitted call for all coefficients and one product ``V_j diag(a_j) V_jᵀ`` per source, so no evaluation inverts a
-matrix. Measured by ``benchmarks/exact_laws.py`` (d = 200, three non-commuting sources, 2-core CPU shared with other
-work): SDE 1.0–1.2 s, ODE ≈ 0.8 s, Euler–Maruyama(500) 0.9–1.2 s, 6–8× faster than the same laws with three dense
-inverses per evaluation; the per-direction route takes 0.05–0.2 s.
+are sums of :class:`CodiagonalField` s, one per source in that source's eigenbasis; such a sum is integrated in the
+eigenbasis ``V₀`` of its first part (where that part is diagonal and costs no product; the start is rotated in and
+the result out), its coefficients come from one jitted call and each other part costs one BLAS product, so no
+evaluation inverts a matrix. Measured by ``benchmarks/exact_laws.py`` (d = 200, three non-commuting sources, 2-core
+CPU shared with other work): SDE ≈ 0.8 s, ODE ≈ 0.6 s, Euler–Maruyama(500) ≈ 0.75 s, 8–11× faster than the same laws
+with three dense inverses per evaluation; the per-direction route takes 0.04–0.2 s.
 
 ``method="general"`` forces the matrix recursion, ``method="diagonal"`` demands the per-direction one
 (:class:`NotCodiagonalizableError` if it does not apply).
@@ -268,7 +269,8 @@ def _codiagonal_evaluator(bases, diagonal):
 _FUSED = weakref.WeakKeyDictionary()
 
 
-def _stacked_codiagonal(total, parts):
+def _fused(total, parts):
+    """``(bases, diagonal)`` of the CodiagonalField ``parts`` of the FieldSum ``total``, made once per object."""
     if total not in _FUSED:
         bases = [np.asarray(f.basis, dtype=np.float64) for f in parts]
 
@@ -277,7 +279,51 @@ def _stacked_codiagonal(total, parts):
             return jnp.concatenate([v[0] for v in values]), jnp.concatenate([v[1] for v in values])
 
         _FUSED[total] = (bases, as_numpy_field(diagonal))
-    return _codiagonal_evaluator(*_FUSED[total])
+    return _FUSED[total]
+
+
+def _stacked_codiagonal(total, parts):
+    return _codiagonal_evaluator(*_fused(total, parts))
+
+
+def _framed_codiagonal_sum(total):
+    """``(V₀, t ↦ (V₀ᵀA_tV₀, V₀ᵀb_t))`` for a FieldSum of CodiagonalFields, ``V₀`` the basis of its first part: in that
+    frame the first part is ``diag(a₀)`` and costs no product, the others are ``W_j diag(a_j) W_jᵀ`` with
+    ``W_j = V₀ᵀV_j`` formed once. For the naive field of three sources that is two products per evaluation instead
+    of three."""
+    bases, diagonal = _fused(total, total.parts)
+    v0 = bases[0]
+    n0 = v0.shape[1]
+    rotated = [v0.T @ v for v in bases[1:]]
+    bounds = np.cumsum([n0] + [w.shape[1] for w in rotated])
+
+    def call(t):
+        a, c = diagonal(t)
+        big_a = np.diag(a[:n0])
+        b = np.array(c[:n0])
+        for w, lo, hi in zip(rotated, bounds[:-1], bounds[1:]):
+            big_a += (w * a[lo:hi]) @ w.T
+            b += w @ c[lo:hi]
+        return big_a, b
+
+    return v0, call
+
+
+def _into_frame(frame, start):
+    """Mean and covariance of ``start`` in the orthonormal ``frame`` (``None``: as they are)."""
+    m = np.asarray(start.mean, dtype=np.float64)
+    p = np.asarray(start.cov, dtype=np.float64)
+    if frame is None:
+        return m, p
+    p = frame.T @ p @ frame
+    return frame.T @ m, 0.5 * (p + p.T)
+
+
+def _out_of_frame(frame, m, p):
+    """The Gaussian with mean ``m`` and covariance ``p`` given in ``frame``, back in the standard basis."""
+    if frame is not None:
+        m, p = frame @ m, frame @ p @ frame.T
+    return Gaussian(m, 0.5 * (p + p.T))
 
 
 # ---------------------------------------------------------------------------------------------------------- basis
@@ -324,6 +370,7 @@ class _Coefficients:
         if method not in _METHODS:
             raise CatcompError(f"method must be one of {_METHODS}, got {method!r}.")
         self.dim = start.dim
+        self.field = field
         self.full = as_numpy_field(field)
         self.basis = None
         self._diag = None
@@ -352,6 +399,17 @@ class _Coefficients:
 
     def diag(self, t):
         return self._diag(t)
+
+    def matrix_frame(self):
+        """``(V, full)`` for the matrix route: ``full(t)`` gives ``(VᵀA_tV, Vᵀb_t)`` in the orthonormal frame ``V``
+        (``None``: the standard basis). A sum of CodiagonalFields is read in the basis of its first part
+        (:func:`_framed_codiagonal_sum`); any other field as it is."""
+        if isinstance(self.field, FieldSum) and all(isinstance(f, CodiagonalField) for f in self.field.parts):
+            frame, full = _framed_codiagonal_sum(self.field)
+            n = frame.shape[0]
+            _check_field_output(np.zeros((n, n)), np.zeros(n), self.dim)  # before the start is rotated into it
+            return frame, full
+        return None, self.full
 
     def fall_back(self, worst):
         """Leave the per-direction route after its verification failed (off-diagonal ratio ``worst``)."""
@@ -444,16 +502,16 @@ def euler_maruyama_law(field, schedule, start, n_steps: int = 500, eps: float = 
             return coef.gaussian(m, p)
         coef.fall_back(worst)
     eye = np.eye(d)
-    m = np.asarray(start.mean, dtype=np.float64)
-    p = np.asarray(start.cov, dtype=np.float64)
+    frame, full = coef.matrix_frame()
+    m, p = _into_frame(frame, start)
     for k in range(len(times)):
-        a, b = coef.full(times[k])
+        a, b = full(times[k])
         _check_field_output(a, b, d)
         mk = eye + beta_h[k] * (0.5 * eye - a)
         m = mk @ m + beta_h[k] * b
         p = mk @ p @ mk.T + beta_h[k] * eye
         p = 0.5 * (p + p.T)
-    return Gaussian(m, p)
+    return _out_of_frame(frame, m, p)
 
 
 # ---------------------------------------------------------------------------------------------------------- ODEs
@@ -506,9 +564,11 @@ def _moment_ode_law(field, schedule, start, t_min, t_max, kind, rtol, method):
         if worst[0] <= DIAGONAL_TOL:
             return coef.gaussian(y[:d], y[d:])
         coef.fall_back(worst[0])
+    frame, full = coef.matrix_frame()
+
     def rhs_full(t, y):
         # KP + PKᵀ + noise·I with K = k0 I − ka A, written into one buffer: one d × d product (AP) per evaluation.
-        a, b = coef.full(t)
+        a, b = full(t)
         _check_field_output(a, b, d)
         m, p = y[:d], y[d:].reshape(d, d)
         ap = a @ p
@@ -522,9 +582,9 @@ def _moment_ode_law(field, schedule, start, t_min, t_max, kind, rtol, method):
         out *= -beta(t)
         return out
 
-    y = integrate(rhs_full, np.concatenate([m0, p0.ravel()]))
-    p = y[d:].reshape(d, d)
-    return Gaussian(y[:d], 0.5 * (p + p.T))
+    m_f, p_f = _into_frame(frame, start)
+    y = integrate(rhs_full, np.concatenate([m_f, p_f.ravel()]))
+    return _out_of_frame(frame, y[:d], y[d:].reshape(d, d))
 
 
 def sde_law(field, schedule, start, t_min: float = 1e-4, *, t_max=None, rtol: float = DEFAULT_RTOL,

@@ -23,7 +23,7 @@ from closed_form import (
     reverse_time_grid,
     sde_law,
 )
-from closed_form.laws import as_numpy_field
+from closed_form.laws import DEFAULT_RTOL, as_numpy_field
 
 SCHEDULE = VPSchedule()
 GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
@@ -120,7 +120,10 @@ def test_detected_basis_falls_back_when_field_is_not_diagonal_there():
 def test_numpy_field_is_accepted():
     """A field written in NumPy (not traceable by JAX) gives the same law as its JAX twin."""
     comp = COMPOSITIONS["non_commuting"]
-    jax_field = comp.naive_field(SCHEDULE)
+    naive = comp.naive_field(SCHEDULE)
+
+    def jax_field(t):  # the same field as a plain traceable function: the plain matrix route, as for `untraceable`
+        return naive(t)
 
     def untraceable(t):
         a, b = jax_field(float(t))  # float() of a tracer raises inside jit, so the law must call this plainly
@@ -163,6 +166,24 @@ def test_spectral_fields_equal_dense_inverses_traced_or_not(seed):
             for a, b in (field(t), jitted(t), fused(t)):
                 np.testing.assert_allclose(np.asarray(a), a_ref, rtol=0, atol=1e-12 * np.max(np.abs(a_ref)))
                 np.testing.assert_allclose(np.asarray(b), b_ref, rtol=0, atol=1e-12 * np.max(np.abs(b_ref)))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_framed_matrix_route_matches_plain_matrix_route(seed):
+    """A sum of per-source CodiagonalFields is integrated in the eigenbasis of its first source (one product fewer
+    per evaluation); the same field as a plain function takes the standard basis. They agree to rounding (EM, an
+    exact recursion) and to the integration tolerance (SDE, ODE)."""
+    comp = _non_commuting(seed, d=4)
+    framed = comp.naive_field(SCHEDULE)
+    assert type(framed).__name__ == "FieldSum"
+
+    def plain(t):
+        return framed(t)
+
+    start = Gaussian(np.arange(4.0) / 4, spd_matrix(np.random.default_rng(seed), 4, 0.5, 2.0))
+    _close(euler_maruyama_law(framed, SCHEDULE, start), euler_maruyama_law(plain, SCHEDULE, start), 1e-12)
+    for law in (sde_law, ode_law):
+        _close(law(framed, SCHEDULE, start), law(plain, SCHEDULE, start), 10 * DEFAULT_RTOL)
 
 
 def test_add_fields_flattens_sums():
