@@ -407,24 +407,25 @@ class Composition:
         if env is not None:
             log_z_env, env_mix = env
             env_logpdf = jax.jit(env_mix.logpdf)
-            accepted, n_drawn, batch = [], 0, max(4 * n, 1024)
-            while sum(a.shape[0] for a in accepted) < n:
+            accepted, n_accepted, n_drawn, batch = [], 0, 0, max(4 * n, 1024)
+            while n_accepted < n:
                 key, k_x, k_u = jax.random.split(key, 3)
                 x = env_mix.sample(k_x, batch)
                 log_ratio = logq(x) - (log_z_env + env_logpdf(x))
                 u = jax.random.uniform(k_u, (batch,), dtype=jnp.float64)
                 accepted.append(x[jnp.log(u) < log_ratio])
+                n_accepted += accepted[-1].shape[0]
                 n_drawn += batch
-                if n_drawn >= _MAX_REJECTION_DRAWS and sum(a.shape[0] for a in accepted) < n:
+                if n_drawn >= _MAX_REJECTION_DRAWS and n_accepted < n:
                     raise CatcompError(
-                        f"rejection sampling accepted {sum(a.shape[0] for a in accepted)} of {n_drawn} proposals, "
-                        f"short of n={n}; the envelope bounds Q provably, so this means the target's density is "
-                        "numerically degenerate here (non-finite or vanishing log-ratios). Check the sources."
+                        f"rejection sampling accepted {n_accepted} of {n_drawn} proposals, short of n={n}; the "
+                        "envelope bounds Q provably, so this means the target's density is numerically degenerate "
+                        "here (non-finite or vanishing log-ratios). Check the sources."
                     )
-                rate = max(sum(a.shape[0] for a in accepted) / n_drawn, 1e-4)
-                batch = int(min(max(1.2 * (n - sum(a.shape[0] for a in accepted)) / rate, 1024), 2_000_000))
+                rate = max(n_accepted / n_drawn, 1e-4)
+                batch = int(min(max(1.2 * (n - n_accepted) / rate, 1024), 2_000_000))
             xs = jnp.concatenate(accepted)[:n]
-            total = sum(a.shape[0] for a in accepted)
+            total = n_accepted
             return TargetSample(xs, "rejection", acceptance_rate=total / n_drawn)
         numer = self._product_mixture(positive_only=True)
         if numer is None:
@@ -449,7 +450,6 @@ class Composition:
 def compose(sources, weights) -> Composition:
     r"""Compose sources geometrically: ``Q ∝ Π_i P_i^{w_i}``. See :class:`Composition`."""
     return Composition(sources, weights)
-
 
 
 def _diffused_precision_field(g: Gaussian, weight, schedule):
