@@ -77,8 +77,33 @@ def compile_latex(table_tex: str, workdir) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def have_pdflatex() -> bool:
-    return shutil.which("pdflatex") is not None
+#: What to install for the LaTeX tests (Debian names; ``.ci/run`` installs them).
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended"
+
+
+def missing_latex() -> str | None:
+    """Why the generated LaTeX cannot be compiled here (``None`` when ``pdflatex`` and ``booktabs.sty`` are found)."""
+    if shutil.which("pdflatex") is None:
+        return "pdflatex is not on PATH"
+    if shutil.which("kpsewhich") is not None:
+        found = subprocess.run(["kpsewhich", "booktabs.sty"], capture_output=True, text=True, timeout=60).stdout
+        if not found.strip():
+            return "booktabs.sty is not installed"
+    return None
+
+
+def require_latex() -> None:
+    """Skip the calling test, with the reason, where TeX is missing; fail instead under CI (``CI`` set), where
+    ``.ci/run`` installs TeX and a missing compiler means a broken install step rather than a choice."""
+    import pytest
+
+    why = missing_latex()
+    if why is None:
+        return
+    advice = f"{why}; to compile the report's LaTeX in the tests, install TeX (apt-get install {TEX_PACKAGES})"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must compile the generated LaTeX, but {advice}", pytrace=False)
+    pytest.skip(advice)
 
 
 def keyed_cell(key, n: int) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_helpers import compile_latex, have_pdflatex
+from report_helpers import compile_latex, require_latex
 
 from verify.catalog import REGISTRY
 from verify.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE
@@ -77,7 +77,7 @@ def test_tables_figures_and_summary_are_written(quick_report):
 
 
 def test_every_generated_table_compiles_with_pdflatex(quick_report, tmp_path):
-    assert have_pdflatex(), "pdflatex is missing: install texlive-latex-base and texlive-latex-recommended"
+    require_latex()
     out, _ = quick_report
     tables = sorted((out / "tables").glob("*.tex"))
     assert tables
@@ -91,7 +91,7 @@ def test_every_generated_table_compiles_with_pdflatex(quick_report, tmp_path):
 
 
 def test_the_compile_check_catches_a_latex_error(tmp_path):
-    assert have_pdflatex()
+    require_latex()
     broken = "\\begin{tabular}{lr}\n\\toprule\na & b_1 \\\\\n\\bottomrule\n\\end{tabular}"  # bare _ outside math
     assert compile_latex(broken, tmp_path).returncode != 0
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from report_helpers import compile_latex, have_pdflatex
+from report_helpers import compile_latex, require_latex
 
 from verify.tables import (
     _COMBINING,
@@ -124,7 +124,7 @@ def test_missing_values_need_a_declared_stand_in(tmp_path):
 
 
 def test_generated_layouts_compile(tmp_path):
-    assert have_pdflatex(), "pdflatex is missing: install texlive-latex-base and texlive-latex-recommended"
+    require_latex()
     path, _ = sweep_csv(tmp_path)
     specs = [
         TableSpec("a", "Pivot ‖ χ² σ_t²", columns=(Column("w2", "W₂ (mean ± SE)", kind="mean_se"),),
@@ -144,7 +144,7 @@ def test_generated_layouts_compile(tmp_path):
 
 
 def test_every_mapped_symbol_compiles_with_booktabs_alone(tmp_path):
-    assert have_pdflatex()
+    require_latex()
     text = " ".join([latex_text(ch) for ch in _UNICODE] + [latex_text("Q" + accent) for accent in _COMBINING])
     proc = compile_latex(text, tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:]
