@@ -6,6 +6,12 @@ r"""Gaussian mixtures with per-component full covariances, as immutable JAX pytr
 
 Everything is computed in log space (log-sum-exp), so components far apart (``1e3``) and small noise levels stay
 finite. Diffusing a mixture diffuses each component and keeps the weights.
+
+Linear algebra runs one component at a time (:func:`_per_component`), never as one batched LAPACK call: jaxlib 0.10's
+CPU LAPACK kernels split a batch over XLA's intra-op thread pool and block until the pieces finish, so as many
+concurrent batched calls as the pool has threads (two on a 2-core machine; async dispatch keeps several eager calls in
+flight) each hold a pool thread while waiting for work queued behind them, and the process deadlocks
+(``paper_notes.md``, "The test hang").
 """
 
 from __future__ import annotations
@@ -19,6 +25,18 @@ from jax.scipy.special import logsumexp
 from closed_form._checks import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import InvalidWeightsError, ShapeMismatchError
 from closed_form.gaussian import LOG_2PI, Gaussian, _flatten_points
+
+
+def _per_component(fn, *stacked):
+    """``fn`` applied to the ``k``-th slice of each of ``stacked`` for every component ``k``, results stacked.
+
+    A Python loop of unbatched calls rather than one batched call: an unbatched LAPACK kernel runs on its calling
+    thread, while a batched one fans out over the intra-op pool and can deadlock it (module docstring)."""
+    return jnp.stack([fn(*(a[k] for a in stacked)) for k in range(stacked[0].shape[0])])
+
+
+def _cholesky(covs):
+    return _per_component(jnp.linalg.cholesky, covs)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -60,7 +78,7 @@ class GaussianMixture:
             check_covariance(np.asarray(covs)[j], dim, f"covs[{j}]")
         covs = jnp.asarray(covs, dtype=jnp.float64)
         covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
-        self._set(jnp.asarray(w), jnp.asarray(means, dtype=jnp.float64), covs, jnp.linalg.cholesky(covs))
+        self._set(jnp.asarray(w), jnp.asarray(means, dtype=jnp.float64), covs, _cholesky(covs))
 
     def _set(self, weights, means, covs, chols):
         object.__setattr__(self, "weights", weights)
@@ -120,7 +138,7 @@ class GaussianMixture:
         """Per-component ``log π_k + log N(x; μ_k, Σ_k)`` and ``Σ_k⁻¹(x − μ_k)`` for points ``flat`` (n, d)."""
         diff = flat[None, :, :] - self.means[:, None, :]  # (K, n, d)
         diff_t = jnp.swapaxes(diff, -1, -2)  # (K, d, n)
-        z = solve_triangular(self.chols, diff_t, lower=True)
+        z = _per_component(lambda c, r: solve_triangular(c, r, lower=True), self.chols, diff_t)
         maha = jnp.sum(z**2, axis=-2)  # (K, n)
         logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(self.chols, axis1=-2, axis2=-1)), axis=-1)  # (K,)
         log_comp = -0.5 * maha - 0.5 * logdet[:, None] - 0.5 * self.dim * LOG_2PI
@@ -149,7 +167,7 @@ class GaussianMixture:
         flat, batch = _flatten_points(x, self.dim)
         log_joint, diff_t = self._component_terms(flat)
         r = jax.nn.softmax(log_joint, axis=0)  # (K, n)
-        comp_scores = -cho_solve((self.chols, True), diff_t)  # (K, d, n)
+        comp_scores = -_per_component(lambda c, r: cho_solve((c, True), r), self.chols, diff_t)  # (K, d, n)
         s = jnp.einsum("kn,kdn->nd", r, comp_scores)
         return s.reshape(batch + (self.dim,))
 
@@ -166,7 +184,7 @@ class GaussianMixture:
         check_time(schedule, t)
         a = schedule.alpha(t)
         covs = a**2 * self.covs + schedule.sigma2(t) * jnp.eye(self.dim)
-        return GaussianMixture.tree_unflatten(None, (self.weights, a * self.means, covs, jnp.linalg.cholesky(covs)))
+        return GaussianMixture.tree_unflatten(None, (self.weights, a * self.means, covs, _cholesky(covs)))
 
     def __repr__(self):
         if is_concrete(self.weights):
