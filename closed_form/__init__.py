@@ -20,7 +20,9 @@ from closed_form.errors import (  # noqa: E402
     NotCodiagonalizableError,
     NotPositiveDefiniteError,
     ShapeMismatchError,
+    WeightsNotIntegrableError,
 )
+from closed_form.fkc_limit import FKCLimit, fkc_limit_law  # noqa: E402
 from closed_form.gaussian import Gaussian  # noqa: E402
 from closed_form.laws import (  # noqa: E402
     CodiagonalField,
@@ -40,6 +42,7 @@ __all__ = [
     "CodiagonalField",
     "Composition",
     "CosineSchedule",
+    "FKCLimit",
     "Gaussian",
     "GaussianMixture",
     "ImproperCompositionError",
@@ -55,11 +58,13 @@ __all__ = [
     "ShapeMismatchError",
     "TargetSample",
     "VPSchedule",
+    "WeightsNotIntegrableError",
     "add_fields",
     "chi2",
     "codiagonal_field",
     "compose",
     "euler_maruyama_law",
+    "fkc_limit_law",
     "gaussian_power_product",
     "kl",
     "ode_law",

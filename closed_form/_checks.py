@@ -78,3 +78,24 @@ def check_time(schedule, t) -> None:
         raise NonFiniteInputError("t is not finite; a diffusion time must be a finite number in [0, T].")
     if np.any(arr < 0.0) or np.any(arr > schedule.T):
         raise InvalidTimeError(f"t = {arr} lies outside the schedule's domain [0, {schedule.T}].")
+
+
+def check_weights_for(items, weights, what: str) -> tuple:
+    """Composition weights for ``items`` (a tuple of ``what``, e.g. "score function"): a finite vector with one
+    weight per item, at least one. Returns them as Python floats.
+
+    Raises
+    ------
+    ShapeMismatchError
+        When ``weights`` is not a vector or the counts differ or are zero.
+    NonFiniteInputError
+        For NaN or infinite weights.
+    """
+    if np.ndim(weights) != 1:
+        raise ShapeMismatchError(f"weights has shape {np.shape(weights)}; expected a vector, one weight per {what}.")
+    if len(items) == 0 or len(items) != len(weights):
+        raise ShapeMismatchError(
+            f"got {len(items)} {what}(s) and {len(weights)} weight(s); pass one weight per {what} (at least one)."
+        )
+    check_finite(np.asarray(weights, dtype=np.float64), "weights")
+    return tuple(float(w) for w in np.asarray(weights, dtype=np.float64))

@@ -326,6 +326,14 @@ class Composition:
         self._require_gaussian_sources("the naive composed score")
         return add_fields(*(_diffused_precision_field(s, w, schedule) for s, w in zip(self.sources, self.weights)))
 
+    def source_fields(self, schedule) -> tuple:
+        r"""The exact diffused score of each source as an affine field, unweighted and in order:
+        ``s_i(x, t) = −C_i(t)⁻¹x + C_i(t)⁻¹α_tμ_i``, each a :class:`~closed_form.CodiagonalField` in the eigenbasis
+        of ``Σ_i``. What :func:`~closed_form.fkc_limit_law` takes (add an error with :func:`~closed_form.add_fields`).
+        Gaussian sources only (:class:`NoClosedFormError` otherwise)."""
+        self._require_gaussian_sources("a source score")
+        return tuple(_diffused_precision_field(s, 1.0, schedule) for s in self.sources)
+
     def target_field(self, schedule):
         r"""The exact diffused-target score ``∇log Q_t`` as an affine field ``t ↦ (C_Q(t)⁻¹, C_Q(t)⁻¹ α_t μ_Q)``,
         ``C_Q(t) = α_t²Σ_Q + σ_t²I``. Requires a Gaussian :attr:`target`. A :class:`~closed_form.CodiagonalField`

@@ -47,3 +47,15 @@ class NoClosedFormError(CatcompError):
 class NotCodiagonalizableError(CatcompError):
     """Matrices that were required to share one orthonormal eigenbasis do not (e.g. source covariances that do not
     commute, where a per-eigen-direction computation was asked for)."""
+
+
+class WeightsNotIntegrableError(CatcompError):
+    """A Feynman–Kac weight ``exp(h·g)`` with ``g`` quadratic in ``x`` is not integrable against the particle law:
+    the weighted measure's precision ``Λ`` (``P⁻¹ + h G`` in discrete time, the solution of its Riccati equation in
+    continuous time) has a non-positive eigenvalue, so the weights have unbounded moments and the weighted particle
+    measure has infinite mass. ``t`` is the diffusion time, ``direction`` the unit eigenvector of ``Λ`` along which
+    the weighted density stops decaying, ``eigenvalue`` that eigenvalue (``None`` where not known)."""
+
+    def __init__(self, message: str, *, t=None, direction=None, eigenvalue=None):
+        super().__init__(message)
+        self.t, self.direction, self.eigenvalue = t, direction, eigenvalue

@@ -12,10 +12,8 @@ from verify.extrapolation import (
     crossovers,
     fkc_sweep,
     ood_family,
-    perturbed_path_at,
     score_error_along_t,
     sensitivity_experiment,
-    worst_case_precision_errors,
 )
 from verify.perturbed import perturbed_scores
 from verify.smc import fkc_sample
@@ -74,17 +72,6 @@ def test_fkc_with_misspecified_scores_converges_to_the_composition_of_the_fits(k
     cq = np.asarray(q.cov)
     se_q = np.sqrt((np.outer(np.diag(cq), np.diag(cq)) + cq**2) / n)
     assert np.any(np.abs(cov - cq) > 5 * se_q + np.abs(np.asarray(em_q.cov) - cq))
-
-
-def test_perturbed_path_is_the_fkc_target_of_precision_errors():
-    comp = paper_setting("NFC_OOD").composition
-    errors = worst_case_precision_errors(comp, SCHEDULE, 0.2)
-    t = 0.3
-    pi_hat = perturbed_path_at(comp, errors, SCHEDULE, t)
-    x = np.random.default_rng(0).normal(size=(5, 2))
-    composed = sum(w * (src.noised(SCHEDULE, t).score(x) + e.delta(x, t))
-                   for w, src, e in zip(comp.weights, comp.sources, errors))
-    np.testing.assert_allclose(np.asarray(pi_hat.score(x)), np.asarray(composed), rtol=1e-10)
 
 
 def test_score_error_along_t_reports_training_at_eps_and_sampling_larger_ood():

@@ -366,14 +366,6 @@ def _fkc_beats_naive(settings):
     return evaluate
 
 
-def _fkc_limit_is_target(frame: pd.DataFrame) -> Outcome:
-    limit = frame[frame["exact"].astype(bool) & np.isinf(frame["K"]) & (frame["eps"] == 0)]
-    worst = float(limit["kl"].max()) if len(limit) else float("inf")
-    return Outcome.decide(len(limit) > 0 and worst < 1e-6, {"max KL(Q‖FKC limit), exact scores": worst,
-                                                            "Gaussian settings": len(limit)},
-                          "the limit K → ∞ is π at the last grid time, exact (no Monte Carlo)")
-
-
 def _fkc_limit_degrades_ood(frame: pd.DataFrame) -> Outcome:
     limit = frame[frame["exact"].astype(bool) & np.isinf(frame["K"]) & (frame["eps"] > 0)].set_index("setting")
     needed = {"FC_ID", "FC_OOD", "NFC_ID", "NFC_OOD"}
@@ -435,12 +427,83 @@ REGISTRY.register(Experiment(
     checks=(
         Check("P3", "exact scores: FKC's error (MMD²) at the largest K is below naive composition's in every NFC "
               "and mixture setting", _fkc_beats_naive(("NFC_ID", "NFC_OOD", "GMM_ID", "GMM_OOD")), asserted=False),
-        Check("F4", "exact scores: FKC's limit K → ∞ is the target up to the time grid (KL < 1e-6)",
-              _fkc_limit_is_target),
         Check("F4", "exact scores: FKC's Monte Carlo error (MMD²) at the largest K is below naive composition's",
               _fkc_beats_naive(("NFC_ID", "NFC_OOD", "GMM_ID", "GMM_OOD")), asserted=False),
         Check("P3", "perturbed scores: FKC's limit is far worse in the OOD settings than in the ID ones (> 3×)",
               _fkc_limit_degrades_ood, asserted=False),
+    ),
+))
+
+
+# ---------------------------------------------------------------------------------------------- fkc_convergence
+#: Standard errors within which the extrapolated Monte Carlo value must meet the exact limit: with 4 settings × 2
+#: error models × 7 statistics = 56 comparisons, a correct sampler exceeds 4 SE somewhere with probability ≈ 0.4 %.
+FKC_LIMIT_K_SE = 4.0
+#: Standard errors of the fitted slope within which the rate counts as 1/K (a finding: the rate is asymptotic).
+FKC_RATE_K_SE = 3.0
+
+
+def _fkc_meets_its_limit(frame: pd.DataFrame) -> Outcome:
+    from verify.fkc_convergence import extrapolate
+
+    fit = extrapolate(frame)
+    worst = fit.loc[fit["z"].abs().idxmax()]
+    return Outcome.decide(bool((fit["z"].abs() <= FKC_LIMIT_K_SE).all()), {
+        "settings": ", ".join(dict.fromkeys(fit["setting"])), "comparisons": len(fit),
+        "K": ", ".join(str(int(k)) for k in sorted(frame["K"].unique())),
+        "swarms per K": int(frame["n_swarms"].iloc[0]), "steps": int(frame["n_steps"].iloc[0]),
+        "max |a − exact| / SE(a)": float(abs(worst["z"])),
+        "at": f"{worst['setting']} {worst['scores']} {worst['statistic']}"},
+        f"a = intercept of the weighted fit a + c/K of the Monte Carlo values (weighted-cloud estimates, SE from the "
+        f"spread over swarms); exact = fkc_limit_law on the sampler's grid; margin {FKC_LIMIT_K_SE:g} SE")
+
+
+def _fkc_rate_is_one_over_k(frame: pd.DataFrame) -> Outcome:
+    from verify.fkc_convergence import rate
+
+    rates = rate(frame)
+    judged = rates[rates["resolved"].astype(bool)]
+    numbers = {"resolved (every |gap| ≥ 3 SE)": f"{len(judged)} of {len(rates)}"}
+    for _, r in judged.iterrows():
+        numbers[f"{r['setting']} {r['scores']} {r['statistic']}: slope"] = f"{r['slope']:.3f} ± {r['slope_se']:.3f}"
+    if len(judged) == 0:
+        return Outcome("not applicable", numbers, "no gap was resolved from the Monte Carlo noise")
+    ok = bool(((judged["slope"] + 1.0).abs() <= FKC_RATE_K_SE * judged["slope_se"]).all())
+    return Outcome.decide(ok, numbers, f"slope of log|MC − exact| against log K (E‖x‖² and log Ẑ), within "
+                                       f"{FKC_RATE_K_SE:g} SE of −1; rows without a resolved gap are not judged")
+
+
+REGISTRY.register(Experiment(
+    name="fkc_convergence",
+    title="Monte Carlo FKC against its exact K → ∞ limit on the same grid (exact scores and a time-inconsistent "
+          "error), per Gaussian setting",
+    compute="verify.fkc_convergence:fkc_convergence",
+    # 50 steps and 2000 swarms keep a cell at ~5 s of sampling; the compiled sampler (one per K) is shared by the
+    # settings and error models a worker runs, since the scores differ only in their arrays.
+    default=grid(setting=GAUSSIAN_SETTINGS, eps=(0.1,), ks=([4, 8, 16, 32],), n_swarms=(2_000,), n_steps=(50,)),
+    quick=grid(setting=("NFC_OOD",), eps=(0.1,), ks=([4, 16],), n_swarms=(400,), n_steps=(20,)),
+    tables=(TableSpec(
+        name="fkc_convergence",
+        caption="FKC's Monte Carlo error against its exact limit K → ∞ on the same grid (closed_form.fkc_limit_law "
+                "with n_steps): mean over swarms of the weighted-cloud estimate minus the exact value, ± standard "
+                "error over swarms, for E‖x‖² and the log normalizer estimate log Z; exact scores and the worst-case precision error at ε",
+        index=("setting", "scores", "K"), index_header="setting / scores / K", pivot="statistic",
+        pivot_header="statistic", where={"statistic": ("second_trace", "log_z")},
+        columns=(Column("gap", "MC − exact", kind="mean_se", se="se"),),
+    ),),
+    figures=(FigureSpec(
+        "fkc_convergence",
+        "|Monte Carlo − exact limit| of E‖x‖² against K (log-log), per setting, exact scores and time-inconsistent "
+        "precision error; the rate 1/K is a slope of −1.",
+        lambda frame: lines(frame[frame["statistic"] == "second_trace"], x="K", y="abs_gap", hue="scores",
+                            col="setting", logx=True, logy=True, floor=1e-12, ylabel="|MC − exact| of E‖x‖²"),
+    ),),
+    checks=(
+        Check("F4", f"Monte Carlo FKC converges to its exact discrete limit: the fit a + c/K over K meets "
+              f"fkc_limit_law within {FKC_LIMIT_K_SE:g} SE for every setting, error model and statistic",
+              _fkc_meets_its_limit),
+        Check("F4", f"where resolved, the gap to the exact limit falls like 1/K (fitted slope within "
+              f"{FKC_RATE_K_SE:g} SE of −1)", _fkc_rate_is_one_over_k, asserted=False),
     ),
 ))
 
@@ -466,11 +529,6 @@ def _family_estimation_grows(frame: pd.DataFrame) -> Outcome:
                            "ε": float(f["eps"].iloc[0]),
                            "Q-mass outside the sources' 95 % HDRs, most OOD": float(f["outside_hdr_max"].iloc[-1])},
                           "FKC removes the inference-time error exactly, so what remains is estimation error")
-
-
-def _family_fkc_exact_vanishes(frame: pd.DataFrame) -> Outcome:
-    worst = float(frame["kl_fkc_exact"].max())
-    return Outcome.decide(worst < 1e-8, {"max KL(Q_t_min‖π_t_min) along the family": worst})
 
 
 def _family_crossover(frame: pd.DataFrame) -> Outcome:
@@ -525,8 +583,6 @@ REGISTRY.register(Experiment(
               _family_estimation_grows, asserted=False),
         Check("F5", "at fixed ε, the error that FKC cannot remove grows along the ID→OOD family (> 10×)",
               _family_estimation_grows, asserted=False),
-        Check("F4", "FKC's limit with exact scores is the target all along the family (KL < 1e-8)",
-              _family_fkc_exact_vanishes),
         Check("P3", "estimation error exceeds inference-time error at the OOD end of the family",
               _family_crossover, asserted=False),
     ),

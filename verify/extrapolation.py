@@ -11,9 +11,9 @@ import jax
 import numpy as np
 import pandas as pd
 
-from closed_form import Gaussian, VPSchedule, compose, paper_setting, reverse_time_grid
+from closed_form import Gaussian, VPSchedule, compose, fkc_limit_law, paper_setting, reverse_time_grid
 from closed_form.divergences import chi2, kl, w2
-from closed_form.errors import ImproperCompositionError
+from closed_form.errors import ImproperCompositionError, WeightsNotIntegrableError
 from closed_form.laws import add_fields, sde_law
 from closed_form.ood import fraction_outside_hdr
 from closed_form.perturbations import (
@@ -35,21 +35,12 @@ def worst_case_precision_errors(composition, schedule, eps: float):
     return [precision_error(s, schedule, eps, float(np.sign(w))) for s, w in zip(composition.sources, composition.weights)]
 
 
-def perturbed_path_at(composition, errors, schedule, t):
-    r"""``π̂_t``: the composition of the *perturbed* diffused sources at time ``t``, for precision errors (each
-    perturbed source is ``N(α_tμ_i, C_i(t)/(1 + s_iη_i(t)))``). FKC with the perturbed scores targets it."""
-    perturbed = []
-    for src, err in zip(composition.sources, errors):
-        a, b = err.field(t)
-        q_t = src.noised(schedule, t)
-        prec = np.asarray(q_t.precision) + np.asarray(a)
-        perturbed.append(Gaussian.from_precision(np.asarray(q_t.mean), prec))
-    return compose(perturbed, composition.weights).target
-
-
 def _errors_row(composition, schedule, errors, t_min):
     """KL(Q_{t_min}‖·) and W2 of: naive exact, exact-target score + δ, naive + δ (all continuous-time SDE from Q_T),
-    and the FKC limits π_{t_min}, π̂_{t_min}."""
+    and FKC's K → ∞ limits: π_{t_min} with exact scores, and with the perturbed scores the continuous Feynman–Kac
+    law :func:`closed_form.fkc_limit_law` started from π at the samplers' first grid time (``inf`` where the weights
+    are not integrable). The composition of the perturbed sources is FKC's limit only for errors that are scores of
+    diffused laws; the precision errors here are not."""
     q_min = composition.noised_target(schedule, t_min)
     start = composition.noised_target(schedule, schedule.T)
     delta = add_fields(*[weighted_field(w, e) for w, e in zip(composition.weights, errors)])
@@ -59,9 +50,11 @@ def _errors_row(composition, schedule, errors, t_min):
         "total": sde_law(add_fields(composition.naive_field(schedule), delta), schedule, start, t_min),
         "fkc_exact": composition.path_composition(schedule, t_min).target,
     }
+    fields = [add_fields(f, e.field) for f, e in zip(composition.source_fields(schedule), errors)]
+    fkc_start = composition.path_composition(schedule, float(reverse_time_grid(schedule, 1)[0])).target
     try:
-        laws["fkc_perturbed"] = perturbed_path_at(composition, errors, schedule, t_min)
-    except ImproperCompositionError:
+        laws["fkc_perturbed"] = fkc_limit_law(fields, composition.weights, schedule, fkc_start, t_min=t_min).law
+    except WeightsNotIntegrableError:
         laws["fkc_perturbed"] = None
     row = {}
     for name, law in laws.items():
@@ -207,7 +200,8 @@ def fkc_sweep(setting: str, eps: float, ks=(1, 4, 16, 64, 256), n_runs: int = 3,
     Rows ``(setting, eps, K, run)`` with sliced W2 (``n_proj`` projections) and unbiased RBF MMD² (median
     heuristic) against ``n_swarms`` exact target draws (as the paper: equal sizes); ``K = 0`` rows hold the noise
     floor (two independent exact samples). For Gaussian settings, also exact rows: ``K = 1`` with ``exact = True`` is the Euler–Maruyama law
-    (KL and W2 to ``Q``), and ``K = inf`` is FKC's limit ``π̂_{t_min}`` (KL and W2 to ``Q``), no Monte Carlo.
+    (KL and W2 to ``Q``), and ``K = inf`` is FKC's exact limit on the same grid from the same start,
+    :func:`closed_form.fkc_limit_law` with ``n_steps`` (KL and W2 to ``Q``), no Monte Carlo.
     """
     from closed_form.laws import euler_maruyama_law
     from verify.metrics import mmd2_unbiased, sliced_w2
@@ -239,9 +233,10 @@ def fkc_sweep(setting: str, eps: float, ks=(1, 4, 16, 64, 256), n_runs: int = 3,
         delta = [weighted_field(w, e) for w, e in zip(comp.weights, errors) if e is not None]
         field = add_fields(comp.naive_field(schedule), *delta)
         em = euler_maruyama_law(field, schedule, Gaussian.standard(comp.dim), n_steps=n_steps)
-        t_end = float(reverse_time_grid(schedule, n_steps)[-1])
-        limit = (perturbed_path_at(comp, errors, schedule, t_end) if eps > 0
-                 else comp.path_composition(schedule, t_end).target)
+        source_fields = [f if e is None else add_fields(f, e.field)
+                         for f, e in zip(comp.source_fields(schedule), errors)]
+        limit = fkc_limit_law(source_fields, comp.weights, schedule, Gaussian.standard(comp.dim),
+                              n_steps=n_steps).law
         rows.append({"K": 1, "run": -1, "exact": True, "kl": float(kl(q, em)), "w2": float(w2(q, em))})
         rows.append({"K": np.inf, "run": -1, "exact": True, "kl": float(kl(q, limit)), "w2": float(w2(q, limit))})
     frame = pd.DataFrame(rows)

@@ -11,6 +11,7 @@ import dataclasses
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 
 from closed_form.errors import ShapeMismatchError
 from verify.scores import source_scores
@@ -46,3 +47,50 @@ def perturbed_scores(composition, schedule, errors) -> tuple:
             "an exact score)."
         )
     return tuple(PerturbedScore(s, e) for s, e in zip(source_scores(composition, schedule), errors))
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=["base", "scale", "matrix", "shift"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class AffineErrorScore:
+    r"""A Gaussian source's exact score with an affine error whose every parameter is an array (a pytree leaf):
+
+    .. math:: ŝ(x, t) = \Big(1 + \frac{κ}{\sqrt{\operatorname{tr} C_t^{-1}}}\Big)\, s(x, t) − E x + c,
+
+    ``s`` the exact score of ``base`` (a :class:`verify.scores.GaussianScore`, ``C_t`` its diffused covariance),
+    ``κ = scale``, ``E = matrix`` (any ``d × d``, constant in time) and ``c = shift``. With ``E = 0``, ``c = 0`` and
+    ``κ = sign·ε`` it is ``s`` plus :func:`closed_form.perturbations.precision_error` ``(source, schedule, ε, sign)``
+    (``δ = sign·η(t)·s`` with ``η = ε/√tr C_t⁻¹``); with ``κ = 0`` a time-constant affine error, non-symmetric when
+    ``E`` is. Unlike :class:`PerturbedScore`, whose error model is static, equal structures with other values reuse
+    the samplers' compiled code. :meth:`field` is the same score as an affine field for :mod:`closed_form`.
+    """
+
+    base: object
+    scale: jax.Array
+    matrix: jax.Array
+    shift: jax.Array
+
+    @classmethod
+    def build(cls, base, scale: float = 0.0, matrix=None, shift=None) -> "AffineErrorScore":
+        d = base.dim
+        matrix = jnp.zeros((d, d)) if matrix is None else jnp.asarray(matrix, dtype=jnp.float64)
+        shift = jnp.zeros(d) if shift is None else jnp.asarray(shift, dtype=jnp.float64)
+        if matrix.shape != (d, d) or shift.shape != (d,):
+            raise ShapeMismatchError(f"matrix must be ({d}, {d}) and shift ({d},), got {matrix.shape} and {shift.shape}.")
+        return cls(base, jnp.asarray(float(scale)), matrix, shift)
+
+    @property
+    def dim(self) -> int:
+        return self.base.dim
+
+    def _factor(self, t):
+        _, v = self.base._variances(t)
+        return 1.0 + self.scale / jnp.sqrt(jnp.sum(1.0 / v))
+
+    def __call__(self, x, t):
+        return self._factor(t) * self.base(x, t) - x @ self.matrix.T + self.shift
+
+    def field(self, t):
+        """``t ↦ (A_t, b_t)`` with ``ŝ = −A_t x + b_t``."""
+        a, b = self.base.affine(t)
+        k = self._factor(t)
+        return k * a + self.matrix, k * b + self.shift

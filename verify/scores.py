@@ -175,21 +175,14 @@ def check_scores_and_weights(scores, weights) -> tuple[tuple, tuple[float, ...]]
     NonFiniteInputError
         For NaN or infinite weights.
     """
-    from closed_form._checks import check_finite
+    from closed_form._checks import check_weights_for
 
     scores = tuple(scores) if isinstance(scores, (tuple, list)) else (scores,)
-    if np.ndim(weights) != 1:
-        raise ShapeMismatchError(f"weights has shape {np.shape(weights)}; expected a vector, one weight per score.")
-    if len(scores) == 0 or len(scores) != len(weights):
-        raise ShapeMismatchError(
-            f"got {len(scores)} score function(s) and {len(weights)} weight(s); pass one weight per score function "
-            "(at least one)."
-        )
-    check_finite(np.asarray(weights, dtype=np.float64), "weights")
+    weights = check_weights_for(scores, weights, "score function")
     for s in scores:
         if not callable(s):
             raise TypeError(f"every score must be callable as score(x, t), got {type(s).__name__}.")
-    return scores, tuple(float(w) for w in np.asarray(weights, dtype=np.float64))
+    return scores, weights
 
 
 def composed_score(scores, weights):
