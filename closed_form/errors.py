@@ -47,3 +47,8 @@ class NoClosedFormError(CatcompError):
 class NotCodiagonalizableError(CatcompError):
     """Matrices that were required to share one orthonormal eigenbasis do not (e.g. source covariances that do not
     commute, where a per-eigen-direction computation was asked for)."""
+
+
+class QuadratureNotConvergedError(CatcompError):
+    """A quadrature whose estimate changed by more than its tolerance when its number of nodes was doubled; the
+    message gives both estimates (pass more nodes)."""
