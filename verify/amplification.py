@@ -14,6 +14,7 @@ Exact throughout (Gaussian settings, misspecified sources diffused exactly; :mod
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -23,12 +24,14 @@ from closed_form.errors import CatcompError, ImproperCompositionError
 from closed_form.composition import geometric_field
 from closed_form.laws import sde_law
 from closed_form.ood import fraction_outside_hdr
+from closed_form.perturbations import misspecification_error
 from theory.amplification import (
     amplification,
     calibrate,
     crossover,
     perturbed_sources_checked,
     training_error_sq,
+    worst_case_misspecification,
 )
 
 #: Below this inference-time KL naive composition counts as exact: it is the tolerance of the asserted F2 check that
@@ -37,6 +40,9 @@ from theory.amplification import (
 NAIVE_EXACT_KL = 1e-10
 
 SOURCE_NAMES = ("a1", "a2", "base")
+
+#: Training-side ε at which the sampling-side DSM integrals are reported (the FKC sweep's ε).
+SAMPLING_SIDE_EPS = 0.005
 
 
 def family_composition(base_variance: float):
@@ -73,6 +79,26 @@ def _estimation_kl(composition, fitted, schedule, t_min):
     return float(kl(composition.noised_target(schedule, t_min), q_hat.noised_target(schedule, t_min)))
 
 
+def sampling_side_eps(composition, fitted, schedule) -> tuple[float, float]:
+    r"""The DSM integral of the misspecified scores under the diffused target and under the geometric path,
+    ``(√((1/n)Σ_i (1/T)∫σ_t² E_{Q_t}‖ŝ_i − s_i‖² dt), same under π_t)``: where a sampler pays the error that
+    training measured under ``q^i_t``. ``inf`` when an integrand is (the path's law does not exist)."""
+    naive = composition.naive_field(schedule)
+
+    def path_law(t):  # π_t = N(A_t⁻¹b_t, A_t⁻¹) from the naive field, traceable in t
+        a, b = naive(t)
+        cov = jnp.linalg.inv(0.5 * (a + a.T))
+        return Gaussian._unchecked(cov @ b, cov)
+
+    out = []
+    for path in (lambda t: composition.noised_target(schedule, t), path_law):
+        total = 0.0
+        for src, fit in zip(composition.sources, fitted):
+            total += misspecification_error(src, fit, schedule).dsm_excess(path)
+        out.append(float(np.sqrt(total / len(fitted))))
+    return out[0], out[1]
+
+
 def amplification_row(setting: str | None = None, base_variance: float | None = None,
                       t_min: float = 1e-4) -> pd.DataFrame:
     """One row (see the module doc) for a Gaussian paper setting or a member of the ID→OOD family."""
@@ -96,6 +122,11 @@ def amplification_row(setting: str | None = None, base_variance: float | None = 
         **{f"share_{n}": float(x) for n, x in zip(SOURCE_NAMES, amp.source_share)},
         "kl_inference": kl_inference,
     }
+    try:
+        fitted, _ = worst_case_misspecification(comp, schedule, SAMPLING_SIDE_EPS, amp)
+        row["eps_under_target"], row["eps_under_path"] = sampling_side_eps(comp, fitted, schedule)
+    except CatcompError:  # the worst direction leaves the PD cone before this ε: nothing to measure
+        row["eps_under_target"] = row["eps_under_path"] = float("nan")
     if kl_inference < NAIVE_EXACT_KL:
         row.update(crossover_eps=0.0, crossover_eps_second_order=0.0, kl_naive_errors_at_crossover=float("nan"),
                    naive_exact=True)
