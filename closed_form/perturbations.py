@@ -38,8 +38,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from closed_form._checks import is_concrete
 from closed_form.errors import CatcompError, ShapeMismatchError
 from closed_form.gaussian import Gaussian
+from closed_form.laws import CodiagonalField, FieldSum
 from closed_form.mixture import GaussianMixture
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
 
@@ -94,15 +96,24 @@ class AffineScoreError:
         return affine_dsm_excess(self.field, path, self.schedule, n_nodes)
 
 
+def _scaled(weight, field):
+    """``weight ·`` a field, keeping the per-direction structure the exact laws' fast routes need."""
+    if isinstance(field, CodiagonalField):
+        return CodiagonalField(field.basis, lambda t: tuple(weight * v for v in field.diagonal(t)))
+    if isinstance(field, FieldSum):
+        return FieldSum(tuple(_scaled(weight, part) for part in field.parts))
+
+    def scaled(t):
+        a, b = field(t)
+        return weight * a, weight * b
+
+    return scaled
+
+
 def weighted_field(weight: float, error: AffineScoreError):
     """The field of ``weight · δ``: what error ``δ`` of a source with composition weight ``weight`` adds to the
     composed score."""
-
-    def field(t):
-        a, b = error.field(t)
-        return weight * a, weight * b
-
-    return field
+    return _scaled(weight, error.field)
 
 
 def _diffused_precision(source: Gaussian, schedule, t):
@@ -161,9 +172,19 @@ def fit_gaussian_mle(key, source, n: int) -> Gaussian:
 def misspecification_error(source: Gaussian, fitted: Gaussian, schedule) -> AffineScoreError:
     r"""``δ(x, t) = ∇log p̂_t(x) − ∇log q_t(x)``: the exact scores of the diffused fit ``p̂`` used in place of the
     source's. ``A_δ = Ĉ_t⁻¹ − C_t⁻¹``, ``b_δ = Ĉ_t⁻¹ α_t μ̂ − C_t⁻¹ α_t μ``. FKC driven by these scores targets the exact
-    composition of the fits, ``Q̂``."""
+    composition of the fits, ``Q̂``.
+
+    With concrete means and covariances the field is the sum of the two sources' per-eigendirection fields
+    (:func:`closed_form.composition.geometric_field` with weights ``(1, −1)``), which the exact laws integrate fast;
+    with traced ones (Hessians in the fitted parameters) it uses explicit inverses, because the derivative of an
+    eigendecomposition is undefined at repeated eigenvalues (isotropic sources)."""
+    from closed_form.composition import geometric_field
+
     if fitted.dim != source.dim:
         raise ShapeMismatchError(f"fitted has dimension {fitted.dim}, source {source.dim}; they must match.")
+    if is_concrete(fitted.mean, fitted.cov, source.mean, source.cov):
+        return AffineScoreError(source, schedule, geometric_field([fitted, source], [1.0, -1.0], schedule),
+                                name="misspecified")
 
     def field(t):
         p_hat, m_hat = _diffused_precision(fitted, schedule, t)

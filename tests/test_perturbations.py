@@ -161,3 +161,29 @@ def test_calibrated_mixture_misspecification_meets_eps_within_its_standard_error
     fresh, se = err.dsm_excess_monte_carlo(jax.random.fold_in(key, 7))
     assert abs(fresh - 0.01**2) < K_SE * np.hypot(se, se_cal)
     assert err.calibration_se == pytest.approx(se_cal)
+
+
+def test_misspecification_field_is_the_same_concrete_and_traced():
+    """Concrete inputs take the per-eigendirection route (fast exact laws), traced ones explicit inverses (defined
+    derivatives); both are the same field, and weighting keeps the per-direction structure."""
+    from closed_form.laws import CodiagonalField, FieldSum
+    from closed_form.perturbations import weighted_field
+
+    src = paper_setting("FC_ID").sources[2]  # isotropic: repeated eigenvalues
+    fit = Gaussian(np.array([0.1, -0.2]), np.array([[9.0, 0.7], [0.7, 11.0]]))
+    concrete = misspecification_error(src, fit, SCHEDULE)
+
+    def traced(t, mean, cov):
+        return misspecification_error(src, Gaussian._unchecked(mean, cov), SCHEDULE).field(t)
+
+    for t in TIMES:
+        a1, b1 = concrete.field(t)
+        a2, b2 = jax.jit(traced)(t, fit.mean, fit.cov)
+        np.testing.assert_allclose(a1, a2, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(b1, b2, rtol=1e-12, atol=1e-15)
+        aw, bw = weighted_field(-2.0, concrete)(t)
+        np.testing.assert_allclose(aw, -2.0 * a1, rtol=1e-15)
+        np.testing.assert_allclose(bw, -2.0 * b1, rtol=1e-15)
+    assert isinstance(weighted_field(-2.0, concrete), (CodiagonalField, FieldSum))
+    hess = jax.hessian(lambda m: jnp.sum(traced(0.3, m, fit.cov)[1] ** 2))(fit.mean)
+    assert np.all(np.isfinite(np.asarray(hess)))
