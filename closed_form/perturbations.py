@@ -310,15 +310,24 @@ class MixtureMisspecificationError:
         quadrature's own error is far below it: the integrand is smooth in ``t``). Fixed ``key`` ⇒ common random
         numbers across calls, so the estimate is a smooth function of the misspecification. Uses the mixtures'
         own scores (compiled once per shape), not ``score``/``fitted_score``."""
-        from closed_form.score_matching import gauss_legendre
+        nodes, weights, x = _mixture_draws(self.source, self.schedule, key, n_per_node, n_nodes)
+        return self._excess_on(nodes, weights, x)
 
-        nodes, weights = gauss_legendre(0.0, float(self.schedule.T), n_nodes)
-        x = jnp.stack([self.source.noised(self.schedule, float(t)).sample(jax.random.fold_in(key, k), n_per_node)
-                       for k, t in enumerate(nodes)])
+    def _excess_on(self, nodes, weights, x):
         v = np.asarray(_mixture_dsm_terms(self.fitted, self.source, x, jnp.asarray(nodes), self.schedule))
         value = float(np.dot(weights, v.mean(axis=1))) / self.schedule.T
-        se = float(np.sqrt(np.dot(weights**2, v.var(axis=1, ddof=1)) / n_per_node)) / self.schedule.T
+        se = float(np.sqrt(np.dot(weights**2, v.var(axis=1, ddof=1)) / x.shape[1])) / self.schedule.T
         return value, se
+
+
+def _mixture_draws(source, schedule, key, n_per_node, n_nodes):
+    """Gauss–Legendre nodes and weights on ``[0, T]`` and ``n_per_node`` exact draws of ``q_t`` at each node."""
+    from closed_form.score_matching import gauss_legendre
+
+    nodes, weights = gauss_legendre(0.0, float(schedule.T), n_nodes)
+    x = jnp.stack([source.noised(schedule, float(t)).sample(jax.random.fold_in(key, k), n_per_node)
+                   for k, t in enumerate(nodes)])
+    return nodes, weights, x
 
 
 def _diffused_mixture_score(mix, x, t, schedule):
@@ -362,8 +371,10 @@ def calibrated_mixture_misspecification(source: GaussianMixture, schedule, eps: 
         return MixtureMisspecificationError(source, fit, schedule, score=score,
                                             fitted_score=fitted_score_of(fit) if fitted_score_of else None)
 
+    draws = _mixture_draws(source, schedule, key, n_per_node, n_nodes)  # common random numbers for every s
+
     def excess(s):
-        return error(s).dsm_excess_monte_carlo(key, n_per_node, n_nodes)[0] - eps**2
+        return error(s)._excess_on(*draws)[0] - eps**2
 
     if eps == 0:
         out = error(0.0)
@@ -375,7 +386,7 @@ def calibrated_mixture_misspecification(source: GaussianMixture, schedule, eps: 
         if hi > 1e3:
             raise CatcompError(f"no misspecification strength below 1e3 reaches ε = {eps:g}.")
     out = error(brentq(excess, 0.0, hi, xtol=1e-12, rtol=1e-10))
-    out.calibration_se = out.dsm_excess_monte_carlo(key, n_per_node, n_nodes)[1]
+    out.calibration_se = out._excess_on(*draws)[1]
     return out
 
 

@@ -15,6 +15,7 @@ from verify.extrapolation import (
     perturbed_path_at,
     score_error_along_t,
     sensitivity_experiment,
+    sweep_errors,
     worst_case_precision_errors,
 )
 from verify.perturbed import perturbed_scores
@@ -118,3 +119,19 @@ def test_fkc_sweep_small(key):
     assert set(f["K"]) == {0, 1, 16, np.inf}
     exact = f[f["exact"]]
     assert exact.loc[exact["K"] == np.inf, "kl"].iloc[0] < exact.loc[exact["K"] == 1, "kl"].iloc[0]
+
+
+def test_sweep_errors_are_misspecifications_and_mixture_scores_are_the_fitted_ones(key):
+    """The sweep's default error model for mixture sources (the Gaussian one, misspecification_errors, is checked
+    at its DSM size above): a calibrated mixture misspecification, whose perturbed score the samplers take as the
+    fitted mixture's exact score — equal to base score + δ."""
+    from closed_form.perturbations import MixtureMisspecificationError
+
+    mix = paper_setting("GMM_OOD").composition
+    errors = sweep_errors(mix, SCHEDULE, 0.005, key)
+    assert all(isinstance(e, MixtureMisspecificationError) for e in errors)
+    scores = perturbed_scores(mix, SCHEDULE, errors)
+    x = np.random.default_rng(0).normal(size=(5, 2)) * 4
+    for src, err, score in zip(mix.sources, errors, scores):
+        np.testing.assert_allclose(np.asarray(score(x, 0.3)),
+                                   np.asarray(src.noised(SCHEDULE, 0.3).score(x) + err.delta(x, 0.3)), atol=1e-12)
