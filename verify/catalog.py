@@ -631,8 +631,8 @@ REGISTRY.register(Experiment(
     title="FKC's limit vs the naive sampler, both with misspecified scores, along the worst direction (exact)",
     compute="verify.amplification:naive_error_sweep",
     seed_argument=None,
-    default=grid(setting=GAUSSIAN_SETTINGS, eps=((0.002, 0.005, 0.01),)),
-    quick=grid(setting=("NFC_OOD",), eps=((0.005,),)),
+    default=grid(setting=GAUSSIAN_SETTINGS, eps=([0.002, 0.005, 0.01],)),
+    quick=grid(setting=("NFC_OOD",), eps=([0.005],)),
     allow_nan=("eps_check", "kl_fkc_errors", "kl_naive_errors"),
     derive=lambda frame: frame.assign(sign_label=lambda f: np.where(f["sign"] > 0, "+", "−")),
     tables=(TableSpec(
