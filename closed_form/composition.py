@@ -324,7 +324,7 @@ class Composition:
         instead of an inverse, which is what makes the exact laws fast in dimension 200.
         """
         self._require_gaussian_sources("the naive composed score")
-        return add_fields(*(_diffused_precision_field(s, w, schedule) for s, w in zip(self.sources, self.weights)))
+        return geometric_field(self.sources, self.weights, schedule)
 
     def source_fields(self, schedule) -> tuple:
         r"""The exact diffused score of each source as an affine field, unweighted and in order:
@@ -458,6 +458,17 @@ class Composition:
 def compose(sources, weights) -> Composition:
     r"""Compose sources geometrically: ``Q ∝ Π_i P_i^{w_i}``. See :class:`Composition`."""
     return Composition(sources, weights)
+
+
+def geometric_field(sources, weights, schedule):
+    r"""``Σ_i w_i ∇log q^i_t`` for Gaussian ``sources`` as an affine field (see :meth:`Composition.naive_field`),
+    defined whether or not ``Π_i P_i^{w_i}`` is normalizable: the naive composed score of misspecified sources whose
+    composition is improper still drives a sampler."""
+    if not all(isinstance(s, Gaussian) for s in sources):
+        raise NoClosedFormError("the geometric field is affine in x only for Gaussian sources.")
+    if len(sources) != len(weights):
+        raise ShapeMismatchError(f"got {len(sources)} sources and {len(weights)} weights; pass one weight per source.")
+    return add_fields(*(_diffused_precision_field(s, w, schedule) for s, w in zip(sources, weights)))
 
 
 def _diffused_precision_field(g: Gaussian, weight, schedule):

@@ -59,3 +59,8 @@ class WeightsNotIntegrableError(CatcompError):
     def __init__(self, message: str, *, t=None, direction=None, eigenvalue=None):
         super().__init__(message)
         self.t, self.direction, self.eigenvalue = t, direction, eigenvalue
+
+
+class QuadratureNotConvergedError(CatcompError):
+    """A quadrature whose estimate changed by more than its tolerance when its number of nodes was doubled; the
+    message gives both estimates (pass more nodes)."""

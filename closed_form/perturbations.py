@@ -4,29 +4,46 @@ Score matching controls ``ε_i(t) = ‖δ_i(·, t)‖_{L²(q^i_t)}`` — the err
 a composed target pays ``‖δ_i‖_{L²(Q_t)}`` (or ``L²(π_t)``) instead. Every model here states both:
 ``training_norm(t)`` and ``norm_under(dist, t)`` (exact when ``dist`` is Gaussian).
 
-Models (``math.md`` §5, issue 5):
+What training reduces is the time integral of ``ε_i(t)²`` with the ε-prediction weighting, the DSM excess
+(:mod:`closed_form.score_matching`; :meth:`AffineScoreError.dsm_excess`).
 
-1. :class:`AffineScoreError` ``δ(x, t) = −A_δ(t) x + b_δ(t)`` — the affine errors whose effect on the samplers is
+Models, each stated as what it is:
+
+1. Source misspecification — the default training-side error model. :func:`misspecification_error` (Gaussians) and
+   :class:`MixtureMisspecificationError` (mixtures; :func:`misspecified_mixture`,
+   :func:`calibrated_mixture_misspecification`) use the exact scores of a misspecified source diffused exactly:
+   every perturbed score is a true diffusion score (a gradient field, consistent across ``t``), so FKC's
+   ``K → ∞`` target is the composition of the misspecified sources.
+2. :class:`AffineScoreError` ``δ(x, t) = −A_δ(t) x + b_δ(t)`` — the affine errors whose effect on the samplers is
    exact through :mod:`closed_form.laws` (its :meth:`~AffineScoreError.field` adds to a naive field with
-   :func:`closed_form.laws.add_fields`). Constructors: :func:`precision_error` (the source's diffused precision
-   misestimated by a relative ``η(t)``, calibrated to ``ε``), :func:`calibrated_affine_error` (any direction,
-   rescaled to ``ε``) and :func:`misspecification_error` (the exact score difference of a refit source).
-2. :func:`fit_gaussian_mle` — maximum-likelihood refits from ``n`` draws [paper, revision].
-3. :class:`DensityPowerError` — smooth, nonlinear, OOD-growing: ``δ ∝ q^i_t(x)^{−γ}`` (``0 < γ < ½``), small where
-   ``q^i_t`` has mass and growing as it thins out; exactly calibrated for Gaussian sources.
-4. :class:`DensityRatioError` — ``‖δ‖ ∝ dQ_t/dq^i_t``, the Cauchy–Schwarz equality case of the transfer bound.
+   :func:`closed_form.laws.add_fields`). Besides :func:`misspecification_error`: :func:`precision_error` (the
+   diffused precision misestimated by a relative ``η(t)`` recalibrated at every ``t``: a Gaussian score at each
+   ``t`` but *time-inconsistent*, not the diffusion of any one law) and :func:`calibrated_affine_error` (any
+   direction rescaled at every ``t``: time-inconsistent, and a gradient only for symmetric ``A_δ``).
+3. :func:`fit_gaussian_mle` — maximum-likelihood refits from ``n`` draws [paper, revision].
+4. :class:`DensityPowerError` — smooth, nonlinear, OOD-growing: ``δ ∝ q^i_t(x)^{−γ}`` (``0 < γ < ½``) along a fixed
+   direction; exactly calibrated for Gaussian sources. *Not a gradient field* (a constant direction times a
+   non-constant scalar): a sampler driven by it has no density it targets.
+5. :class:`DensityRatioError` — ``‖δ‖ ∝ dQ_t/dq^i_t``, the Cauchy–Schwarz equality case of the transfer bound;
+   likewise not a gradient field.
 
 All ``delta`` methods are JAX functions of ``(x, t)`` with ``t`` possibly traced.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from closed_form._checks import is_concrete
 from closed_form.errors import CatcompError, ShapeMismatchError
 from closed_form.gaussian import Gaussian
+from closed_form.laws import CodiagonalField, FieldSum
+from closed_form.mixture import GaussianMixture
+from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
 
 
 def _affine_moments(a, b, dist: Gaussian):
@@ -34,7 +51,7 @@ def _affine_moments(a, b, dist: Gaussian):
     ``E‖δ‖² = tr M + ‖ν‖²`` and ``E‖δ‖⁴ = (tr M + ‖ν‖²)² + 2 tr(M²) + 4 νᵀMν``."""
     m_mat = a @ dist.cov @ a.T
     nu = -a @ dist.mean + b
-    second = jnp.trace(m_mat) + nu @ nu
+    second = affine_sq_norm(a, b, dist.mean, dist.cov)
     fourth = second**2 + 2.0 * jnp.trace(m_mat @ m_mat) + 4.0 * nu @ m_mat @ nu
     return second, fourth
 
@@ -70,16 +87,33 @@ class AffineScoreError:
         a, b = self.field(t)
         return _affine_moments(a, b, dist)[1]
 
+    def dsm_excess(self, path=None, n_nodes: int = 48) -> float:
+        r"""``ε² = (1/T)∫₀ᵀ σ_t² E_{path(t)}‖δ(·, t)‖² dt`` (:mod:`closed_form.score_matching`): with ``path=None``
+        under the diffused source — the ε-prediction loss excess training reduces — or under any Gaussian path
+        ``t ↦ Gaussian`` (e.g. ``Q_t``, ``π_t``: where a sampler pays the error). Exact inner expectation,
+        Gauss–Legendre in ``t`` with a convergence check."""
+        path = path or (lambda t: self.source.noised(self.schedule, t))
+        return affine_dsm_excess(self.field, path, self.schedule, n_nodes)
+
+
+def _scaled(weight, field):
+    """``weight ·`` a field, keeping the per-direction structure the exact laws' fast routes need."""
+    if isinstance(field, CodiagonalField):
+        return CodiagonalField(field.basis, lambda t: tuple(weight * v for v in field.diagonal(t)))
+    if isinstance(field, FieldSum):
+        return FieldSum(tuple(_scaled(weight, part) for part in field.parts))
+
+    def scaled(t):
+        a, b = field(t)
+        return weight * a, weight * b
+
+    return scaled
+
 
 def weighted_field(weight: float, error: AffineScoreError):
     """The field of ``weight · δ``: what error ``δ`` of a source with composition weight ``weight`` adds to the
     composed score."""
-
-    def field(t):
-        a, b = error.field(t)
-        return weight * a, weight * b
-
-    return field
+    return _scaled(weight, error.field)
 
 
 def _diffused_precision(source: Gaussian, schedule, t):
@@ -138,9 +172,19 @@ def fit_gaussian_mle(key, source, n: int) -> Gaussian:
 def misspecification_error(source: Gaussian, fitted: Gaussian, schedule) -> AffineScoreError:
     r"""``δ(x, t) = ∇log p̂_t(x) − ∇log q_t(x)``: the exact scores of the diffused fit ``p̂`` used in place of the
     source's. ``A_δ = Ĉ_t⁻¹ − C_t⁻¹``, ``b_δ = Ĉ_t⁻¹ α_t μ̂ − C_t⁻¹ α_t μ``. FKC driven by these scores targets the exact
-    composition of the fits, ``Q̂``."""
+    composition of the fits, ``Q̂``.
+
+    With concrete means and covariances the field is the sum of the two sources' per-eigendirection fields
+    (:func:`closed_form.composition.geometric_field` with weights ``(1, −1)``), which the exact laws integrate fast;
+    with traced ones (Hessians in the fitted parameters) it uses explicit inverses, because the derivative of an
+    eigendecomposition is undefined at repeated eigenvalues (isotropic sources)."""
+    from closed_form.composition import geometric_field
+
     if fitted.dim != source.dim:
         raise ShapeMismatchError(f"fitted has dimension {fitted.dim}, source {source.dim}; they must match.")
+    if is_concrete(fitted.mean, fitted.cov, source.mean, source.cov):
+        return AffineScoreError(source, schedule, geometric_field([fitted, source], [1.0, -1.0], schedule),
+                                name="misspecified")
 
     def field(t):
         p_hat, m_hat = _diffused_precision(fitted, schedule, t)
@@ -220,56 +264,130 @@ class DensityPowerError:
         return self.norm_under(self.source.noised(self.schedule, t), t)
 
 
-class MixtureDensityPowerError:
-    r"""The OOD-growing error ``δ(x, t) = ε · u · q_t(x)^{−γ} / κ(t)`` for any source with ``logpdf``/``sample``
-    (Gaussian mixtures in particular), with ``κ(t)² = E_{q_t}[q_t^{−2γ}]`` estimated by Monte Carlo.
+def misspecified_mixture(source: GaussianMixture, s: float) -> GaussianMixture:
+    r"""A gradient-field error model for mixtures, at strength ``s``: the source misspecified at ``t = 0`` in its
+    component weights, means and covariances,
 
-    ``κ`` is estimated at every time of ``times`` (default: the samplers' grid :func:`reverse_time_grid` with 500
-    steps, so a sampler on that grid only ever uses calibrated times) from ``n_mc`` draws of ``q_t`` each, in log
-    space; between grid times ``log κ²`` is interpolated linearly. The training-side norm is therefore ``ε`` up to
-    the stated Monte Carlo error :meth:`calibration_stderr` (relative).
+    .. math:: π̂_k ∝ π_k e^{s z_k},\qquad μ̂_k = m + (1 + s)(μ_k − m),\qquad Σ̂_k = (1 + s)Σ_k,
+
+    with ``m = Σ_k π_k μ_k`` and ``z_k = ±1`` alternating over the components of positive weight (a fixed, stated
+    direction: weights tilted, components spread apart and widened). Diffused exactly, its score is a true diffusion
+    score, so FKC driven by it targets the composition of the misspecified sources. ``s > −1``."""
+    if not (np.isfinite(s) and s > -1.0):
+        raise CatcompError(f"the misspecification strength s must be a finite number > −1, got {s!r}.")
+    w = np.asarray(source.weights, dtype=np.float64)
+    means = np.asarray(source.means, dtype=np.float64)
+    z = np.zeros_like(w)
+    z[w > 0] = np.where(np.arange(int(np.sum(w > 0))) % 2 == 0, 1.0, -1.0)
+    w_hat = w * np.exp(s * z)
+    m = w @ means
+    return GaussianMixture(w_hat / w_hat.sum(), m + (1.0 + s) * (means - m), (1.0 + s) * np.asarray(source.covs))
+
+
+class MixtureMisspecificationError:
+    r"""``δ(x, t) = ∇log p̂_t(x) − ∇log q_t(x)``: the exact score of a diffused misspecified mixture ``p̂`` (e.g.
+    :func:`misspecified_mixture`) in place of the source's. A gradient field at every ``t``, consistent across ``t``
+    (both are diffusions), so FKC's target with it is the composition of the misspecified sources.
+
+    ``score``/``fitted_score`` are optional faster equivalents of the two exact scores ``(x, t) ↦ ∇log``
+    (the samplers' compiled ones); by default each mixture's own ``noised(…).score``.
     """
 
-    def __init__(self, source, schedule, eps: float, gamma: float = 0.25, *, key, n_mc: int = 20_000,
-                 times=None, direction=None, log_density=None):
-        _check_eps(eps)
-        if not 0.0 < gamma < 0.5:
-            raise CatcompError(f"gamma must lie in (0, 1/2) for a finite training-side norm, got {gamma!r}.")
-        from closed_form.schedules import reverse_time_grid
-
-        self.source, self.schedule, self.eps, self.gamma = source, schedule, float(eps), float(gamma)
-        self.u = _unit(np.ones(source.dim) if direction is None else direction, source.dim)
-        # ``log_density(x, t) = log q_t(x)``; a faster equivalent may be passed (the samplers' exact scores have one).
-        self.log_density = log_density or (lambda x, t: self.source.noised(self.schedule, t).logpdf(x))
-        grid = reverse_time_grid(schedule, 500) if times is None else np.asarray(times, dtype=np.float64)
-        self.times = np.unique(np.concatenate([grid, [0.0, schedule.T]]))
-
-        def calibrate(t, k):
-            q_t = source.noised(schedule, t)
-            v = -2.0 * self.gamma * q_t.logpdf(q_t.sample(k, n_mc))
-            w = jnp.exp(v - jnp.max(v))
-            return jnp.max(v) + jnp.log(jnp.mean(w)), jnp.std(w, ddof=1) / np.sqrt(n_mc) / jnp.mean(w)
-
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(len(self.times)))
-        log_k2, rel_se = jax.jit(jax.vmap(calibrate))(jnp.asarray(self.times), keys)
-        self.log_kappa2 = log_k2
-        self._rel_se = np.asarray(rel_se)
-        self.name = f"mixture-density-power(ε={eps:g}, γ={gamma:g})"
-
-    def calibration_stderr(self, t) -> float:
-        """Relative standard error of ``‖δ‖²_{L²(q_t)}/ε²`` at the nearest calibration time."""
-        return float(self._rel_se[np.argmin(np.abs(self.times - t))])
+    def __init__(self, source, fitted, schedule, *, score=None, fitted_score=None):
+        if fitted.dim != source.dim:
+            raise ShapeMismatchError(f"fitted has dimension {fitted.dim}, source {source.dim}; they must match.")
+        self.source, self.fitted, self.schedule = source, fitted, schedule
+        self._score = score or (lambda x, t: source.noised(schedule, t).score(x))
+        self._fitted_score = fitted_score or (lambda x, t: fitted.noised(schedule, t).score(x))
+        self.name = "mixture-misspecified"
 
     def delta(self, x, t):
-        log_k2 = jnp.interp(t, jnp.asarray(self.times), self.log_kappa2)
-        log_q = self.log_density(x, t)
-        return (self.eps * jnp.exp(-self.gamma * log_q - 0.5 * log_k2))[..., None] * self.u
+        return self._fitted_score(x, t) - self._score(x, t)
 
-    def norm_under_samples(self, samples, t) -> tuple[float, float]:
-        """``(‖δ‖_{L²}, standard error)`` under the law of ``samples`` (Monte Carlo; delta method for the SE)."""
-        v = np.sum(np.asarray(self.delta(samples, t)) ** 2, axis=-1)
-        m, se = v.mean(), v.std(ddof=1) / np.sqrt(v.size)
-        return float(np.sqrt(m)), float(se / (2 * np.sqrt(m)))
+    def dsm_excess_monte_carlo(self, key, n_per_node: int = 4000, n_nodes: int = 16) -> tuple[float, float]:
+        r"""``(ε², standard error)`` of ``(1/T)∫₀ᵀ σ_t² E_{q_t}‖δ‖² dt``: Gauss–Legendre in ``t`` (``n_nodes``),
+        ``n_per_node`` exact draws of ``q_t`` at each node; the SE is ``(Σ_k w_k² Var_k / n)^{1/2}/T`` (the
+        quadrature's own error is far below it: the integrand is smooth in ``t``). Fixed ``key`` ⇒ common random
+        numbers across calls, so the estimate is a smooth function of the misspecification. Uses the mixtures'
+        own scores (compiled once per shape), not ``score``/``fitted_score``."""
+        nodes, weights, x = _mixture_draws(self.source, self.schedule, key, n_per_node, n_nodes)
+        return self._excess_on(nodes, weights, x)
+
+    def _excess_on(self, nodes, weights, x):
+        v = np.asarray(_mixture_dsm_terms(self.fitted, self.source, x, jnp.asarray(nodes), self.schedule))
+        value = float(np.dot(weights, v.mean(axis=1))) / self.schedule.T
+        se = float(np.sqrt(np.dot(weights**2, v.var(axis=1, ddof=1)) / x.shape[1])) / self.schedule.T
+        return value, se
+
+
+def _mixture_draws(source, schedule, key, n_per_node, n_nodes):
+    """Gauss–Legendre nodes and weights on ``[0, T]`` and ``n_per_node`` exact draws of ``q_t`` at each node."""
+    from closed_form.score_matching import gauss_legendre
+
+    nodes, weights = gauss_legendre(0.0, float(schedule.T), n_nodes)
+    x = jnp.stack([source.noised(schedule, float(t)).sample(jax.random.fold_in(key, k), n_per_node)
+                   for k, t in enumerate(nodes)])
+    return nodes, weights, x
+
+
+def _diffused_mixture_score(mix, x, t, schedule):
+    r"""``∇log q_t(x) = −Σ_k r_k(x) C_k⁻¹(x − α_tμ_k)`` for ``x`` of shape ``(n, d)``, by explicit inverses of the
+    ``K`` small covariances ``C_k = α_t²Σ_k + σ_t²I`` (einsum-only, so that it vectorizes well under ``vmap``)."""
+    a, s2 = schedule.alpha(t), schedule.sigma2(t)
+    covs = a**2 * mix.covs + s2 * jnp.eye(mix.dim)
+    precs = jnp.linalg.inv(covs)
+    diff = x[:, None, :] - a * mix.means[None]  # (n, K, d)
+    pdiff = jnp.einsum("kij,nkj->nki", precs, diff)
+    logdet = jnp.linalg.slogdet(covs)[1]
+    log_joint = jnp.log(mix.weights) - 0.5 * (jnp.sum(diff * pdiff, axis=-1) + logdet)
+    r = jax.nn.softmax(log_joint, axis=-1)
+    return -jnp.einsum("nk,nki->ni", r, pdiff)
+
+
+@partial(jax.jit, static_argnames=("schedule",))
+def _mixture_dsm_terms(fitted, source, x, times, schedule):
+    """``σ_t² ‖∇log p̂_t − ∇log q_t‖²`` at the draws ``x[k]`` of node ``times[k]``, shape ``(n_nodes, n)``."""
+
+    def node(xk, tk):
+        d = _diffused_mixture_score(fitted, xk, tk, schedule) - _diffused_mixture_score(source, xk, tk, schedule)
+        return schedule.sigma2(tk) * jnp.sum(d**2, axis=-1)
+
+    return jax.vmap(node)(x, times)
+
+
+def calibrated_mixture_misspecification(source: GaussianMixture, schedule, eps: float, key, *,
+                                        n_per_node: int = 4000, n_nodes: int = 16, score=None,
+                                        fitted_score_of=None) -> MixtureMisspecificationError:
+    r""":func:`misspecified_mixture` with ``s > 0`` chosen so that the Monte Carlo DSM excess equals ``eps²``
+    (Brent's method on the common-random-numbers estimate of :meth:`MixtureMisspecificationError.
+    dsm_excess_monte_carlo`, whose standard error at the solution is stored as ``calibration_se``: the training-side
+    ``ε²`` is ``eps²`` up to it). ``fitted_score_of`` maps a fitted mixture to a fast score function."""
+    from scipy.optimize import brentq
+
+    _check_eps(eps)
+
+    def error(s):
+        fit = misspecified_mixture(source, s)
+        return MixtureMisspecificationError(source, fit, schedule, score=score,
+                                            fitted_score=fitted_score_of(fit) if fitted_score_of else None)
+
+    draws = _mixture_draws(source, schedule, key, n_per_node, n_nodes)  # common random numbers for every s
+
+    def excess(s):
+        return error(s)._excess_on(*draws)[0] - eps**2
+
+    if eps == 0:
+        out = error(0.0)
+        out.calibration_se = 0.0
+        return out
+    hi = 1e-3
+    while excess(hi) < 0:
+        hi *= 2.0
+        if hi > 1e3:
+            raise CatcompError(f"no misspecification strength below 1e3 reaches ε = {eps:g}.")
+    out = error(brentq(excess, 0.0, hi, xtol=1e-12, rtol=1e-10))
+    out.calibration_se = out._excess_on(*draws)[1]
+    return out
 
 
 class DensityRatioError:
@@ -297,10 +415,12 @@ __all__ = [
     "AffineScoreError",
     "DensityPowerError",
     "DensityRatioError",
-    "MixtureDensityPowerError",
+    "MixtureMisspecificationError",
     "calibrated_affine_error",
+    "calibrated_mixture_misspecification",
     "fit_gaussian_mle",
     "misspecification_error",
+    "misspecified_mixture",
     "precision_error",
     "weighted_field",
 ]

@@ -11,11 +11,13 @@ from strategies import gaussians_params
 
 from closed_form import CatcompError, Gaussian, VPSchedule, paper_setting
 from closed_form.perturbations import (
-    MixtureDensityPowerError,
     DensityPowerError,
+    MixtureMisspecificationError,
     calibrated_affine_error,
+    calibrated_mixture_misspecification,
     fit_gaussian_mle,
     misspecification_error,
+    misspecified_mixture,
     precision_error,
 )
 
@@ -110,24 +112,78 @@ def test_invalid_error_parameters_raise():
         DensityPowerError(src, SCHEDULE, 0.1, direction=[0.0, 0.0])
 
 
-def test_mixture_density_power_error_is_calibrated_within_monte_carlo_error(key):
+K_SE = 4.0  # Monte Carlo tolerance: 4 standard errors
+
+
+def test_misspecified_mixture_is_the_source_at_zero_and_rejects_invalid_strengths():
+    src = paper_setting("GMM_ID").sources[0]
+    same = misspecified_mixture(src, 0.0)
+    for name in ("weights", "means", "covs"):
+        np.testing.assert_allclose(getattr(same, name), getattr(src, name), rtol=1e-15, atol=1e-15)
+    for bad in (-1.0, np.nan, np.inf):
+        with pytest.raises(CatcompError, match="> −1"):
+            misspecified_mixture(src, bad)
+
+
+def test_mixture_misspecification_is_a_gradient_field_and_density_power_is_not():
+    """A score error that is a gradient has a symmetric Jacobian; the misspecification error's is (to round-off),
+    the density-power error's is not (a fixed direction times a non-constant scalar)."""
+    src = paper_setting("GMM_OOD").sources[2]
+    err = MixtureMisspecificationError(src, misspecified_mixture(src, 0.2), SCHEDULE)
+    power = DensityPowerError(paper_setting("NFC_ID").sources[0], SCHEDULE, 0.1, 0.2)
+    for x in np.random.default_rng(0).normal(size=(4, 2)) * 3:
+        j = np.asarray(jax.jacfwd(lambda y: err.delta(y[None], 0.3)[0])(jnp.asarray(x)))
+        np.testing.assert_allclose(j, j.T, atol=1e-12 * np.abs(j).max())
+        jp = np.asarray(jax.jacfwd(lambda y: power.delta(y[None], 0.3)[0])(jnp.asarray(x)))
+        assert abs(jp[0, 1] - jp[1, 0]) > 1e-3 * np.abs(jp).max()
+
+
+def test_mixture_dsm_monte_carlo_matches_the_exact_gaussian_value(key):
+    """A one-component mixture is a Gaussian: the Monte Carlo DSM excess must meet the exact quadrature of
+    misspecification_error within K_SE standard errors."""
+    from closed_form import GaussianMixture
+    from closed_form.score_matching import affine_dsm_excess
+
+    g = paper_setting("NFC_OOD").sources[0]
+    fit = Gaussian(np.asarray(g.mean) + 0.2, np.asarray(g.cov) * 1.3)
+    mc, se = MixtureMisspecificationError(GaussianMixture.from_gaussian(g), GaussianMixture.from_gaussian(fit),
+                                          SCHEDULE).dsm_excess_monte_carlo(key, n_per_node=20_000)
+    exact = affine_dsm_excess(misspecification_error(g, fit, SCHEDULE).field, lambda t: g.noised(SCHEDULE, t),
+                              SCHEDULE)
+    assert abs(mc - exact) < K_SE * se
+
+
+def test_calibrated_mixture_misspecification_meets_eps_within_its_standard_error(key):
     src = paper_setting("GMM_OOD").sources[0]
-    err = MixtureDensityPowerError(src, SCHEDULE, 0.3, 0.2, key=key, n_mc=20_000, times=[0.0, 0.3, 1.0])
-    for i, t in enumerate([0.0, 0.3, 1.0]):
-        x = src.noised(SCHEDULE, t).sample(jax.random.fold_in(key, 100 + i), 50_000)
-        v = np.sum(np.asarray(err.delta(x, t)) ** 2, -1) / 0.3**2
-        # Independent draws: the estimate's own SE plus the calibration's.
-        se = np.hypot(v.std(ddof=1) / np.sqrt(v.size), err.calibration_stderr(t))
-        assert abs(v.mean() - 1.0) < 5 * se
+    err = calibrated_mixture_misspecification(src, SCHEDULE, 0.01, key)
+    on_key, se_cal = err.dsm_excess_monte_carlo(key)
+    np.testing.assert_allclose(on_key, 0.01**2, rtol=1e-8)  # the equation Brent's method solved
+    fresh, se = err.dsm_excess_monte_carlo(jax.random.fold_in(key, 7))
+    assert abs(fresh - 0.01**2) < K_SE * np.hypot(se, se_cal)
+    assert err.calibration_se == pytest.approx(se_cal)
 
 
-def test_mixture_density_power_error_matches_exact_on_a_gaussian(key):
-    src = paper_setting("NFC_ID").sources[1]
-    approx = MixtureDensityPowerError(src, SCHEDULE, 0.2, 0.1, key=key, n_mc=50_000, times=[0.0, 0.5])
-    exact = DensityPowerError(src, SCHEDULE, 0.2, 0.1)
-    x = np.random.default_rng(1).normal(size=(6, 2)) * 3
-    for t in [0.0, 0.5]:
-        ratio = np.asarray(approx.delta(x, t))[:, 0] / np.asarray(exact.delta(x, t))[:, 0]
-        # Same shape; the constant differs only by the calibration's Monte Carlo error.
-        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-10)
-        assert abs(ratio[0] ** -2 - 1.0) < 5 * approx.calibration_stderr(t)
+def test_misspecification_field_is_the_same_concrete_and_traced():
+    """Concrete inputs take the per-eigendirection route (fast exact laws), traced ones explicit inverses (defined
+    derivatives); both are the same field, and weighting keeps the per-direction structure."""
+    from closed_form.laws import CodiagonalField, FieldSum
+    from closed_form.perturbations import weighted_field
+
+    src = paper_setting("FC_ID").sources[2]  # isotropic: repeated eigenvalues
+    fit = Gaussian(np.array([0.1, -0.2]), np.array([[9.0, 0.7], [0.7, 11.0]]))
+    concrete = misspecification_error(src, fit, SCHEDULE)
+
+    def traced(t, mean, cov):
+        return misspecification_error(src, Gaussian._unchecked(mean, cov), SCHEDULE).field(t)
+
+    for t in TIMES:
+        a1, b1 = concrete.field(t)
+        a2, b2 = jax.jit(traced)(t, fit.mean, fit.cov)
+        np.testing.assert_allclose(a1, a2, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(b1, b2, rtol=1e-12, atol=1e-15)
+        aw, bw = weighted_field(-2.0, concrete)(t)
+        np.testing.assert_allclose(aw, -2.0 * a1, rtol=1e-15)
+        np.testing.assert_allclose(bw, -2.0 * b1, rtol=1e-15)
+    assert isinstance(weighted_field(-2.0, concrete), (CodiagonalField, FieldSum))
+    hess = jax.hessian(lambda m: jnp.sum(traced(0.3, m, fit.cov)[1] ** 2))(fit.mean)
+    assert np.all(np.isfinite(np.asarray(hess)))

@@ -37,11 +37,28 @@ def _closed_form_matches_cubature(frame: pd.DataFrame) -> Outcome:
                            "settings with a closed form": len(closed)})
 
 
+#: Family-wise false-alarm probability of the exact samplers' moment check: the largest of m standardized moment
+#: deviations (d means and d(d+1)/2 second moments per setting) exceeds Φ⁻¹(1 − α/(2m)) with probability ≤ α under
+#: a correct sampler (Bonferroni over two-sided normal tails).
+MOMENT_CHECK_ALPHA = 1e-3
+
+
+def _bonferroni_z(n_tests: int, alpha: float = MOMENT_CHECK_ALPHA) -> float:
+    from scipy.stats import norm
+
+    return float(norm.isf(alpha / (2 * n_tests)))
+
+
 def _samplers_match_moments(frame: pd.DataFrame) -> Outcome:
     z = float(np.max(frame[["max_z_mean", "max_z_cov"]].to_numpy()))
-    return Outcome.decide(z < 5.0, {"max |z| over settings, means and covariances": z,
-                                    "draws per setting": int(frame["n_samples"].min())},
-                          "z = standardized deviation of the draws' moments from the exact ones")
+    dim = 2  # every paper setting is two-dimensional
+    n_tests = len(frame) * (dim + dim * (dim + 1) // 2)
+    z_max = _bonferroni_z(n_tests)
+    return Outcome.decide(z < z_max, {"max |z| over settings, means and covariances": z,
+                                      "threshold Φ⁻¹(1 − α/(2m))": z_max, "moments compared m": n_tests,
+                                      "draws per setting": int(frame["n_samples"].min())},
+                          f"z = standardized deviation of the draws' moments from the exact ones; family-wise "
+                          f"false-alarm probability α = {MOMENT_CHECK_ALPHA:g} (Bonferroni)")
 
 
 def _compositions_proper(frame: pd.DataFrame) -> Outcome:
@@ -88,7 +105,8 @@ REGISTRY.register(Experiment(
         Check("F1", "closed-form log Z and moments equal adaptive cubature (|Δ log Z| < 100·rtol, moments < "
               "1e4·rtol)",
               _closed_form_matches_cubature),
-        Check("F1", "exact target samplers match the exact moments (all |z| < 5)", _samplers_match_moments),
+        Check("F1", "exact target samplers match the exact moments (max |z| below its Bonferroni threshold at "
+              f"family-wise level {MOMENT_CHECK_ALPHA:g})", _samplers_match_moments),
     ),
 ))
 
@@ -366,28 +384,19 @@ def _fkc_beats_naive(settings):
     return evaluate
 
 
-def _fkc_limit_degrades_ood(frame: pd.DataFrame) -> Outcome:
-    limit = frame[frame["exact"].astype(bool) & np.isinf(frame["K"]) & (frame["eps"] > 0)].set_index("setting")
-    needed = {"FC_ID", "FC_OOD", "NFC_ID", "NFC_OOD"}
-    if not needed <= set(limit.index):
-        return Outcome("not applicable", {}, "needs the four Gaussian settings at ε > 0")
-    ood = float(limit.loc[["FC_OOD", "NFC_OOD"], "kl"].min())
-    iid = float(limit.loc[["FC_ID", "NFC_ID"], "kl"].max())
-    return Outcome.decide(ood > 3 * iid, {"min KL(Q‖FKC limit) OOD": ood, "max KL(Q‖FKC limit) ID": iid,
-                                          "ε": float(limit["eps"].iloc[0])},
-                          "with perturbed scores no K removes the error: FKC converges to the composition of the "
-                          "perturbed sources")
 
 
 REGISTRY.register(Experiment(
     name="fkc_sweep",
     title="Naive vs FKC × K per paper setting, exact scores and training-side error ε (sliced W2, MMD², exact limits)",
     compute="verify.extrapolation:fkc_sweep",
-    # The mixtures' OOD-growing error (a Monte-Carlo-calibrated power of the mixture density, evaluated with the
-    # samplers' fast mixture log density) costs about 1.2× an exact-score cell.
-    default=grid(setting=GAUSSIAN_SETTINGS + ("GMM_ID", "GMM_OOD"), eps=(0.0, 0.1), ks=(list(SWEEP_KS),),
+    # ε is the training-side DSM excess of source misspecification (worst-case direction for Gaussians, a stated
+    # direction calibrated by Monte Carlo for mixtures); at ε = 0.005 every worst-case Q̂ of the Gaussian settings
+    # is still proper. A misspecified source's score is the exact score of the misspecified mixture, so an ε > 0
+    # cell costs what an exact-score cell does, plus the Monte Carlo calibration (about 1 s per source).
+    default=grid(setting=GAUSSIAN_SETTINGS + ("GMM_ID", "GMM_OOD"), eps=(0.0, 0.005), ks=(list(SWEEP_KS),),
                  n_runs=(3,), n_swarms=(1_000,), n_steps=(500,), n_proj=(2_000,)),
-    quick=grid(setting=("NFC_OOD",), eps=(0.0, 0.1), ks=([1, 4],), n_runs=(2,), n_swarms=(200,), n_steps=(100,),
+    quick=grid(setting=("NFC_OOD",), eps=(0.0, 0.005), ks=([1, 4],), n_runs=(2,), n_swarms=(200,), n_steps=(100,),
                n_proj=(200,)),
     derive=_sweep_derived,
     allow_nan=("sw2", "mmd2", "kl", "w2"),
@@ -427,10 +436,6 @@ REGISTRY.register(Experiment(
     checks=(
         Check("P3", "exact scores: FKC's error (MMD²) at the largest K is below naive composition's in every NFC "
               "and mixture setting", _fkc_beats_naive(("NFC_ID", "NFC_OOD", "GMM_ID", "GMM_OOD")), asserted=False),
-        Check("F4", "exact scores: FKC's Monte Carlo error (MMD²) at the largest K is below naive composition's",
-              _fkc_beats_naive(("NFC_ID", "NFC_OOD", "GMM_ID", "GMM_OOD")), asserted=False),
-        Check("P3", "perturbed scores: FKC's limit is far worse in the OOD settings than in the ID ones (> 3×)",
-              _fkc_limit_degrades_ood, asserted=False),
     ),
 ))
 
@@ -518,29 +523,6 @@ def _family_derived(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _family_estimation_grows(frame: pd.DataFrame) -> Outcome:
-    f = frame.sort_values("outside_hdr_max")
-    kl = f["kl_fkc_perturbed"].to_numpy()
-    growth = float(kl[-1] / kl[0])
-    monotone = bool(np.all(np.diff(kl) > 0))
-    return Outcome.decide(monotone and growth > 10,
-                          {"KL(Q‖FKC limit, ε) most ID": float(kl[0]), "most OOD": float(kl[-1]),
-                           "growth": growth, "increasing along the family": monotone,
-                           "ε": float(f["eps"].iloc[0]),
-                           "Q-mass outside the sources' 95 % HDRs, most OOD": float(f["outside_hdr_max"].iloc[-1])},
-                          "FKC removes the inference-time error exactly, so what remains is estimation error")
-
-
-def _family_crossover(frame: pd.DataFrame) -> Outcome:
-    from verify.extrapolation import crossovers
-
-    xs = crossovers(frame)
-    most_ood = frame.loc[frame["outside_hdr_max"].idxmax()]
-    over = bool(most_ood["kl_estimation"] > most_ood["kl_inference"])
-    numbers = {"crossings (Q-mass outside HDRs)": ", ".join(f"{x:.3g}" for x in xs) or "none",
-               "KL estimation / inference, most OOD": float(most_ood["kl_estimation"] / most_ood["kl_inference"])}
-    return Outcome.decide(over, numbers, "where estimation error (exact target score + δ) exceeds inference-time "
-                                         "error (naive, exact scores) along the family")
 
 
 REGISTRY.register(Experiment(
@@ -549,12 +531,13 @@ REGISTRY.register(Experiment(
     compute="verify.extrapolation:ood_family",
     seed_argument=None,
     # One cell per base variance, so that the family runs in parallel and resumes point by point.
-    default=grid(base_variances=tuple([v] for v in FAMILY_BASE_VARIANCES), eps=(0.1,)),
-    quick=grid(base_variances=([20.0], [1.1]), eps=(0.1,)),
+    default=grid(base_variances=tuple([v] for v in FAMILY_BASE_VARIANCES), eps=(0.005,)),
+    quick=grid(base_variances=([20.0], [1.1]), eps=(0.005,)),
     derive=_family_derived,
     tables=(TableSpec(
         name="ood_family",
-        caption="The ID→OOD family a1 = diag(10, 1), a2 = diag(1, 10), base v·I at training-side ε (exact): "
+        caption="The ID→OOD family a1 = diag(10, 1), a2 = diag(1, 10), base v·I at training-side ε (DSM excess; "
+                "worst-case source misspecification; exact): "
                 "OOD measures and KL(Q_t_min‖·) of naive composition with exact scores (inference), of the exact "
                 "target score plus the error (estimation), of naive with errors (total), and of FKC's limits",
         index=("base_label",), index_header="base variance v",
@@ -578,26 +561,195 @@ REGISTRY.register(Experiment(
                                     total="kl_total", logx=True, xlabel="Q-mass outside the sources' 95 % HDRs",
                                     ylabel="KL(Q‖·)"),
     ),),
+    checks=(),
+))
+
+
+# ---------------------------------------------------------------------------------------------- amplification
+#: P3's factor, fixed before any run: "a more catastrophic effect" out of distribution is read as an order of
+#: magnitude — OOD amplification KL/ε² at least 10× the ID one in the same (FC or NFC) design. A smaller factor would
+#: call a difference of degree "catastrophic"; the measured ratios are reported so another reading can be applied.
+P3_AMPLIFICATION_FACTOR = 10.0
+#: The ID→OOD family of the amplification experiment (8 points of the base variance from 20 = NFC_ID to 1.1 =
+#: NFC_OOD; the ood_family experiment uses 16).
+AMPLIFICATION_FAMILY = tuple(float(v) for v in np.geomspace(20.0, 1.1, 8))
+ID_OOD_PAIRS = (("FC_ID", "FC_OOD"), ("NFC_ID", "NFC_OOD"))
+
+
+def _paper_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["family"] == "paper"].set_index("setting")
+
+
+def _ood_amplification_exceeds_id(frame: pd.DataFrame) -> Outcome:
+    rows = _paper_rows(frame)
+    pairs = [(i, o) for i, o in ID_OOD_PAIRS if i in rows.index and o in rows.index]
+    if not pairs:
+        return Outcome("not applicable", {}, "needs an ID setting and its OOD counterpart")
+    numbers, ok = {"stated factor": P3_AMPLIFICATION_FACTOR}, True
+    for i, o in pairs:
+        ratio = float(rows.loc[o, "amplification"] / rows.loc[i, "amplification"])
+        numbers[f"λ_max {i}"] = float(rows.loc[i, "amplification"])
+        numbers[f"λ_max {o}"] = float(rows.loc[o, "amplification"])
+        numbers[f"ratio {o}/{i}"] = ratio
+        ok &= ratio >= P3_AMPLIFICATION_FACTOR
+    return Outcome.decide(ok, numbers, "λ_max = sup_δ lim KL(Q‖Q̂_δ)/ε(δ)², exact (generalized eigenvalue of the "
+                                       "two Hessians); Q̂_δ is what FKC converges to with these scores")
+
+
+def _crossover_smaller_ood(frame: pd.DataFrame) -> Outcome:
+    rows = _paper_rows(frame)
+    if not {"NFC_ID", "NFC_OOD"} <= set(rows.index):
+        return Outcome("not applicable", {}, "needs NFC_ID and NFC_OOD (under FC naive composition is exact, so "
+                                             "every ε > 0 crosses and there is nothing to compare)")
+    i, o = rows.loc["NFC_ID"], rows.loc["NFC_OOD"]
+    numbers = {"crossover ε NFC_ID": float(i["crossover_eps"]), "crossover ε NFC_OOD": float(o["crossover_eps"]),
+               "inference KL NFC_ID": float(i["kl_inference"]), "inference KL NFC_OOD": float(o["kl_inference"])}
+    for name, r in (("NFC_ID", i), ("NFC_OOD", o)):
+        numbers[f"naive with errors at the crossover, {name}"] = float(r["kl_naive_errors_at_crossover"])
+    return Outcome.decide(o["crossover_eps"] < i["crossover_eps"], numbers,
+                          "smallest training-side ε (DSM excess) at which the exact target of the misspecified "
+                          "scores is as far from Q as the naive sampler with exact scores (worst case over the "
+                          "generalized eigendirections, both signs); FC settings are excluded up front")
+
+
+def _amplification_grows_along_family(frame: pd.DataFrame) -> Outcome:
+    fam = frame[frame["family"] != "paper"].sort_values("outside_hdr_max")
+    if len(fam) < 2:
+        return Outcome("not applicable", {}, "needs at least two members of the ID→OOD family")
+    amp = fam["amplification"].to_numpy()
+    finite_ress = int(np.isfinite(fam["log_ress_max"]).sum())
+    steps_down = int(np.sum(np.diff(amp) < 0))
+    return Outcome.decide(steps_down == 0,
+                          {"family members": len(fam), "with finite max log(1 + χ²)": finite_ress,
+                           "λ_max most ID": float(amp[0]), "λ_max most OOD": float(amp[-1]),
+                           "decreasing steps along the family": steps_down},
+                          "ordered by the Q-mass outside the sources' 95 % HDRs (finite on every member, unlike "
+                          "max log(1 + χ²), which is ∞ on the OOD members)")
+
+
+def _amplification_derived(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["family", "outside_hdr_max"], ascending=[False, True], ignore_index=True)
+
+
+REGISTRY.register(Experiment(
+    name="amplification",
+    title="Worst-case amplification KL(Q‖Q̂)/ε² of source misspecification, and the crossover ε (exact, Gaussian)",
+    compute="verify.amplification:amplification_row",
+    seed_argument=None,
+    default=(grid(setting=GAUSSIAN_SETTINGS) + grid(base_variance=AMPLIFICATION_FAMILY)),
+    quick=grid(setting=("NFC_ID", "NFC_OOD")),
+    allow_nan=("kl_naive_errors_at_crossover", "next_eigenvalue", "eps_under_target", "eps_under_path"),
+    derive=_amplification_derived,
+    tables=(TableSpec(
+        name="amplification",
+        caption="Source misspecification (means and covariances at t = 0, diffused exactly) measured by its DSM "
+                "excess ε² (ε-prediction weighting): worst-case amplification λ_max = sup lim KL(Q‖Q̂)/ε² with "
+                "its multiplicity and the share of ε² each source carries, beside max_i log(1 + χ²(Q‖P_i)); the "
+                "naive sampler's inference-time KL, the crossover ε at which the estimation KL reaches it (exact "
+                "and second order √(KL/λ_max)), and the naive sampler with the misspecified scores there; the "
+                "same DSM integral under Q_t and under π_t for the worst misspecification at training-side "
+                "ε = 0.005",
+        index=("family", "setting"), index_header="composition", font_size="footnotesize",
+        columns=(
+            Column("log_ress_max", "max log(1+χ²)"),
+            Column("outside_hdr_max", "Q outside HDR₉₅"),
+            Column("amplification", "λ_max"),
+            Column("multiplicity", "mult.", kind="integer"),
+            Column("share_a1", "share a1", significant=2),
+            Column("share_a2", "share a2", significant=2),
+            Column("share_base", "share base", significant=2),
+            Column("kl_inference", "KL inference"),
+            Column("crossover_eps", "crossover ε"),
+            Column("crossover_eps_second_order", "2nd order"),
+            Column("kl_naive_errors_at_crossover", "naive+errors there", missing="--"),
+            Column("eps_under_target", "ε under Q_t", missing="--"),
+            Column("eps_under_path", "ε under π_t", missing="--"),
+        ),
+    ),),
+    figures=(FigureSpec(
+        "amplification",
+        "Worst-case amplification λ_max of source misspecification along the ID→OOD family and in the paper "
+        "settings, against the Q-mass outside the sources' 95 % HDRs.",
+        lambda frame: lines(frame, x="outside_hdr_max", y="amplification", hue="family", logx=True, logy=True,
+                            xlabel="Q-mass outside the sources' 95 % HDRs", ylabel="λ_max = sup KL/ε²"),
+    ),),
     checks=(
-        Check("P3", "at fixed ε, FKC's limit with perturbed scores degrades steadily (> 10×) from ID to OOD",
-              _family_estimation_grows, asserted=False),
-        Check("F5", "at fixed ε, the error that FKC cannot remove grows along the ID→OOD family (> 10×)",
-              _family_estimation_grows, asserted=False),
-        Check("P3", "estimation error exceeds inference-time error at the OOD end of the family",
-              _family_crossover, asserted=False),
+        Check("P3", f"OOD amplification λ_max is at least {P3_AMPLIFICATION_FACTOR:g}× the ID one in both the FC "
+              "and the NFC design (factor fixed in advance)", _ood_amplification_exceeds_id, asserted=False),
+        Check("P3", "the crossover ε (where estimation error's KL reaches naive composition's inference-time KL) is "
+              "smaller in NFC_OOD than in NFC_ID", _crossover_smaller_ood, asserted=False),
+        Check("F5", "the worst-case amplification grows monotonically along the ID→OOD family",
+              _amplification_grows_along_family, asserted=False),
     ),
 ))
 
 
+# ---------------------------------------------------------------------------------------------- naive_error_sweep
+def _sweep_curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """Long form for the figure: FKC's limit and naive with errors per sign, naive with exact scores once."""
+    names = {"kl_fkc_errors": "FKC limit, errors", "kl_naive_errors": "naive, errors",
+             "kl_inference": "naive, exact scores"}
+    long = frame[frame["valid"].astype(bool)].melt(id_vars=["setting", "eps", "sign_label"], value_vars=list(names),
+                                                   var_name="law", value_name="KL")
+    long = long[(long["law"] != "kl_inference") | (long["sign_label"] == "+")]
+    return long.assign(curve=[names[law] + ("" if law == "kl_inference" else f" ({sign})")
+                              for law, sign in zip(long["law"], long["sign_label"])])
+
+
+REGISTRY.register(Experiment(
+    name="naive_error_sweep",
+    title="FKC's limit vs the naive sampler, both with misspecified scores, along the worst direction (exact)",
+    compute="verify.amplification:naive_error_sweep",
+    seed_argument=None,
+    default=grid(setting=GAUSSIAN_SETTINGS, eps=([0.002, 0.005, 0.01],)),
+    quick=grid(setting=("NFC_OOD",), eps=([0.005],)),
+    allow_nan=("eps_check", "kl_fkc_errors", "kl_naive_errors"),
+    derive=lambda frame: frame.assign(sign_label=lambda f: np.where(f["sign"] > 0, "+", "−")),
+    tables=(TableSpec(
+        name="naive_error_sweep",
+        caption="Misspecified sources along the worst direction ±v at training-side ε (DSM excess): KL(Q‖·) at "
+                "t_min of FKC's continuous-time limit (the exact composition of the misspecified sources; ∞ when "
+                "improper) and of the naive SDE with the same scores, beside the naive SDE with exact scores; "
+                "'FKC worse' marks where FKC with errors is worse than naive with errors",
+        index=("setting", "eps", "sign_label"), index_header="setting / ε / sign",
+        columns=(
+            Column("kl_inference", "naive, exact scores"),
+            Column("kl_fkc_errors", "FKC limit, errors", missing="invalid"),
+            Column("kl_naive_errors", "naive, errors", missing="invalid"),
+            Column("fkc_worse_than_naive", "FKC worse", kind="flag"),
+        ),
+    ),),
+    figures=(FigureSpec(
+        "naive_error_sweep",
+        "KL(Q‖·) against training-side ε along the worst direction (both signs): FKC's limit with the misspecified "
+        "scores and naive composition with them, beside naive with exact scores (drawn at the floor 1e-6 where "
+        "naive composition is exact).",
+        lambda frame: lines(_sweep_curves(frame), x="eps", y="KL", hue="curve", col="setting", logx=True, logy=True,
+                            floor=1e-6, ylabel="KL(Q‖·)"),
+    ),),
+))
+
+
 # ---------------------------------------------------------------------------------------------- score_error_along_t
+#: The norms of score_error_along_t are closed forms, exact to round-off (relative ~1e-15 per operation); a ratio
+#: above 1 + 1e-9 is a real excess, not rounding.
+EXACT_NORM_RTOL = 1e-9
+
+
 def _sampling_side_exceeds(frame: pd.DataFrame) -> Outcome:
     ratio = frame["under_target"] / frame["train"]
-    worst = frame.loc[ratio.idxmax()]
-    return Outcome.decide(float(ratio.max()) > 1.5,
-                          {"max ‖δ‖_L²(Q_t) / ‖δ‖_L²(q_t)": float(ratio.max()),
+    finite = np.isfinite(ratio)
+    if not finite.any():
+        return Outcome("not applicable", {"rows": len(frame), "rows with a finite ratio": 0},
+                       "the sampling-side norm is infinite in every row")
+    worst = frame[finite].loc[ratio[finite].idxmax()]
+    return Outcome.decide(float(ratio[finite].max()) > 1.0 + EXACT_NORM_RTOL,
+                          {"rows": len(frame), "rows with a finite ratio (judged)": int(finite.sum()),
+                           "max finite ‖δ‖_L²(Q_t) / ‖δ‖_L²(q_t)": float(ratio[finite].max()),
                            "at": f"{worst['setting']} {worst['model']} {worst['source']} t = {worst['t']:.3g}"},
-                          "the same training-side error is larger where the target lives")
-
+                          "the same training-side error is larger where the target lives; rows where the "
+                          "sampling-side norm is infinite (error not square-integrable under Q_t) are counted but "
+                          "not judged")
 
 REGISTRY.register(Experiment(
     name="score_error_along_t",
@@ -616,22 +768,21 @@ REGISTRY.register(Experiment(
                                                                  " " + f["source"]),
                             x="t", y="‖δ‖", hue="measured under", col="panel", logx=True, logy=True),
     ),),
-    checks=(Check("F5", "the sampling-side norm of an ε-error exceeds its training-side norm (by > 1.5×) somewhere "
-                  "along t", _sampling_side_exceeds, asserted=False),),
+    checks=(Check("F5", "the sampling-side norm of an ε-error exceeds its training-side norm somewhere along t "
+                  "(finite rows only)", _sampling_side_exceeds, asserted=False),),
 ))
 
 
 # ---------------------------------------------------------------------------------------------- transfer bound
 def _transfer_holds(frame: pd.DataFrame) -> Outcome:
     finite = frame[np.isfinite(frame["sq_bound"]) & np.isfinite(frame["abs_bound"])]
-    ok = bool(frame["holds"].astype(bool).all())
-    tight = (finite["abs_measured"] / finite["abs_bound"]).max() if len(finite) else float("nan")
-    numbers = {"rows": len(frame), "rows with a finite bound": len(finite)}
-    if len(finite):
-        numbers["max tightness E_Q‖δ‖ / bound"] = float(tight)
-    return Outcome.decide(ok, numbers, "Cauchy–Schwarz: E_Q‖δ‖ ≤ √(1 + χ²(Q_t‖q_t))·‖δ‖_L²(q_t); infinite "
-                                       "where the χ² is")
-
+    numbers = {"rows": len(frame), "rows with a finite bound (judged)": len(finite)}
+    if not len(finite):
+        return Outcome("not applicable", numbers, "every bound is infinite (1 + χ² = ∞): nothing to judge")
+    numbers["max tightness E_Q‖δ‖ / bound"] = float((finite["abs_measured"] / finite["abs_bound"]).max())
+    return Outcome.decide(bool(finite["holds"].astype(bool).all()), numbers,
+                          "Cauchy–Schwarz: E_Q‖δ‖ ≤ √(1 + χ²(Q_t‖q_t))·‖δ‖_L²(q_t); rows with an infinite χ² hold "
+                          "vacuously and are not judged")
 
 def _transfer_derived(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
@@ -668,7 +819,7 @@ REGISTRY.register(Experiment(
         lambda frame: measured_vs_bound(frame, measured="abs_measured", bound="abs_bound", hue="setting",
                                         style="source"),
     ),),
-    checks=(Check("F5", "the change-of-measure (transfer) bound holds for every source and time",
+    checks=(Check("F5", "the change-of-measure (transfer) bound holds for every source and time where it is finite",
                   _transfer_holds),),
 ))
 
@@ -681,15 +832,19 @@ def _sensitivity_derived(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sensitivity_holds(frame: pd.DataFrame) -> Outcome:
-    held = frame["holds"].astype(bool)
-    amp = frame["amplification"] <= frame["ress_factor"]
-    return Outcome.decide(bool(held.all() and amp.all()),
-                          {"configurations": len(frame), "first-order TV bound holds": int(held.sum()),
-                           "amplification ≤ max_i √(1 + χ²(Q‖P_i))": int(amp.sum()),
-                           "median tightness TV / bound": float(frame["tightness"].median())},
+    finite = frame[np.isfinite(frame["ress_factor"]) & np.isfinite(frame["bound"])]
+    numbers = {"configurations": len(frame), "with a finite factor (judged)": len(finite)}
+    if not len(finite):
+        return Outcome("not applicable", numbers, "every configuration has 1 + χ² = ∞: nothing to judge")
+    held = finite["holds"].astype(bool)
+    amp = finite["amplification"] <= finite["ress_factor"]
+    numbers.update({"first-order TV bound holds": int(held.sum()),
+                    "amplification ≤ max_i √(1 + χ²(Q‖P_i))": int(amp.sum()),
+                    "median tightness TV / bound": float((finite["tv_target"] / finite["bound"]).median())})
+    return Outcome.decide(bool(held.all() and amp.all()), numbers,
                           "sources refit by maximum likelihood; the bound is first order, so a failure would be a "
-                          "finding rather than a broken guarantee")
-
+                          "finding rather than a broken guarantee; configurations with an infinite factor hold "
+                          "vacuously and are not judged")
 
 REGISTRY.register(Experiment(
     name="sensitivity",
@@ -726,22 +881,31 @@ REGISTRY.register(Experiment(
         ]), measured="measured", bound="bound", style="kind"),
     ),),
     checks=(Check("F5", "first-order sensitivity bound and amplification ≤ rESS^(−1/2) in every random "
-                  "configuration", _sensitivity_holds, asserted=False),),
+                  "configuration with a finite factor", _sensitivity_holds, asserted=False),),
 ))
 
 
 # ---------------------------------------------------------------------------------------------- two_point
+#: Absolute accuracy of the two-point TV: it combines integrals over the ball each computed to relative 1e-9 of
+#: quantities of order one (theory.two_point), so TVs below 1e-8 cannot be told from 0 (the ID settings give ~1e-16,
+#: i.e. rounding of 1/Z₊ − 1/Z₋).
+TWO_POINT_TV_RESOLUTION = 1e-8
+#: The worlds' training-side norms are closed-form cubatures at rtol 1e-9: equal to ε up to that.
+TWO_POINT_NORM_RTOL = 1e-9
+
+
 def _two_point_lower_bound(frame: pd.DataFrame) -> Outcome:
     f = frame.set_index("setting")
-    same_training = bool((f["train_norm_max"] <= f["eps"] * (1 + 1e-9)).all())
+    same_training = bool((f["train_norm_max"] <= f["eps"] * (1 + TWO_POINT_NORM_RTOL)).all())
     ood = float(f.loc[["FC_OOD", "NFC_OOD"], "tv_lower_bound"].min())
     iid = float(f.loc[["FC_ID", "NFC_ID"], "tv_lower_bound"].max())
-    return Outcome.decide(same_training and ood > 0.01 and ood > 1e6 * iid,
+    return Outcome.decide(same_training and ood > TWO_POINT_TV_RESOLUTION >= iid,
                           {"ε": float(f["eps"].iloc[0]), "min TV lower bound, OOD": ood,
-                           "max TV lower bound, ID": iid, "training-side norms ≤ ε": same_training},
+                           "max TV lower bound, ID": iid, "resolution of the TV": TWO_POINT_TV_RESOLUTION,
+                           "training-side norms ≤ ε": same_training},
                           "two score fields with the same training-side error; any procedure that queries them only "
-                          "where the sources live errs by at least this TV in one of the two worlds")
-
+                          "where the sources live errs by at least this TV in one of the two worlds; OOD: resolved "
+                          "from 0, ID: not resolvable from 0 at the cubature's accuracy")
 
 REGISTRY.register(Experiment(
     name="two_point",
@@ -767,6 +931,6 @@ REGISTRY.register(Experiment(
         ),
     ),),
     checks=(Check("P2", "two-point construction: at equal training-side error the worse of two worlds errs by a TV "
-                  "bounded away from 0 in the OOD settings, vanishing in the ID ones", _two_point_lower_bound,
+                  "resolved from 0 in the OOD settings, not resolvable from 0 in the ID ones", _two_point_lower_bound,
                   asserted=False),),
 ))

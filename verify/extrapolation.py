@@ -1,4 +1,4 @@
-r"""Issue 5's experiments: score-estimation error where the composed target lives (tidy DataFrames).
+r"""Score-estimation error where the composed target lives: experiments as tidy DataFrames.
 
 Each function returns one row per configuration with named columns; :mod:`verify.catalog` turns them into tables
 and figures. Exact quantities (Gaussian settings, affine errors) carry no Monte Carlo error; the others state their
@@ -19,6 +19,7 @@ from closed_form.ood import fraction_outside_hdr
 from closed_form.perturbations import (
     DensityPowerError,
     fit_gaussian_mle,
+    misspecification_error,
     precision_error,
     weighted_field,
 )
@@ -28,19 +29,12 @@ from theory.two_point import two_point_bound
 GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
 
 
-def worst_case_precision_errors(composition, schedule, eps: float):
-    r"""One :func:`~closed_form.perturbations.precision_error` per source at training-side size ``eps``, with sign
-    ``sign(w_i)``: every source's precision is over-estimated along its weight, so the composed precision error
-    ``Σ_i w_i η_i Λ_i`` adds up coherently (the worst case for the composition at that ``ε``)."""
-    return [precision_error(s, schedule, eps, float(np.sign(w))) for s, w in zip(composition.sources, composition.weights)]
-
-
 def _errors_row(composition, schedule, errors, t_min):
     """KL(Q_{t_min}‖·) and W2 of: naive exact, exact-target score + δ, naive + δ (all continuous-time SDE from Q_T),
     and FKC's K → ∞ limits: π_{t_min} with exact scores, and with the perturbed scores the continuous Feynman–Kac
     law :func:`closed_form.fkc_limit_law` started from π at the samplers' first grid time (``inf`` where the weights
-    are not integrable). The composition of the perturbed sources is FKC's limit only for errors that are scores of
-    diffused laws; the precision errors here are not."""
+    are not integrable). It does not assume that the perturbed scores are scores of diffused laws, so it stays the
+    limit for time-inconsistent errors too."""
     q_min = composition.noised_target(schedule, t_min)
     start = composition.noised_target(schedule, schedule.T)
     delta = add_fields(*[weighted_field(w, e) for w, e in zip(composition.weights, errors)])
@@ -63,9 +57,10 @@ def _errors_row(composition, schedule, errors, t_min):
     return row
 
 
-def ood_family(base_variances=None, eps: float = 0.1, t_min: float = 1e-4, schedule=None) -> pd.DataFrame:
+def ood_family(base_variances=None, eps: float = 0.005, t_min: float = 1e-4, schedule=None) -> pd.DataFrame:
     r"""The ID→OOD family ``a1 = diag(10, 1)``, ``a2 = diag(1, 10)``, base ``v·I`` for ``v`` from 20 (NFC_ID) down to
-    1.1 (NFC_OOD), at fixed training-side ``ε`` (worst-case precision errors). Exact: inference-time, estimation
+    1.1 (NFC_OOD), at fixed training-side ``ε`` (DSM excess; worst-case source misspecification,
+    :func:`misspecification_errors`). Exact: inference-time, estimation
     and total error of the continuous-time naive SDE, the FKC limits with exact and perturbed scores, and the OOD
     measures ``max_i log rESS_i⁻¹`` (``inf`` once ``2Σ_i − Σ_Q`` fails to be PD) and ``max_i Q(∉ HDR_95(P_i))``."""
     schedule = schedule or VPSchedule()
@@ -85,38 +80,30 @@ def ood_family(base_variances=None, eps: float = 0.1, t_min: float = 1e-4, sched
             "outside_hdr_max": max(fraction_outside_hdr(q, p) for p in comp.sources),
             "eps": eps,
         }
-        row.update(_errors_row(comp, schedule, worst_case_precision_errors(comp, schedule, eps), t_min))
+        row.update(_errors_row(comp, schedule, misspecification_errors(comp, schedule, eps), t_min))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def crossovers(frame: pd.DataFrame, x: str = "outside_hdr_max") -> list[float]:
-    """The values of the OOD measure ``x`` at which ``kl_estimation − kl_inference`` changes sign along the family
-    (linear interpolation between neighbouring rows): where estimation error overtakes inference-time error, or
-    falls back below it."""
-    f = frame.sort_values(x)
-    xs, diff = f[x].to_numpy(), (f["kl_estimation"] - f["kl_inference"]).to_numpy()
-    out = []
-    for i in range(len(xs) - 1):
-        if np.sign(diff[i]) != np.sign(diff[i + 1]):
-            out.append(float(xs[i] + (xs[i + 1] - xs[i]) * diff[i] / (diff[i] - diff[i + 1])))
-    return out
-
-
 def score_error_along_t(name: str = "NFC_OOD", eps: float = 0.1, gamma: float = 0.1, times=None,
-                        schedule=None) -> pd.DataFrame:
+                        schedule=None, dsm_eps: float = 0.005) -> pd.DataFrame:
     r"""Training-side ``‖δ_i‖_{L²(q^i_t)}`` beside sampling-side ``‖δ_i‖_{L²(Q_t)}`` and ``‖δ_i‖_{L²(π_t)}`` along
-    ``t`` for the precision and density-power errors of a Gaussian setting (all exact; ``inf`` where the error is
-    not square-integrable under the sampling law)."""
+    ``t`` for three error models of a Gaussian setting (all exact; ``inf`` where the error is not square-integrable
+    under the sampling law): worst-case source misspecification at DSM size ``dsm_eps`` (its per-``t`` norm varies
+    with ``t``), and the precision and density-power errors calibrated to ``‖δ_i(·, t)‖_{L²(q^i_t)} = eps`` at
+    every ``t``."""
     schedule = schedule or VPSchedule()
     times = np.geomspace(1e-4, 1.0, 25) if times is None else times
     s = paper_setting(name)
     comp = s.composition
+    models = {
+        "misspecification": misspecification_errors(comp, schedule, dsm_eps),
+        "precision": [precision_error(src, schedule, eps, float(np.sign(w))) for src, w in zip(s.sources, s.weights)],
+        "density_power": [DensityPowerError(src, schedule, eps, gamma) for src in s.sources],
+    }
     rows = []
-    for model in ("precision", "density_power"):
-        for j, (src_name, src, w) in enumerate(zip(("a1", "a2", "base"), s.sources, s.weights)):
-            err = (precision_error(src, schedule, eps, float(np.sign(w))) if model == "precision"
-                   else DensityPowerError(src, schedule, eps, gamma))
+    for model, errors in models.items():
+        for src_name, err in zip(("a1", "a2", "base"), errors):
             for t in times:
                 q_t = comp.noised_target(schedule, float(t))
                 pi_t = comp.path_composition(schedule, float(t)).target
@@ -174,20 +161,34 @@ def two_point_table(eps: float = 0.1) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def sweep_errors(composition, schedule, eps: float, key, gamma: float = 0.1):
+def misspecification_errors(composition, schedule, eps: float):
+    r"""The default training-side error model for Gaussian sources: every source misspecified at ``t = 0`` along
+    the worst direction of :func:`theory.amplification.amplification`, calibrated so that the DSM excess (mean over
+    sources) is ``eps²``, with the sign that maximizes ``KL(Q‖Q̂)``; returned as each source's exact
+    :func:`~closed_form.perturbations.misspecification_error` (affine, so every law and limit stays exact)."""
+    from theory.amplification import worst_case_misspecification
+
+    fitted, _ = worst_case_misspecification(composition, schedule, eps)
+    return [misspecification_error(s, f, schedule) for s, f in zip(composition.sources, fitted)]
+
+
+def sweep_errors(composition, schedule, eps: float, key):
     r"""The error models of the FKC sweep at training-side size ``eps`` (``None`` per source when ``eps = 0``):
-    worst-case :func:`worst_case_precision_errors` for Gaussian sources (affine, so laws and limits are exact) and
-    the OOD-growing :class:`~closed_form.perturbations.MixtureDensityPowerError` for mixture sources."""
-    from closed_form.perturbations import MixtureDensityPowerError
+    source misspecification, so that every perturbed score is a true diffusion score. Gaussian sources:
+    :func:`misspecification_errors` (worst case). Mixture sources:
+    :func:`~closed_form.perturbations.calibrated_mixture_misspecification` of each source (weights tilted,
+    components spread and widened) with its own DSM excess ``eps²`` by Monte Carlo (standard error in
+    ``calibration_se``), hence mean ``eps²`` over the sources."""
+    from closed_form.perturbations import calibrated_mixture_misspecification
+    from verify.scores import exact_score
 
     if eps == 0:
         return [None] * len(composition.sources)
     if all(isinstance(s, Gaussian) for s in composition.sources):
-        return worst_case_precision_errors(composition, schedule, eps)
-    from verify.scores import exact_score
-
-    return [MixtureDensityPowerError(s, schedule, eps, gamma, key=jax.random.fold_in(key, i), n_mc=5000,
-                                     log_density=exact_score(s, schedule).log_density)
+        return misspecification_errors(composition, schedule, eps)
+    return [calibrated_mixture_misspecification(s, schedule, eps, jax.random.fold_in(key, i),
+                                                score=exact_score(s, schedule),
+                                                fitted_score_of=lambda f: exact_score(f, schedule))
             for i, s in enumerate(composition.sources)]
 
 

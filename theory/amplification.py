@@ -1,0 +1,415 @@
+r"""How much a small source misspecification is amplified by composition: a generalized eigenvalue.
+
+Misspecify every Gaussian source at ``t = 0``, ``P̂_i = N(μ_i + Δμ_i, Σ_i + ΔΣ_i)``, and diffuse exactly, so each
+perturbed score is a true diffusion score; collect ``δ = (Δμ_i, vech ΔΣ_i)_i`` in one vector. Two quantities vanish
+to second order at ``δ = 0``:
+
+* the *training-side* error, the ε-prediction DSM excess averaged over the conditions (a conditional model trained
+  with conditions drawn uniformly; :mod:`closed_form.score_matching`)
+
+  .. math:: ε^2(δ) = \frac1n\sum_i \frac1T\int_0^T σ_t^2\,E_{q^i_t}\lVert ŝ_i − s_i\rVert^2 dt ≈ \tfrac12 δ^\top H_ε δ;
+
+* the error of the composed target, ``KL(Q‖Q̂_δ) ≈ ½ δᵀH_K δ`` with ``Q̂_δ ∝ Π P̂_i^{w_i}`` — the law FKC converges to
+  in continuous time with the misspecified scores, and what any sampler that is exact for its scores produces.
+
+Their ratio along ``δ`` tends (``δ → 0``) to the generalized Rayleigh quotient ``δᵀH_Kδ / δᵀH_εδ``, whose supremum
+is the largest generalized eigenvalue ``λ_max`` of ``H_K v = λ H_ε v`` (``H_ε ≻ 0``: the DSM excess vanishes only
+for ``δ = 0``). :func:`amplification` computes both Hessians exactly by JAX autodiff and returns ``λ_max`` with its
+direction. :func:`crossover` finds, along each generalized eigendirection and both signs, the smallest ``ε`` at which
+``KL(Q_{t_min}‖Q̂_{δ,t_min})`` reaches a given level (the naive sampler's inference-time KL), by bisection on the exact
+quantities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from closed_form.errors import CatcompError, ImproperCompositionError
+from closed_form.gaussian import Gaussian
+from closed_form.perturbations import misspecification_error
+from closed_form.score_matching import affine_dsm_excess_sq
+
+#: Quadrature nodes of the DSM integral inside the Hessians; 24 already agree with 128 to 1e-15 relative on the
+#: paper's settings (``tests/test_score_matching.py`` checks 32 against 64).
+N_NODES = 32
+
+
+def _check_gaussian_composition(composition):
+    if not all(isinstance(s, Gaussian) for s in composition.sources):
+        raise CatcompError("the amplification is defined here for Gaussian sources (exact DSM excess and KL); got a "
+                           "composition with mixture sources.")
+
+
+def n_parameters(dim: int, n_sources: int) -> int:
+    """Length of ``δ``: per source ``d`` mean entries and ``d(d+1)/2`` covariance entries (upper triangle)."""
+    return n_sources * (dim + dim * (dim + 1) // 2)
+
+
+def perturbed_sources(sources, delta):
+    r"""``P̂_i = N(μ_i + Δμ_i, Σ_i + ΔΣ_i)`` from ``δ = (Δμ_1, vech ΔΣ_1, Δμ_2, …)``; ``vech`` lists the upper
+    triangle row by row and ``ΔΣ`` is its symmetric completion. Traceable; no validation (use
+    :func:`perturbed_sources_checked` for concrete values)."""
+    d = sources[0].dim
+    iu = np.triu_indices(d)
+    per = d + len(iu[0])
+    out = []
+    for i, src in enumerate(sources):
+        block = delta[i * per:(i + 1) * per]
+        upper = jnp.zeros((d, d)).at[iu].set(block[d:])
+        sym = upper + upper.T - jnp.diag(jnp.diag(upper))
+        out.append(Gaussian._unchecked(src.mean + block[:d], src.cov + sym))
+    return out
+
+
+def perturbed_sources_checked(sources, delta) -> list[Gaussian]:
+    """:func:`perturbed_sources` with validation: raises :class:`~closed_form.errors.NotPositiveDefiniteError` when a
+    perturbed covariance is not positive definite (the perturbation does not define a distribution)."""
+    return [Gaussian(np.asarray(g.mean), np.asarray(g.cov)) for g in perturbed_sources(sources, jnp.asarray(delta))]
+
+
+def _composed(sources, weights):
+    r"""``Π P_i^{w_i}`` of Gaussians: precision ``Λ = Σ w_i Σ_i⁻¹``, mean ``Λ⁻¹ Σ w_i Σ_i⁻¹ μ_i`` (traceable)."""
+    precs = [jnp.linalg.inv(s.cov) for s in sources]
+    lam = sum(w * p for w, p in zip(weights, precs))
+    h = sum(w * p @ s.mean for w, p, s in zip(weights, precs, sources))
+    cov = jnp.linalg.inv(0.5 * (lam + lam.T))
+    return cov @ h, cov
+
+
+def _kl_trace_form(mean_p, cov_p, mean_q, cov_q):
+    r"""``KL(N(m_p, Σ_p)‖N(m_q, Σ_q)) = ½[tr(Σ_q⁻¹Σ_p) − d + log|Σ_q| − log|Σ_p| + Δᵀ Σ_q⁻¹ Δ]``.
+
+    The trace form rather than :func:`closed_form.divergences.kl`'s eigenvalue form, because the Hessian is taken
+    at ``p = q``, where the whitened covariance is ``I`` and the eigenvalues' derivatives are undefined."""
+    lq = jnp.linalg.cholesky(cov_q)
+    lp = jnp.linalg.cholesky(cov_p)
+    a = jax.scipy.linalg.solve_triangular(lq, lp, lower=True)
+    z = jax.scipy.linalg.solve_triangular(lq, mean_p - mean_q, lower=True)
+    logdet = 2.0 * (jnp.sum(jnp.log(jnp.diag(lq))) - jnp.sum(jnp.log(jnp.diag(lp))))
+    return 0.5 * (jnp.sum(a**2) - mean_p.shape[0] + logdet + z @ z)
+
+
+def _source_error_sq(block, mean, cov, schedule, n_nodes):
+    """One source's DSM excess as a function of its own block of ``δ`` (the rest of ``δ`` does not enter)."""
+    src = Gaussian._unchecked(mean, cov)
+    fit = perturbed_sources([src], block)[0]
+    err = misspecification_error(src, fit, schedule)
+    return affine_dsm_excess_sq(err.field, lambda t: src.noised(schedule, t), schedule, n_nodes)
+
+
+def _stack(composition):
+    means = jnp.stack([s.mean for s in composition.sources])
+    covs = jnp.stack([s.cov for s in composition.sources])
+    return means, covs, jnp.asarray(composition.weights)
+
+
+def _blocks(delta, n):
+    return jnp.reshape(delta, (n, -1))
+
+
+# Compiled once per (dimension, number of sources, schedule, nodes): the sources enter as arguments, not constants,
+# so every setting and every point of a family reuses one compilation.
+@partial(jax.jit, static_argnames=("schedule", "n_nodes"))
+def _error_sq(delta, means, covs, schedule, n_nodes):
+    blocks = _blocks(delta, means.shape[0])
+    return jnp.mean(jax.vmap(lambda b, m, c: _source_error_sq(b, m, c, schedule, n_nodes))(blocks, means, covs))
+
+
+@partial(jax.jit, static_argnames=("schedule", "n_nodes"))
+def _error_sq_hessian_blocks(means, covs, schedule, n_nodes):
+    zero = jnp.zeros(n_parameters(means.shape[1], 1))
+    return jax.vmap(lambda m, c: jax.hessian(_source_error_sq)(zero, m, c, schedule, n_nodes))(means, covs)
+
+
+def _sources_of(means, covs):
+    return [Gaussian._unchecked(m, c) for m, c in zip(means, covs)]
+
+
+@partial(jax.jit, static_argnames=("schedule",))
+def _target_kl(delta, means, covs, weights, schedule, t):
+    sources = _sources_of(means, covs)
+    m, c = _composed(sources, weights)
+    mh, ch = _composed(perturbed_sources(sources, delta), weights)
+    return _kl_trace_form(*_diffused(m, c, schedule, t), *_diffused(mh, ch, schedule, t))
+
+
+@partial(jax.jit, static_argnames=("schedule",))
+def _target_kl_hessian(means, covs, weights, schedule, t):
+    zero = jnp.zeros(means.shape[0] * n_parameters(means.shape[1], 1))
+    return jax.hessian(_target_kl)(zero, means, covs, weights, schedule, t)
+
+
+def training_error_sq(composition, schedule, delta, n_nodes: int = N_NODES):
+    r"""``ε²(δ) = (1/n) Σ_i ε_i²``, each ``ε_i²`` the DSM excess of source ``i``'s misspecified score under its own
+    diffused law (traceable in ``δ``)."""
+    _check_gaussian_composition(composition)
+    means, covs, _ = _stack(composition)
+    return _error_sq(jnp.asarray(delta), means, covs, schedule, n_nodes)
+
+
+def _diffused(mean, cov, schedule, t):
+    a = schedule.alpha(t)
+    return a * mean, a**2 * cov + schedule.sigma2(t) * jnp.eye(mean.shape[0])
+
+
+def target_kl(composition, schedule, delta, t: float = 0.0):
+    r"""``KL(Q_t‖Q̂_{δ,t})``: the diffused target against the diffused composition of the misspecified sources
+    (``t = 0``: ``KL(Q‖Q̂_δ)``); traceable in ``δ``, and ``NaN`` (not an error) where ``Q̂_δ`` is improper."""
+    _check_gaussian_composition(composition)
+    means, covs, weights = _stack(composition)
+    return _target_kl(jnp.asarray(delta), means, covs, weights, schedule, t)
+
+
+@dataclass(frozen=True)
+class Amplification:
+    r"""The worst-case amplification ``sup_δ lim KL(Q‖Q̂_δ)/ε(δ)² = λ_max`` and its ingredients.
+
+    Attributes
+    ----------
+    value : float
+        ``λ_max``, the largest generalized eigenvalue of ``(H_K, H_ε)``.
+    eigenvalues : ndarray
+        All generalized eigenvalues, ascending.
+    directions : ndarray, shape (p, p)
+        Column ``k`` is the eigenvector of ``eigenvalues[k]``, scaled so that ``½ vᵀH_εv = 1`` (unit training error
+        to second order).
+    hess_kl, hess_eps : ndarray, shape (p, p)
+        ``H_K = ∇²KL(Q‖Q̂_δ)`` and ``H_ε = ∇²ε²(δ)`` at ``δ = 0``.
+    source_share : ndarray, shape (n,)
+        Fraction of the worst direction's ``ε²`` that each source carries (``H_ε`` is block diagonal by source).
+    """
+
+    value: float
+    eigenvalues: np.ndarray
+    directions: np.ndarray
+    hess_kl: np.ndarray
+    hess_eps: np.ndarray
+    source_share: np.ndarray
+
+    @property
+    def direction(self) -> np.ndarray:
+        """The worst direction ``v`` (``½vᵀH_εv = 1``)."""
+        return self.directions[:, -1]
+
+
+def amplification(composition, schedule, n_nodes: int = N_NODES) -> Amplification:
+    r"""``λ_max`` of ``H_K v = λ H_ε v`` at ``δ = 0`` (module doc), Hessians by ``jax.hessian``.
+
+    Raises
+    ------
+    CatcompError
+        For mixture sources, or if ``H_ε`` is not positive definite (it is, for non-degenerate sources).
+    """
+    from scipy.linalg import eigh
+
+    _check_gaussian_composition(composition)
+    p = n_parameters(composition.dim, len(composition.sources))
+    means, covs, weights = _stack(composition)
+    h_k = np.asarray(_target_kl_hessian(means, covs, weights, schedule, 0.0))
+    h_k, h_e = 0.5 * (h_k + h_k.T), amplification_hessian_eps(composition, schedule, n_nodes)
+    if np.linalg.eigvalsh(h_e)[0] <= 0:
+        raise CatcompError("the DSM Hessian is not positive definite; the sources must be non-degenerate.")
+    lam, vec = eigh(h_k, h_e)  # vᵀ H_ε v = 1
+    vec = vec * np.sqrt(2.0)  # ½ vᵀ H_ε v = 1
+    v = vec[:, -1]
+    per = p // len(composition.sources)
+    shares = np.array([0.5 * v[i * per:(i + 1) * per] @ h_e[i * per:(i + 1) * per, i * per:(i + 1) * per]
+                       @ v[i * per:(i + 1) * per] for i in range(len(composition.sources))])
+    return Amplification(float(lam[-1]), lam, vec, h_k, h_e, shares / shares.sum())
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """The smallest training-side ``ε`` (over the rays searched) at which ``KL(Q_{t_min}‖Q̂_{δ,t_min})`` reaches
+    ``level``; ``delta`` is the crossing perturbation, ``direction``/``sign``/``angle`` the ray it lies on (eigenvector
+    index, sign, and angle within a degenerate eigenspace); ``inf`` ε and ``None`` ray if no ray crosses before its
+    perturbed covariances stop being positive definite."""
+
+    eps: float
+    delta: np.ndarray | None
+    direction: int | None
+    sign: float | None
+    level: float
+    angle: float = 0.0
+
+
+@partial(jax.jit, static_argnames=("schedule",))
+def _ray_states(deltas, level, means, covs, weights, schedule, t):
+    """Per row of ``deltas``: 0 if ``KL < level``, 1 if ``KL ≥ level`` or ``Q̂`` is improper (``KL = ∞``), 2 if a
+    perturbed covariance is not positive definite (no distribution)."""
+
+    def one(delta):
+        sources = perturbed_sources(_sources_of(means, covs), delta)
+        valid = jnp.all(jnp.stack([jnp.linalg.eigvalsh(g.cov)[0] for g in sources]) > 0)
+        lam = sum(w * jnp.linalg.inv(g.cov) for w, g in zip(weights, sources))
+        proper = jnp.linalg.eigvalsh(0.5 * (lam + lam.T))[0] > 0
+        kl_value = _target_kl(delta, means, covs, weights, schedule, t)
+        reached = jnp.logical_or(jnp.logical_not(proper), kl_value >= level)
+        return jnp.where(valid, jnp.where(reached, 1, 0), 2)
+
+    return jax.vmap(one)(deltas)
+
+
+def _rays(amp: Amplification, n_angles: int):
+    """Unit-ε² rays: every generalized eigenvector with both signs, and, in each eigenspace of multiplicity > 1
+    (eigenvalues equal to 1e-8 relative), ``n_angles`` directions around the circle spanned by its first two
+    vectors (an eigenspace's basis is arbitrary, so its worst member is searched for)."""
+    lam, vec = amp.eigenvalues, amp.directions
+    rays, labels = [], []
+    for k in range(len(lam)):
+        for sign in (1.0, -1.0):
+            rays.append(sign * vec[:, k])
+            labels.append((k, sign, 0.0))
+    k = 0
+    while k < len(lam) - 1:
+        if abs(lam[k + 1] - lam[k]) <= 1e-8 * max(abs(lam[k + 1]), 1e-300):
+            for phi in np.linspace(0.0, 2 * np.pi, n_angles, endpoint=False)[1:]:
+                if np.isclose(phi % (np.pi / 2), 0.0):
+                    continue  # already an eigenvector ray
+                rays.append(np.cos(phi) * vec[:, k] + np.sin(phi) * vec[:, k + 1])
+                labels.append((k, 1.0, float(phi)))
+        k += 1
+    return np.stack(rays, axis=1), labels
+
+
+def crossover(composition, schedule, level: float, amp: Amplification | None = None, t_min: float = 1e-4,
+              n_nodes: int = N_NODES, n_angles: int = 16, rtol: float = 1e-9) -> Crossover:
+    r"""Smallest ``ε`` at which ``KL(Q_{t_min}‖Q̂_{δ,t_min}) ≥ level`` along rays ``δ = s·v``.
+
+    The rays are the generalized eigendirections of :func:`amplification` with both signs, plus ``n_angles``
+    directions around each degenerate eigenspace (:func:`_rays`); all are searched in lockstep: ``s`` is doubled from
+    the second-order guess ``√(level/λ_max)/4`` until the KL reaches ``level`` (or ``Q̂`` becomes improper,
+    ``KL = ∞``), then bisected to relative precision ``rtol``; a ray whose perturbed covariances leave the
+    positive-definite cone before crossing does not count. The crossing ``ε = √ε²(δ)`` is exact (quadrature), and
+    the smallest over the rays is returned: an upper bound of the infimum over all directions, equal to it to second
+    order (where the top eigendirection is the worst). A ``level ≤ 0`` crosses at ``ε = 0``.
+    """
+    if not np.isfinite(level):
+        raise CatcompError(f"level must be a finite KL, got {level!r}.")
+    p = n_parameters(composition.dim, len(composition.sources))
+    if level <= 0:
+        return Crossover(0.0, np.zeros(p), None, None, level)
+    amp = amp or amplification(composition, schedule, n_nodes)
+    means, covs, weights = _stack(composition)
+    rays, labels = _rays(amp, n_angles)
+    s_lo = np.zeros(rays.shape[1])
+    s_hi = np.full(rays.shape[1], 0.25 * np.sqrt(level / amp.value))
+    state = np.zeros(rays.shape[1], dtype=int)
+    for _ in range(80):  # doubling until every ray crosses or turns invalid
+        todo = state == 0
+        if not todo.any():
+            break
+        st = np.asarray(_ray_states(jnp.asarray((rays * s_hi).T), level, means, covs, weights, schedule, t_min))
+        state = np.where(todo, st, state)
+        grow = todo & (st == 0)
+        s_lo, s_hi = np.where(grow, s_hi, s_lo), np.where(grow, 2.0 * s_hi, s_hi)
+    crossing = state == 1
+    while np.any(crossing & (s_hi - s_lo > rtol * s_hi)):
+        mid = 0.5 * (s_lo + s_hi)
+        st = np.asarray(_ray_states(jnp.asarray((rays * mid).T), level, means, covs, weights, schedule, t_min))
+        # an invalid stretch before the crossing means the ray does not cross as a distribution
+        crossing &= st != 2
+        s_lo, s_hi = np.where(st == 0, mid, s_lo), np.where(st == 1, mid, s_hi)
+    if not crossing.any():
+        return Crossover(np.inf, None, None, None, level)
+    deltas = (rays * s_hi).T[crossing]
+    eps = np.sqrt([float(_error_sq(jnp.asarray(d), means, covs, schedule, n_nodes)) for d in deltas])
+    j = int(np.argmin(eps))
+    k, sign, phi = [lab for lab, c in zip(labels, crossing) if c][j]
+    return Crossover(float(eps[j]), deltas[j], int(k), sign, level, float(phi))
+
+
+def calibrate(composition, schedule, eps: float, direction, n_nodes: int = N_NODES) -> np.ndarray:
+    r"""``δ = s·direction`` with ``s > 0`` solving ``ε²(s·direction) = eps²`` exactly (Brent's method on the
+    quadrature; the bracket is grown from the second-order guess).
+
+    Raises
+    ------
+    CatcompError
+        For ``eps < 0`` or non-finite, or if the perturbed covariances stop being positive definite before the
+        training-side error reaches ``eps`` along ``direction``.
+    """
+    from scipy.optimize import brentq
+
+    if not (np.isfinite(eps) and eps >= 0):
+        raise CatcompError(f"the training-side error ε must be a finite number ≥ 0, got {eps!r}.")
+    v = np.asarray(direction, dtype=np.float64)
+    if eps == 0:
+        return np.zeros_like(v)
+    means, covs, _ = _stack(composition)
+
+    def excess(s):
+        return float(_error_sq(jnp.asarray(s * v), means, covs, schedule, n_nodes)) - eps**2
+
+    def valid(s):
+        return all(np.linalg.eigvalsh(np.asarray(g.cov))[0] > 0
+                   for g in perturbed_sources(composition.sources, jnp.asarray(s * v)))
+
+    hi = eps / np.sqrt(max(0.5 * v @ amplification_hessian_eps(composition, schedule, n_nodes) @ v, 1e-300))
+    lo = 0.0
+    for _ in range(60):
+        if not valid(hi):
+            raise CatcompError(f"along this direction the perturbed covariances leave the positive-definite cone "
+                               f"before the training-side error reaches ε = {eps:g}; use a smaller ε.")
+        if excess(hi) >= 0:
+            break
+        lo, hi = hi, 2.0 * hi
+    return brentq(excess, lo, hi, xtol=1e-14, rtol=1e-13) * v
+
+
+def amplification_hessian_eps(composition, schedule, n_nodes: int = N_NODES) -> np.ndarray:
+    """``H_ε = ∇²ε²(δ)`` at ``δ = 0`` (block diagonal by source)."""
+    _check_gaussian_composition(composition)
+    n = len(composition.sources)
+    p = n_parameters(composition.dim, n)
+    means, covs, _ = _stack(composition)
+    blocks = np.asarray(_error_sq_hessian_blocks(means, covs, schedule, n_nodes)) / n  # ε² is the mean over sources
+    h_e = np.zeros((p, p))
+    for i, b in enumerate(blocks):
+        h_e[i * (p // n):(i + 1) * (p // n), i * (p // n):(i + 1) * (p // n)] = b
+    return 0.5 * (h_e + h_e.T)
+
+
+def worst_case_misspecification(composition, schedule, eps: float, amp: Amplification | None = None,
+                                n_nodes: int = N_NODES):
+    r"""The misspecified sources ``P̂_i`` at training-side size ``eps`` along the worst direction of
+    :func:`amplification`, with the sign that gives the larger ``KL(Q‖Q̂)`` (the second-order worst case is
+    sign-symmetric; the exact one is not). Returns ``(sources, delta)``."""
+    amp = amp or amplification(composition, schedule, n_nodes)
+    best = None
+    for sign in (1.0, -1.0):
+        try:
+            delta = calibrate(composition, schedule, eps, sign * amp.direction, n_nodes)
+        except CatcompError:
+            continue
+        sources = perturbed_sources_checked(composition.sources, delta)
+        lam = sum(w * np.linalg.inv(np.asarray(g.cov)) for w, g in zip(composition.weights, sources))
+        value = (float(target_kl(composition, schedule, delta)) if np.linalg.eigvalsh(lam)[0] > 0 else np.inf)
+        if best is None or value > best[0]:
+            best = (value, sources, delta)
+    if best is None:
+        raise CatcompError(f"no sign of the worst direction reaches training-side error ε = {eps:g} with positive "
+                           "definite covariances; use a smaller ε.")
+    return best[1], best[2]
+
+
+__all__ = [
+    "Amplification",
+    "Crossover",
+    "N_NODES",
+    "amplification",
+    "amplification_hessian_eps",
+    "calibrate",
+    "crossover",
+    "n_parameters",
+    "perturbed_sources",
+    "perturbed_sources_checked",
+    "target_kl",
+    "training_error_sq",
+    "worst_case_misspecification",
+]
