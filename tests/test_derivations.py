@@ -18,12 +18,13 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closed_form import (
     CosineSchedule,
     Gaussian,
+    ImproperCompositionError,
     VPSchedule,
     chi2,
     compose,
@@ -157,6 +158,13 @@ def test_power_product_per_direction_matches_the_code(seed, w):
     lam = np.array([precision(*p) for p in per])
     et = np.array([eta(*p) for p in per])
     assert (res.mean is not None) == all(bool(proper(val)) for val in lam)
+    if any(w):  # all-zero weights are rejected earlier, as invalid weights
+        try:
+            compose([Gaussian(m, (u * v) @ u.T) for m, v in zip(mus, var)], w)
+            accepted = True
+        except ImproperCompositionError:
+            accepted = False
+        assert accepted == all(bool(proper(val)) for val in lam)
     close(np.linalg.eigvalsh(res.precision), np.sort(lam))
     if res.mean is not None:
         close(res.mean, u @ (et / lam))
@@ -222,6 +230,42 @@ def test_path_and_target_precisions_match_the_code_in_the_paper_settings(frac):
         close(code_target, [target(s, *comp.weights, *var[:, k]) for k in range(2)])
 
 
+@lru_cache(maxsize=None)
+def _path_functions():
+    der = path_vs_target()
+    sy = der.symbols
+    args = (sy["s"], *sy["w"], *sy["v"], *sy["mu"])
+    return {k: sp.lambdify(args, der.results[k]) for k in
+            ("path_precision", "target_precision", "path_natural_mean", "target_natural_mean")}
+
+
+@given(seed=st.integers(0, 2**32 - 1), frac=st.floats(1e-3, 1.0), w=weights3.filter(any))
+def test_path_and_target_natural_parameters_match_the_code_with_a_shared_basis(seed, frac, w):
+    fns = _path_functions()
+    rng = np.random.default_rng(seed)
+    d = 2
+    u = basis(seed, d)
+    var = 10 ** rng.uniform(-1, 1, (3, d))
+    mus = rng.normal(size=(3, d))
+    sched = VPSchedule()
+    s = float(sched.alpha(frac)) ** 2
+    per = [(s, *w, *var[:, k], *(mus @ u)[:, k]) for k in range(d)]
+    vals = {k: np.array([f(*p) for p in per]) for k, f in fns.items()}
+    proper = gaussian_power_product(w, mus, [(u * v) @ u.T for v in var]).mean is not None
+    if not (proper and np.all(vals["path_precision"] > 0)):
+        with pytest.raises(ImproperCompositionError):  # the derived condition, at t = 0 or at t
+            comp = compose([Gaussian(m, (u * v) @ u.T) for m, v in zip(mus, var)], w)
+            comp.path_composition(sched, frac)
+        return
+    comp = compose([Gaussian(m, (u * v) @ u.T) for m, v in zip(mus, var)], w)
+    path = comp.path_composition(sched, frac).target
+    target = comp.noised_target(sched, frac)
+    close(np.asarray(path.precision), (u * vals["path_precision"]) @ u.T)
+    close(np.asarray(target.precision), (u * vals["target_precision"]) @ u.T)
+    close(np.asarray(path.mean), u @ (vals["path_natural_mean"] / vals["path_precision"]))
+    close(np.asarray(target.mean), u @ (vals["target_natural_mean"] / vals["target_precision"]))
+
+
 # ------------------------------------------------------------------------------------------ 4. FKC weight
 @pytest.mark.parametrize("dim", [1, 2])
 @given(seed=st.integers(0, 2**32 - 1))
@@ -277,6 +321,7 @@ def _affine_field(seed, d):
 
 
 @pytest.mark.parametrize("kind", ["sde", "ode"])
+@settings(max_examples=10)  # each example traces and compiles JAX functions anew
 @given(seed=st.integers(0, 2**32 - 1), frac=st.floats(0.0, 1.0))
 def test_law_moment_odes_have_the_derived_right_hand_side(kind, seed, frac):
     import closed_form.laws as laws
@@ -309,6 +354,7 @@ def test_law_moment_odes_have_the_derived_right_hand_side(kind, seed, frac):
 
 
 @pytest.mark.parametrize("kind", ["sde", "ode"])
+@settings(max_examples=10)  # each example traces and compiles JAX functions anew
 @given(seed=st.integers(0, 2**32 - 1), frac=st.floats(0.0, 1.0))
 def test_per_direction_moment_odes_have_the_derived_right_hand_side(kind, seed, frac):
     import closed_form.laws as laws
@@ -339,6 +385,21 @@ def test_per_direction_moment_odes_have_the_derived_right_hand_side(kind, seed, 
     close(out[d:], -p_dot(beta, a, c, p, m))
 
 
+def _log_rho(x, m, p, ell):
+    """``log(e^ℓ N(x; m, P))``."""
+    r = x - m
+    return ell - 0.5 * r @ jnp.linalg.solve(p, r) - 0.5 * jnp.linalg.slogdet(2 * jnp.pi * p)[1]
+
+
+@jax.jit
+def _fk_sides(x, state, rates):
+    """``∂_τ log ρ`` along the rates ``(ṁ, Ṗ, ℓ̇)``, and ``∇ log ρ``, ``Δ log ρ`` at ``x``, by autodiff."""
+    _, dtau = jax.jvp(lambda m, p, ell: _log_rho(x, m, p, ell), state, rates)
+    grad = jax.grad(_log_rho)(x, *state)
+    lap = jnp.trace(jax.hessian(_log_rho)(x, *state))
+    return dtau, grad, lap
+
+
 @given(seed=st.integers(0, 2**32 - 1))
 def test_feynman_kac_moment_odes_solve_the_equation_by_automatic_differentiation(seed):
     """``ρ = e^ℓ N(m, P)`` moved by the derived ``(ṁ, Ṗ, ℓ̇)`` satisfies ``∂_τρ = −∇·(fρ) + ½DΔρ + Vρ`` at random
@@ -354,19 +415,13 @@ def test_feynman_kac_moment_odes_solve_the_equation_by_automatic_differentiation
     p = p @ p.T + np.eye(d)
     ell = float(rng.normal())
     p_dot, m_dot, l_dot = fk_moment_rhs(f_mat, u, diff, g, h, c, m, p)
-
-    def log_rho(x, m, p, ell):
-        r = x - m
-        return ell - 0.5 * r @ jnp.linalg.solve(p, r) - 0.5 * jnp.linalg.slogdet(2 * jnp.pi * p)[1]
-
+    state = (jnp.asarray(m), jnp.asarray(p), jnp.asarray(ell))
+    rates = (jnp.asarray(m_dot), jnp.asarray(p_dot), jnp.asarray(l_dot))
     for x in rng.normal(size=(4, d)) * 2:
-        x = jnp.asarray(x)
-        _, dtau = jax.jvp(lambda mm, pp, ll: log_rho(x, mm, pp, ll), (jnp.asarray(m), jnp.asarray(p), ell),
-                          (jnp.asarray(m_dot), jnp.asarray(p_dot), l_dot))
-        grad = jax.grad(log_rho)(x, m, p, ell)
-        lap = jnp.trace(jax.hessian(log_rho)(x, m, p, ell))
+        dtau, grad, lap = _fk_sides(jnp.asarray(x), state, rates)
+        grad = np.asarray(grad)
         drift = f_mat @ x + u
-        rhs = (-np.trace(f_mat) - drift @ grad + 0.5 * diff * (lap + grad @ grad)
+        rhs = (-np.trace(f_mat) - drift @ grad + 0.5 * diff * (float(lap) + grad @ grad)
                - 0.5 * x @ g @ x + h @ x + c)
         close(float(dtau), float(rhs))
 
@@ -397,6 +452,7 @@ def test_divergences_per_direction_match_the_code(seed):
         close(np.log1p(code), sum(np.log(chi_1d(*a)) for a in zip(mp, mq, vp, vq)))
 
 
+@settings(max_examples=10)  # each example traces and compiles JAX functions anew
 @given(seed=st.integers(0, 2**32 - 1))
 def test_girsanov_integrand_matches_the_code(seed):
     import theory.girsanov as girsanov

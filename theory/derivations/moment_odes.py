@@ -37,8 +37,10 @@ def _vec(name, d):
     return sp.Matrix([sp.Symbol(f"{name}_{i + 1}", real=True) for i in range(d)])
 
 
-def _matrix_forms(d):
-    """``(symbols, Ṗ, ṁ, ℓ̇)`` as MatrixSymbol expressions in dimension ``d``."""
+def fk_moment_forms(d: int):
+    """``((F, u, D, G, h, c, m, P), Ṗ, ṁ, ℓ̇)``: the moment ODEs as MatrixSymbol expressions in dimension ``d``
+    (checked against the ansatz solution in :func:`gaussian_moment_odes` for ``d = 1, 2``), ready for
+    ``sympy.lambdify`` (:func:`fk_moment_rhs` does so, printing traces as ``numpy.trace``)."""
     F, P, G = (sp.MatrixSymbol(n, d, d) for n in ("F", "P", "G"))
     u, m, h = (sp.MatrixSymbol(n, d, 1) for n in ("u", "m", "h"))
     c, D = sp.Symbol("c", real=True), sp.Symbol("D", nonnegative=True)
@@ -78,7 +80,6 @@ def _ansatz_solution(d: int):
     p = _sym_matrix("P", d, symmetric=True)
     back = dict(zip(list(lam), list(p.inv())))
     p_dot = (-lam_inv * lam_dot.subs(sol) * lam_inv).subs(back, simultaneous=True).applyfunc(sp.cancel)
-    p_dot = p_dot.applyfunc(lambda e: sp.cancel(e.subs({k: v for k, v in zip(list(lam_inv), list(p))})))
     m_dot_sol = m_dot.subs(sol).subs(back, simultaneous=True).applyfunc(sp.cancel)
     l_dot_sol = sp.cancel(sol[l_dot].subs(back, simultaneous=True))
     explicit = {"F": F, "u": u, "D": D, "G": G, "h": h, "c": c, "m": m, "P": p}
@@ -91,7 +92,7 @@ def gaussian_moment_odes() -> Derivation:
     results = {}
     for d in (1, 2):
         explicit, p_dot, m_dot, l_dot = _ansatz_solution(d)
-        (F, u, D, G, h, c, m, P), p_form, m_form, l_form = _matrix_forms(d)
+        (F, u, D, G, h, c, m, P), p_form, m_form, l_form = fk_moment_forms(d)
         subs = {F: explicit["F"], u: explicit["u"], G: explicit["G"], h: explicit["h"], m: explicit["m"],
                 P: explicit["P"]}
         as_explicit = lambda e: sp.Matrix(e.subs(subs).doit())  # noqa: E731
@@ -99,7 +100,7 @@ def gaussian_moment_odes() -> Derivation:
         assert all(is_zero(a) for a in m_dot - as_explicit(m_form))
         assert is_zero(l_dot - sp.sympify(l_form.subs(subs).doit()))
         results[f"P_dot_{d}d"], results[f"m_dot_{d}d"], results[f"l_dot_{d}d"] = p_dot, m_dot, l_dot
-    symbols, p_form, m_form, l_form = _matrix_forms(2)
+    symbols, p_form, m_form, l_form = fk_moment_forms(2)
     results.update(P_dot=p_form, m_dot=m_form, l_dot=l_form)
     # The samplers: reverse SDE and probability-flow ODE of an affine score −A x + b, no potential.
     F, u, D, G, h, c, m, P = symbols
@@ -159,7 +160,7 @@ class _TracePrinter(NumPyPrinter):
 
 @lru_cache(maxsize=None)
 def _rhs_function(d: int):
-    (F, u, D, G, h, c, m, P), p_form, m_form, l_form = _matrix_forms(d)
+    (F, u, D, G, h, c, m, P), p_form, m_form, l_form = fk_moment_forms(d)
     return sp.lambdify((F, u, D, G, h, c, m, P), (p_form, m_form, l_form), modules="numpy",
                        printer=_TracePrinter)
 

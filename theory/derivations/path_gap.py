@@ -51,6 +51,8 @@ def path_vs_target() -> Derivation:
         "path_precision": path_precision,
         "target_precision": target_precision,
         "precision_gap": gap,
+        "path_natural_mean": path_eta,
+        "target_natural_mean": target_eta,
         "natural_mean_gap": path_eta - target_eta,
     }
     results["target_precision_vq"] = target_precision.subs(v_q, vq)
