@@ -83,6 +83,7 @@ def fkc_weight(dim: int = 1, n: int = 3) -> Derivation:
         assumptions=(
             "q_i > 0 smooth, solving the forward VP Fokker-Planck equation; beta = beta(t) > 0",
             "the weighted particle law is the unnormalized path gamma_t = prod_i q_i^w_i (not normalized)",
+            "notation: s_i (s_ij in d > 1) the score d log q_i / dx_j, h_i (h_ijk) its second derivatives",
         ),
         results=results,
         symbols={"t": t, "beta": beta, "xs": xs, "w": w, "s": s},

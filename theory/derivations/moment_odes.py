@@ -136,6 +136,7 @@ def gaussian_moment_odes() -> Derivation:
             "affine drift F x + u, constant diffusion D >= 0 (beta for the SDE and Feynman-Kac, 0 for the ODE), "
             "quadratic potential V with symmetric G; reverse time tau",
             "P symmetric positive definite along the solution (the ansatz stays Gaussian)",
+            "per direction (p, m the variance and mean): the sampler's score is -a x + c_b",
         ),
         results=results,
         symbols={"matrix": symbols, "A": a_mat, "b": b_vec, "beta": beta, "scalar": (a_s, cb, p_s, m_s)},

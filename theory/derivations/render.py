@@ -45,6 +45,7 @@ def appendix_latex(derivations=None) -> str:
     derivations = all_derivations() if derivations is None else derivations
     parts = [
         "\\section*{Appendix: derived closed forms}",
+        "\\sloppy",
         "Each formula below was derived by SymPy from its definition (\\texttt{theory.derivations}) and is compared "
         "with the numerical code at random points in \\texttt{tests/test\\_derivations.py}.",
     ]
