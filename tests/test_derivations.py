@@ -38,6 +38,7 @@ from closed_form import (
 from theory.derivations import (
     appendix_latex,
     fk_moment_rhs,
+    fkc_affine_potential,
     fkc_weight,
     forward_vp,
     gaussian_divergences,
@@ -282,6 +283,35 @@ def test_fkc_weight_rate_in_the_code_is_the_derived_rate(dim, seed):
     code = fkc_log_weight_rate([jnp.asarray(s) for s in scores], jnp.asarray(composed), w, beta, dim)
     derived = [rate(beta, *w, *scores[:, n, :].ravel()) for n in range(5)]
     close(np.asarray(code), derived)
+
+
+@lru_cache(maxsize=None)
+def _potential_functions():
+    der = fkc_affine_potential()
+    sy = der.symbols
+    entries = [a[j, k] for a in sy["A"] for j, k in ((0, 0), (0, 1), (1, 1))]
+    args = (sy["beta"], *sy["w"], *entries, *[b for v in sy["b"] for b in v])
+    return tuple(sp.lambdify(args, der.results[k]) for k in ("G_2d", "h_2d", "c_2d"))
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_fkc_rate_for_affine_scores_is_the_derived_quadratic_potential(seed):
+    """``V(x) = −½xᵀGx + hᵀx + c`` with the derived ``(G, h, c)`` equals the code's rate on ``s_i = −A_i x + b_i``."""
+    g_fn, h_fn, c_fn = _potential_functions()
+    rng = np.random.default_rng(seed)
+    w = tuple(float(v) for v in rng.uniform(-2, 2, 3))
+    beta = float(rng.uniform(0.1, 20))
+    a = [m + m.T for m in rng.normal(size=(3, 2, 2))]
+    b = rng.normal(size=(3, 2))
+    args = (beta, *w, *[ai[j, k] for ai in a for j, k in ((0, 0), (0, 1), (1, 1))], *b.ravel())
+    g_mat, h_vec, c = np.asarray(g_fn(*args), float), np.asarray(h_fn(*args), float).ravel(), float(c_fn(*args))
+    x = rng.normal(size=(6, 2)) * 2
+    scores = [-(x @ ai) + bi for ai, bi in zip(a, b)]
+    composed = sum(wi * si for wi, si in zip(w, scores))
+    code = np.asarray(fkc_log_weight_rate([jnp.asarray(si) for si in scores], jnp.asarray(composed), w, beta, 2))
+    derived = -0.5 * np.einsum("ni,ij,nj->n", x, g_mat, x) + x @ h_vec + c
+    scale = beta * max(float(np.max(si**2)) for si in scores)  # the size of the terms that cancel in the rate
+    np.testing.assert_allclose(code, derived, rtol=RTOL, atol=RTOL * scale)
 
 
 def test_fkc_weight_constant_and_no_hessian_in_three_dimensions():

@@ -28,6 +28,7 @@ def _tex_text(text: str) -> str:
 def all_derivations():
     """Every derivation, in the order the appendix and the notes show them (each cached after its first call)."""
     from theory.derivations import (
+        fkc_affine_potential,
         fkc_weight,
         forward_vp,
         gaussian_divergences,
@@ -37,7 +38,7 @@ def all_derivations():
     )
 
     return [forward_vp(), gaussian_power_products(3), path_vs_target(), fkc_weight(1), fkc_weight(2),
-            gaussian_moment_odes(), gaussian_divergences()]
+            fkc_affine_potential(), gaussian_moment_odes(), gaussian_divergences()]
 
 
 def appendix_latex(derivations=None) -> str:
