@@ -38,3 +38,31 @@ def test_readme_usage_example_runs_as_written():
     block = re.search(r"```python\n(.*?)```", usage, re.S).group(1)
     out = subprocess.run([sys.executable, "-c", block], check=True, cwd=ROOT, capture_output=True, text=True)
     assert "rejection" in out.stdout
+
+
+def test_distribution_includes_every_subpackage():
+    """Each folder with an ``__init__.py`` under the three packages is found by setuptools' configuration."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    found = set(find_packages(where=str(ROOT), include=config["include"]))
+    on_disk = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for top in ("closed_form", "theory", "verify")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
+    assert "theory.derivations" in on_disk
+    assert on_disk <= found, on_disk - found
+
+
+def test_derivations_are_pure_sympy():
+    """The derivation modules import SymPy, never JAX (their numbers come from SymPy alone)."""
+    import ast
+
+    for path in (ROOT / "theory" / "derivations").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not names & {"jax", "jaxlib", "closed_form", "verify"}, (path.name, names)

@@ -5,6 +5,7 @@ Each notebook asserts the claims it shows, so an execution error here is a faile
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -31,6 +32,9 @@ def test_notebook_is_committed_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, monkeypatch):
     monkeypatch.setenv("CATCOMP_QUICK", "1")
+    # The kernel runs in notebooks/, where an installed catcomp (possibly another checkout's) would shadow this one.
+    root = str(path.parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     nb = nbformat.read(path, as_version=4)
     # A cell takes at most ~30 s here; a kernel that does not answer within 2 minutes is an error, not a wait.
     client = NotebookClient(nb, timeout=300, startup_timeout=120, kernel_name="python3",

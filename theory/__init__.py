@@ -15,3 +15,20 @@ from theory.girsanov import GirsanovKLBound, girsanov_kl_bound  # noqa: E402
 from theory.sensitivity import SensitivityBound, sensitivity_bound  # noqa: E402
 from theory.transfer import TransferBound, transfer_bound  # noqa: E402
 from theory.two_point import TwoPointBound, two_point_bound  # noqa: E402
+
+# The closed forms derived by SymPy from their definitions (the subpackage itself imports no JAX).
+from theory import derivations  # noqa: E402
+
+__all__ = [
+    "CouplingW2Bound",
+    "GirsanovKLBound",
+    "SensitivityBound",
+    "TransferBound",
+    "TwoPointBound",
+    "derivations",
+    "girsanov_kl_bound",
+    "sensitivity_bound",
+    "synchronous_coupling_w2_bound",
+    "transfer_bound",
+    "two_point_bound",
+]

@@ -6,7 +6,8 @@ Layout of the output folder::
     data/<experiment>.json    sidecar: configuration, seeds, package versions, x64 flag, git commit, wall time
     tables/<table>.tex        booktabs LaTeX built from the CSVs only
     figures/<figure>.pdf/.png seaborn figures built from the CSVs only
-    report.tex                a minimal document that inputs every table
+    report.tex                a minimal document that inputs every table, then the appendix
+    appendix_derivations.tex  the closed forms derived by SymPy (theory.derivations), typeset
     summary.md                every claim with its verdict and the numbers behind it
     cache/                    finished cells, keyed by configuration, seed and code version
 
@@ -28,7 +29,7 @@ from typing import Callable
 
 import pandas as pd
 
-from verify.cache import CellCache, atomic_write
+from verify.cache import CellCache, atomic_write, code_version
 from verify.claims import FAILS, CheckResult, Outcome
 from verify.provenance import git_state, package_versions, x64_enabled
 from verify.registry import Experiment, Registry
@@ -214,7 +215,9 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, se
     finally:
         bar.close()
 
-    atomic_write(out / "report.tex", standalone_document(sorted(p.relative_to(out) for p in tables)))
+    appendix = _derivations_appendix(cache, out)
+    atomic_write(out / "report.tex", standalone_document(sorted(p.relative_to(out) for p in tables),
+                                                         appendix=appendix.relative_to(out)))
     wall = time.perf_counter() - start
     asserted_failed = any(r.check.asserted and r.outcome.status == FAILS for r in check_results)
     errored = any(r.status == "error" for r in records.values())
@@ -235,6 +238,17 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, se
     write_summary(out / "summary.md", list(records.values()), check_results, run_info)
     return ReportResult(list(records.values()), check_results, exit_code, stats.computed, stats.cached, wall, out,
                         tables, figures)
+
+
+def _derivations_appendix(cache: CellCache, out: Path) -> Path:
+    """Write ``out/appendix_derivations.tex`` (:func:`theory.derivations.appendix_latex`). The SymPy derivations take
+    about 10 s of CPU, so their LaTeX is kept in the cache folder, keyed by the hash of :mod:`theory`'s source."""
+    cached = cache.root / f"appendix_derivations_{code_version(('theory',))}.tex"
+    if not cached.exists():
+        from theory.derivations import appendix_latex
+
+        atomic_write(cached, appendix_latex())
+    return atomic_write(out / "appendix_derivations.tex", cached.read_text())
 
 
 def describe(registry: Registry) -> str:

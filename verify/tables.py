@@ -385,7 +385,15 @@ def write_tables(spec: TableSpec, csv_path, folder) -> list[Path]:
     return [atomic_write(Path(folder) / f"{stem}.tex", latex) for stem, latex in render_table(spec, csv_path).items()]
 
 
-def standalone_document(table_files) -> str:
-    r"""A minimal LaTeX document (``article`` + ``booktabs``) that ``\input``s each of ``table_files``."""
+def standalone_document(table_files, appendix=None) -> str:
+    r"""A minimal LaTeX document (``article`` + ``booktabs``) that ``\input``s each of ``table_files``, then the
+    ``appendix`` file if given (the derived formulas of :func:`theory.derivations.appendix_latex`, which also need
+    ``amsmath``, ``amssymb`` and ``graphicx``)."""
     body = "\n".join(rf"\input{{{Path(f).as_posix()}}}" + "\n\\clearpage" for f in table_files)
-    return LATEX_PREAMBLE + "\\begin{document}\n" + body + "\n\\end{document}\n"
+    preamble = LATEX_PREAMBLE
+    if appendix is not None:
+        from theory.derivations.render import APPENDIX_PACKAGES
+
+        preamble += APPENDIX_PACKAGES
+        body += f"\n\\input{{{Path(appendix).as_posix()}}}"
+    return preamble + "\\begin{document}\n" + body + "\n\\end{document}\n"
