@@ -157,8 +157,8 @@ def stacked_split(frame: pd.DataFrame, *, x: str, parts: tuple[str, ...], total:
 
 
 def amplification_vs_metric(frame: pd.DataFrame, *, measured: str = "A",
-                            bounds: tuple[tuple[str, str], ...] = (("bound_exact", "exact rESS^{-1/2}"),
-                                                                   ("bound_estimate", "estimated rESS^{-1/2}")),
+                            bounds: tuple[tuple[str, str], ...] = (("bound_exact", r"exact $\mathrm{rESS}^{-1/2}$"),
+                                                                   ("bound_estimate", r"estimated $\mathrm{rESS}^{-1/2}$")),
                             hue: str = "family") -> Figure:
     r"""``measured`` (the amplification ``A``) against each bound column side by side, log-log, with the diagonal
     ``y = x`` (points on or below it satisfy ``A ≤ rESS^{−1/2}``). Infinite bounds are drawn as triangles at the
