@@ -156,10 +156,12 @@ def stacked_split(frame: pd.DataFrame, *, x: str, parts: tuple[str, ...], total:
                  floor=1e-16 if logy else None)
 
 
+_RESS_BOUNDS = (("bound_exact", r"exact $\mathrm{rESS}^{-1/2}$"),
+                ("bound_estimate", r"estimated $\mathrm{rESS}^{-1/2}$"))
+
+
 def amplification_vs_metric(frame: pd.DataFrame, *, measured: str = "A",
-                            bounds: tuple[tuple[str, str], ...] = (("bound_exact", r"exact $\mathrm{rESS}^{-1/2}$"),
-                                                                   ("bound_estimate", r"estimated $\mathrm{rESS}^{-1/2}$")),
-                            hue: str = "family") -> Figure:
+                            bounds: tuple[tuple[str, str], ...] = _RESS_BOUNDS, hue: str = "family") -> Figure:
     r"""``measured`` (the amplification ``A``) against each bound column side by side, log-log, with the diagonal
     ``y = x`` (points on or below it satisfy ``A ≤ rESS^{−1/2}``). Infinite bounds are drawn as triangles at the
     right edge of their panel (1.5× the largest finite value of either panel), labelled ``∞``."""
