@@ -80,7 +80,7 @@ def test_authors_variant_step_by_step(key):
     # stop_after: the state after each of the first steps agrees too.
     comp = paper_setting("NFC_ID").composition
     scores = source_scores(comp, SCHEDULE)
-    for m in (1, 2, 5):
+    for m in (1, 4):
         out = fkc_sample(key, scores, comp.weights, SCHEDULE, 3, 5, n_steps=20, stop_after=m, noise="threefry",
                          variant="authors")
         x_ref, log_z_ref = _authors_reference(key, comp, 3, 5, 20, m, 15.0)
