@@ -9,7 +9,15 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from closed_form.composition import Composition, TargetSample, compose  # noqa: E402
-from closed_form.divergences import chi2, kl, w2  # noqa: E402
+from closed_form.divergences import chi2, kl, log1p_chi2, w2  # noqa: E402
+from closed_form.families import (  # noqa: E402
+    FAMILY_NAMES,
+    FAMILY_SOURCE_LABELS,
+    FamilyConfig,
+    exact_log_ress_inverse,
+    family_config,
+    family_configs,
+)
 from closed_form.errors import (  # noqa: E402
     CatcompError,
     ImproperCompositionError,
@@ -39,6 +47,9 @@ from closed_form.settings import PAPER_WEIGHTS, SETTING_NAMES, PaperSetting, pap
 
 __all__ = [
     "CatcompError",
+    "FAMILY_NAMES",
+    "FAMILY_SOURCE_LABELS",
+    "FamilyConfig",
     "CodiagonalField",
     "Composition",
     "CosineSchedule",
@@ -64,9 +75,13 @@ __all__ = [
     "codiagonal_field",
     "compose",
     "euler_maruyama_law",
+    "exact_log_ress_inverse",
+    "family_config",
+    "family_configs",
     "fkc_limit_law",
     "gaussian_power_product",
     "kl",
+    "log1p_chi2",
     "ode_law",
     "paper_setting",
     "reverse_time_grid",

@@ -70,16 +70,15 @@ def w2(p: Gaussian, q: Gaussian):
     return jnp.sqrt(jnp.sum((p.mean - q.mean) ** 2) + jnp.sum(residual**2))
 
 
-def chi2(p: Gaussian, q: Gaussian):
-    r"""``χ²(p‖q) = ∫ p²/q − 1`` between Gaussians; ``+inf`` unless ``2Σ_q − Σ_p`` is positive definite.
+def log1p_chi2(p: Gaussian, q: Gaussian):
+    r"""``log(1 + χ²(p‖q)) = log ∫ p²/q`` between Gaussians; ``+inf`` unless ``2Σ_q − Σ_p`` is positive definite.
 
-    ``p²/q ∝ exp(−xᵀ(Σ_p^{-1} − ½Σ_q^{-1})x + …)`` is integrable iff ``2Σ_p^{-1} − Σ_q^{-1} ≻ 0``, i.e. iff
-    ``2Σ_q − Σ_p ≻ 0`` (matrix inversion reverses the Loewner order). Then, with ``M = 2Σ_q − Σ_p``,
+    With ``M = 2Σ_q − Σ_p`` (eigen-decomposed, so that the test ``M ≻ 0`` and the solve share one factorization),
 
-    .. math:: \log\big(1 + χ^2(p\,\|\,q)\big) = \log|Σ_q| − \tfrac12\log|Σ_p| − \tfrac12\log|M| + Δ^\top M^{-1}Δ,
+    .. math:: \log\big(1 + χ^2(p\,\|\,q)\big) = \log|Σ_q| − \tfrac12\log|Σ_p| − \tfrac12\log|M| + Δ^\top M^{-1}Δ.
 
-    and ``χ² = expm1`` of it (accurate when ``χ²`` is small). This is ``rESS⁻¹ − 1`` of importance sampling ``p``
-    with proposal ``q``. On the boundary (``M`` singular) the integral diverges, and ``inf`` is returned.
+    This is ``−log rESS`` of importance sampling ``p`` with proposal ``q``; in log form it stays finite where
+    ``χ²`` itself would overflow.
     """
     _check_pair(p, q)
     m = 2.0 * q.cov - p.cov
@@ -88,5 +87,17 @@ def chi2(p: Gaussian, q: Gaussian):
     safe = jnp.where(proper, eig, 1.0)
     proj = vec.T @ (p.mean - q.mean)
     log_ratio = q.logdet_cov - 0.5 * p.logdet_cov - 0.5 * jnp.sum(jnp.log(safe)) + jnp.sum(proj**2 / safe)
-    # χ² ≥ 0 exactly; the clip removes rounding of order 1e-16 when p = q.
-    return jnp.where(proper, jnp.maximum(jnp.expm1(log_ratio), 0.0), jnp.inf)
+    # log(1 + χ²) ≥ 0 exactly; the clip removes rounding of order 1e-16 when p = q.
+    return jnp.where(proper, jnp.maximum(log_ratio, 0.0), jnp.inf)
+
+
+def chi2(p: Gaussian, q: Gaussian):
+    r"""``χ²(p‖q) = ∫ p²/q − 1`` between Gaussians; ``+inf`` unless ``2Σ_q − Σ_p`` is positive definite.
+
+    ``p²/q ∝ exp(−xᵀ(Σ_p^{-1} − ½Σ_q^{-1})x + …)`` is integrable iff ``2Σ_p^{-1} − Σ_q^{-1} ≻ 0``, i.e. iff
+    ``2Σ_q − Σ_p ≻ 0`` (matrix inversion reverses the Loewner order). Then ``χ² = expm1`` of
+    :func:`log1p_chi2` (accurate when ``χ²`` is small). This is ``rESS⁻¹ − 1`` of importance sampling ``p``
+    with proposal ``q``. On the boundary (``M`` singular) the integral diverges, and ``inf`` is returned.
+    """
+    # expm1(inf) = inf, so the improper case passes through.
+    return jnp.expm1(log1p_chi2(p, q))

@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (under a minute; what the tests run)")
+    parser.add_argument("--size", choices=("default", "paper"), default="default",
+                        help="'paper' runs the authors' sizes in the experiments that define them (long)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (see --list)")
     parser.add_argument("--list", action="store_true", help="list the registered experiments and exit")
     parser.add_argument("--seed", type=int, default=0, help="run seed; each cell derives its own (default 0)")
@@ -44,12 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     except RegistryError as err:
         print(f"python -m verify: {err}", file=sys.stderr)
         return 2
+    if args.quick and args.size != "default":
+        print("python -m verify: --quick and --size paper exclude each other", file=sys.stderr)
+        return 2
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         print(f"python -m verify: --jobs must be at least 1, got {jobs}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    result = build_report(REGISTRY, args.out, names=args.only, quick=args.quick, seed=args.seed, jobs=jobs,
+    result = build_report(REGISTRY, args.out, names=args.only, quick=args.quick, size=args.size, seed=args.seed,
+                          jobs=jobs,
                           progress=False if args.no_progress else None)
     from verify.claims import FAILS
 

@@ -154,3 +154,39 @@ def stacked_split(frame: pd.DataFrame, *, x: str, parts: tuple[str, ...], total:
     long = frame.melt(id_vars=id_vars, value_vars=value_columns, var_name="component", value_name=ylabel)
     return lines(long, x=x, y=ylabel, hue="component", col=col, logx=logx, logy=logy, xlabel=xlabel,
                  floor=1e-16 if logy else None)
+
+
+_RESS_BOUNDS = (("bound_exact", r"exact $\mathrm{rESS}^{-1/2}$"),
+                ("bound_estimate", r"estimated $\mathrm{rESS}^{-1/2}$"))
+
+
+def amplification_vs_metric(frame: pd.DataFrame, *, measured: str = "A",
+                            bounds: tuple[tuple[str, str], ...] = _RESS_BOUNDS, hue: str = "family") -> Figure:
+    r"""``measured`` (the amplification ``A``) against each bound column side by side, log-log, with the diagonal
+    ``y = x`` (points on or below it satisfy ``A ≤ rESS^{−1/2}``). Infinite bounds are drawn as triangles at the
+    right edge of their panel (1.5× the largest finite value of either panel), labelled ``∞``."""
+    _require(frame, measured, hue, *(b for b, _ in bounds))
+    finite = np.concatenate([frame[b].to_numpy()[np.isfinite(frame[b].to_numpy())] for b, _ in bounds])
+    if finite.size == 0:
+        raise FigureError("no finite bound to plot.")
+    edge = 1.5 * float(finite.max())
+    lo = float(min(finite.min(), frame[measured].min()))
+    fig = Figure(figsize=(4.4 * len(bounds), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(bounds), squeeze=False, sharey=True).ravel()
+    palette = dict(zip(pd.unique(frame[hue]), sns.color_palette("tab10", frame[hue].nunique())))
+    for ax, (bound, label) in zip(axes, bounds):
+        inf = ~np.isfinite(frame[bound].to_numpy())
+        sns.scatterplot(data=frame[~inf], x=bound, y=measured, hue=hue, palette=palette, ax=ax, s=22,
+                        legend=ax is axes[-1])
+        if inf.any():
+            ax.scatter(np.full(int(inf.sum()), edge), frame.loc[inf, measured],
+                       c=[palette[f] for f in frame.loc[inf, hue]], marker=">", s=22)
+            ax.axvline(edge, color="0.7", lw=0.8, ls=":")
+            ax.annotate("∞", (edge, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom")
+        ax.plot([lo, edge], [lo, edge], color="0.3", lw=1, ls="--", label="y = x")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(measured)
+    axes[-1].legend(fontsize="x-small", loc="upper left")
+    return fig

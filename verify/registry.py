@@ -28,6 +28,10 @@ from verify.figures import FigureSpec
 from verify.tables import TableSpec
 
 
+#: The report sizes besides ``--quick``: the default, and the authors' sizes where an experiment defines them.
+SIZES = ("default", "paper")
+
+
 class RegistryError(ValueError):
     """An invalid registration or an unknown experiment name."""
 
@@ -74,6 +78,9 @@ class Experiment:
     allow_nan : tuple of str
         Result columns in which NaN is a meant value (a table must then declare what to show for it); NaN anywhere
         else fails the cell.
+    paper : tuple of dict
+        Cell configurations at the authors' sizes, run by ``--size paper``; experiments without them run their
+        default cells there.
     requires : tuple of str
         Modules that must be importable for the experiment to run. When one is missing the experiment is listed as
         awaiting it and its checks count as not applicable, which keeps a registration valid while its code lands.
@@ -92,6 +99,7 @@ class Experiment:
     derive: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     allow_nan: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    paper: tuple[dict, ...] = ()
 
     def __post_init__(self):
         if not self.name.isidentifier():
@@ -102,7 +110,7 @@ class Experiment:
             raise RegistryError(f"compute of {self.name!r} is {self.compute!r}; expected 'package.module:function'.")
         if not self.default:
             raise RegistryError(f"experiment {self.name!r} has no default cells; give at least one configuration.")
-        for label, cells in (("default", self.default), ("quick", self.quick)):
+        for label, cells in (("default", self.default), ("quick", self.quick), ("paper", self.paper)):
             for cell in cells:
                 if not isinstance(cell, Mapping):
                     raise RegistryError(f"experiment {self.name!r}: each cell must be a dict, got {cell!r}.")
@@ -114,9 +122,16 @@ class Experiment:
                     raise RegistryError(f"experiment {self.name!r}: cell {cell!r} sets {self.seed_argument!r}, which "
                                         "the report sets per cell.")
 
-    def cells(self, quick: bool) -> tuple[dict, ...]:
-        """The configurations to run at the chosen size."""
-        return tuple(dict(c) for c in (self.quick if quick else self.default))
+    def cells(self, quick: bool, size: str = "default") -> tuple[dict, ...]:
+        """The configurations to run at the chosen size: ``quick``, else ``size`` (``"default"`` or ``"paper"``;
+        ``"paper"`` falls back to the default cells of an experiment that defines no paper-size ones)."""
+        if size not in SIZES:
+            raise RegistryError(f"size must be one of {', '.join(SIZES)}, got {size!r}.")
+        if quick:
+            chosen = self.quick
+        else:
+            chosen = self.paper if size == "paper" and self.paper else self.default
+        return tuple(dict(c) for c in chosen)
 
     def missing_requirements(self) -> tuple[str, ...]:
         """The modules of ``requires`` (and the compute function's module) that cannot be imported here."""

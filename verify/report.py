@@ -70,14 +70,14 @@ def assemble(cells: list[CellOutcome]) -> pd.DataFrame:
 
 
 def _sidecar(experiment: Experiment, cells: list[CellOutcome], frame: pd.DataFrame, quick: bool, seed: int,
-             cache: CellCache, elapsed: float) -> dict:
+             cache: CellCache, elapsed: float, size: str = "default") -> dict:
     ordered = sorted(cells, key=lambda o: o.cell.index)
     return {
         "experiment": experiment.name,
         "title": experiment.title,
         "configuration": {
             "compute": experiment.compute,
-            "size": "quick" if quick else "default",
+            "size": "quick" if quick else size,
             "cells": [{"config": o.cell.config, "seed": o.cell.seed, "cache_key": o.cell.key,
                        "wall_time_s": o.result.wall_time, "cached": o.cached} for o in ordered],
         },
@@ -106,7 +106,7 @@ def _evaluate_checks(experiment: Experiment, frame: pd.DataFrame) -> list[CheckR
     return results
 
 
-def build_report(registry: Registry, out, *, names=None, quick: bool = False, seed: int = 0,
+def build_report(registry: Registry, out, *, names=None, quick: bool = False, size: str = "default", seed: int = 0,
                  executor: cf.Executor | None = None, jobs: int = 1, progress: bool | None = None,
                  echo: Callable[[str], None] = print, cache_version: str | None = None) -> ReportResult:
     """Run the selected experiments of ``registry`` and write the report to ``out`` (layout in the module docstring).
@@ -115,6 +115,9 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, se
     ----------
     names : iterable of str, optional
         Experiments to run (``--only``); all registered ones when omitted.
+    size : {"default", "paper"}
+        ``"paper"`` runs the authors' sizes where an experiment defines them (``--size paper``); ignored with
+        ``quick``.
     executor : concurrent.futures.Executor, optional
         Where cells run (e.g. ``dask.distributed.Client(...).get_executor()``); by default local processes
         (``jobs`` of them; ``jobs == 1`` runs in this process). An executor passed in is not shut down.
@@ -142,7 +145,7 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, se
             record.status, record.missing = "awaiting", missing
             echo(f"- {experiment.name}: awaits {', '.join(missing)} (not run)")
             continue
-        cells = plan_cells(experiment, quick, seed, cache)
+        cells = plan_cells(experiment, quick, seed, cache, size)
         if not cells:
             record.status = "skipped at --quick"
             echo(f"- {experiment.name}: no quick cells (too slow for --quick; runs at the default size)")
@@ -175,7 +178,7 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, se
             csv_path = out / "data" / f"{experiment.name}.csv"
             atomic_write(csv_path, frame.to_csv(index=False, float_format="%.17g"))
             elapsed = time.perf_counter() - started.get(experiment.name, start)
-            sidecar = _sidecar(experiment, cells, frame, quick, seed, cache, elapsed)
+            sidecar = _sidecar(experiment, cells, frame, quick, seed, cache, elapsed, size)
             atomic_write(csv_path.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=False) + "\n")
             record.outputs.append(f"data/{experiment.name}.csv")
             for spec in experiment.tables:
@@ -225,7 +228,7 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, se
     git = git_state()
     run_info = {
         "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "size": "quick (`--quick`)" if quick else "default",
+        "size": "quick (`--quick`)" if quick else size,
         "seed": seed,
         "experiments": f"{sum(r.status == 'ran' for r in records.values())} ran of {len(records)} registered",
         "cells": f"{stats.computed} computed, {stats.cached} from the cache, {stats.failed} failed",

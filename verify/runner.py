@@ -156,10 +156,10 @@ class RunStats:
     errors: list[str] = field(default_factory=list)
 
 
-def plan_cells(experiment: Experiment, quick: bool, seed: int, cache: CellCache) -> list[Cell]:
+def plan_cells(experiment: Experiment, quick: bool, seed: int, cache: CellCache, size: str = "default") -> list[Cell]:
     """The experiment's cells at the chosen size, each with its seed and cache key."""
     cells = []
-    for index, config in enumerate(experiment.cells(quick)):
+    for index, config in enumerate(experiment.cells(quick, size)):
         s = cell_seed(seed, experiment.name, config)
         cells.append(Cell(experiment.name, index, config, s, cache.key(experiment.name, config, s)))
     return cells

@@ -112,6 +112,15 @@ class _Config(NamedTuple):
     weight_clip: float | None
     sharding: object
     noise: str
+    variant: str = "catcomp"
+    g_clip: float | None = None
+
+
+#: ``fkc_sample``'s variants: catcomp's left-point weights, and the authors' sampler (``variant="authors"``).
+FKC_VARIANTS = ("catcomp", "authors")
+
+#: The authors' clip of the weight rate ``g`` (their ``g_clip``).
+AUTHORS_G_CLIP = 15.0
 
 
 def fkc_log_weight_rate(source_scores, composed_score, weights, beta, dim: int):
@@ -128,7 +137,8 @@ def fkc_log_weight_rate(source_scores, composed_score, weights, beta, dim: int):
 
 def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, n_steps: int = 500,
                resampling: str = "systematic", ess_threshold=None, weight_clip=None, start="standard", *,
-               eps: float = 1e-5, corrector=None, stop_after: int | None = None, noise: str = "hash") -> FKCResult:
+               eps: float = 1e-5, corrector=None, stop_after: int | None = None, noise: str = "hash",
+               variant: str = "catcomp", g_clip="default") -> FKCResult:
     r"""Feynman–Kac corrected sampling of ``π_t`` with ``n_swarms`` independent swarms of ``n_particles`` each.
 
     Parameters
@@ -154,6 +164,21 @@ def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, 
         Run only the first ``stop_after`` steps of the ``n_steps`` grid, ending at ``grid[stop_after]``.
     noise : ``"hash"`` (default) or ``"threefry"``
         How the Gaussian increments are drawn (:mod:`verify.noise`).
+    variant : ``"catcomp"`` (default) or ``"authors"``
+        ``"authors"`` reproduces the paper authors' sampler: step ``k`` first moves with the scores at
+        ``(x_k, t_k)``, then evaluates ``g`` at the *new* point and time ``(x_{k+1}, t_{k+1})``, clips the *rate*
+        ``g`` to ``[−g_clip, g_clip]`` and adds ``h_k · g`` before resampling (the scores at the new point are
+        carried to the next move, so each step still evaluates the scores once). catcomp's default adds the
+        left-point increment ``h_k g(x_k, t_k)`` before the move. Their clip bounds each increment by
+        ``h_k g_clip`` (0.03 at 500 steps), whereas ``weight_clip`` bounds the increment itself, so
+        ``weight_clip = 15`` almost never fires and does not reproduce them. No corrector with this variant (the
+        authors use none). Their code steps by ``1/n_steps`` throughout; the grid here differs by the clamp ``eps``
+        at the first and last step. Their potential's divergence term is ``(Σ_i w_i − 1)·d·β/2``, the opposite sign of
+        the one derived here; with weights summing to one (all their experiments) the term vanishes and the two
+        agree.
+    g_clip : float or None
+        The clip of the rate ``g`` for ``variant="authors"``; default :data:`AUTHORS_G_CLIP` (15), ``None`` for no
+        clip. Only valid with ``variant="authors"``.
 
     Returns
     -------
@@ -163,7 +188,8 @@ def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, 
     ------
     CatcompError
         Non-positive counts, an unknown resampling scheme or start, an ESS threshold outside ``[0, 1]``, a
-        non-positive clip, ``stop_after`` outside ``[1, n_steps]``.
+        non-positive clip, ``stop_after`` outside ``[1, n_steps]``, an unknown variant, ``g_clip`` without
+        ``variant="authors"``, or ``variant="authors"`` with ``weight_clip`` or a corrector.
     ShapeMismatchError, NonFiniteInputError
         Score/weight count mismatch; NaN weights, threshold or clip.
     """
@@ -186,10 +212,36 @@ def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, 
             raise NonFiniteInputError("weight_clip is NaN; pass None or a positive number.")
         if weight_clip <= 0:
             raise CatcompError(f"weight_clip must be None or positive, got {weight_clip}.")
+    g_clip = _check_variant(variant, g_clip, weight_clip, corrector)
     setup = prepare(scores, weights, schedule, n_steps, start, eps, corrector, noise)
     cfg = _Config(setup.weights, schedule, n_swarms, n_particles, n_steps, stop_after, setup.eps, setup.dim,
-                  resampling, ess_threshold, weight_clip, swarm_sharding(n_swarms), noise)
+                  resampling, ess_threshold, weight_clip, swarm_sharding(n_swarms), noise, variant, g_clip)
     return _fkc(key, setup.arrays, setup.static, cfg)
+
+
+def _check_variant(variant, g_clip, weight_clip, corrector):
+    """Validate ``variant`` and ``g_clip``; return the clip to use (``None`` for the default variant)."""
+    if variant not in FKC_VARIANTS:
+        raise CatcompError(f"unknown variant {variant!r}; valid variants are {', '.join(FKC_VARIANTS)}.")
+    if variant == "catcomp":
+        if not (isinstance(g_clip, str) and g_clip == "default"):
+            raise CatcompError("g_clip clips the weight rate of variant='authors' only; for catcomp's variant clip "
+                               "the increment with weight_clip.")
+        return None
+    if weight_clip is not None:
+        raise CatcompError("variant='authors' clips the rate with g_clip; weight_clip must be None with it.")
+    if corrector is not None:
+        raise CatcompError("variant='authors' runs without a corrector (the authors use none); pass corrector=None.")
+    if isinstance(g_clip, str) and g_clip == "default":
+        return AUTHORS_G_CLIP
+    if g_clip is None:
+        return None
+    g_clip = float(g_clip)
+    if math.isnan(g_clip):
+        raise NonFiniteInputError("g_clip is NaN; pass None or a positive number.")
+    if g_clip <= 0:
+        raise CatcompError(f"g_clip must be None or positive, got {g_clip}.")
+    return g_clip
 
 
 def _fkc(key, arrays, static, cfg: _Config) -> FKCResult:
@@ -202,14 +254,9 @@ def _fkc(key, arrays, static, cfg: _Config) -> FKCResult:
     log_density = corrector.log_density if isinstance(corrector, MALA) else None
     log_k = math.log(n_p)
 
-    def step(state: FKCState, inputs):
-        k, t, h = inputs
-        x, log_w, log_z, n_res = state
-        beta = cfg.schedule.beta(t)
-        s, s_comp = composed(scores, cfg.weights, x, t)
-        inc = h * fkc_log_weight_rate(s, s_comp, cfg.weights, beta, cfg.dim)
-        if cfg.weight_clip is not None:
-            inc = jnp.clip(inc, -cfg.weight_clip, cfg.weight_clip)
+    def reweight_resample(k, x, s_comp, log_w, log_z, n_res, inc):
+        """Add the increments, update ``log Ẑ``, resample ``(x, s_comp)`` within each swarm; returns them with the
+        per-swarm ESS (before resampling)."""
         # log Σ_j W_j e^{inc_j} with W the normalized weights: this step's factor of the normalizing constant.
         # One exponential per particle serves the normalizer, the new weights, the ESS and the resampler.
         log_w = log_w + inc
@@ -234,6 +281,17 @@ def _fkc(key, arrays, static, cfg: _Config) -> FKCResult:
             else:
                 log_w = jnp.where(do[:, None], -log_k, log_w)
                 n_res = n_res + do.astype(n_res.dtype)
+        return x, s_comp, log_w, log_z, n_res, ess
+
+    def step(state: FKCState, inputs):
+        k, t, h = inputs
+        x, log_w, log_z, n_res = state
+        beta = cfg.schedule.beta(t)
+        s, s_comp = composed(scores, cfg.weights, x, t)
+        inc = h * fkc_log_weight_rate(s, s_comp, cfg.weights, beta, cfg.dim)
+        if cfg.weight_clip is not None:
+            inc = jnp.clip(inc, -cfg.weight_clip, cfg.weight_clip)
+        x, s_comp, log_w, log_z, n_res, ess = reweight_resample(k, x, s_comp, log_w, log_z, n_res, inc)
         z = constrain(standard_normal(jax.random.fold_in(keys.noise, k), x.shape, cfg.noise), sh)
         x = em_move(x, s_comp, h, beta, z)
         acc = None
@@ -243,6 +301,23 @@ def _fkc(key, arrays, static, cfg: _Config) -> FKCResult:
         state = FKCState(constrain(x, sh), constrain(log_w, sh), constrain(log_z, sh), constrain(n_res, sh))
         return state, (jnp.mean(ess), acc)
 
+    def step_authors(carry, inputs):
+        # The authors' order: move with the scores carried from the last step (at x_k, t_k), then weight by the
+        # clipped rate at (x_{k+1}, t_{k+1}) and resample; the new scores ride along for the next move.
+        state, s_comp = carry
+        k, t, h = inputs
+        x, log_w, log_z, n_res = state
+        z = constrain(standard_normal(jax.random.fold_in(keys.noise, k), x.shape, cfg.noise), sh)
+        x = em_move(x, s_comp, h, cfg.schedule.beta(t), z)
+        t_next = t - h
+        s, s_comp = composed(scores, cfg.weights, x, t_next)
+        g = fkc_log_weight_rate(s, s_comp, cfg.weights, cfg.schedule.beta(t_next), cfg.dim)
+        if cfg.g_clip is not None:
+            g = jnp.clip(g, -cfg.g_clip, cfg.g_clip)
+        x, s_comp, log_w, log_z, n_res, ess = reweight_resample(k, x, s_comp, log_w, log_z, n_res, h * g)
+        state = FKCState(constrain(x, sh), constrain(log_w, sh), constrain(log_z, sh), constrain(n_res, sh))
+        return (state, constrain(s_comp, sh)), (jnp.mean(ess), None)
+
     init = FKCState(
         x0,
         constrain(jnp.full((n_s, n_p), -log_k, dtype=x0.dtype), sh),
@@ -251,7 +326,12 @@ def _fkc(key, arrays, static, cfg: _Config) -> FKCResult:
     )
     t, h = time_steps(cfg.schedule, cfg.n_steps, cfg.eps)
     m = cfg.stop_after
-    final, (ess, acc) = jax.lax.scan(step, init, (jnp.arange(m), jnp.asarray(t[:m]), jnp.asarray(h[:m])))
+    xs = (jnp.arange(m), jnp.asarray(t[:m]), jnp.asarray(h[:m]))
+    if cfg.variant == "authors":
+        s0 = composed_score_only(scores, cfg.weights, x0, jnp.asarray(t[0]))
+        (final, _), (ess, acc) = jax.lax.scan(step_authors, (init, constrain(s0, sh)), xs)
+    else:
+        final, (ess, acc) = jax.lax.scan(step, init, xs)
     pick = jax.random.categorical(keys.pick, final.log_weights, axis=-1)
     samples = jnp.take_along_axis(final.particles, pick[:, None, None], axis=1)[:, 0, :]
     return FKCResult(samples, final.particles, final.log_weights, final.log_normalizer, ess, final.n_resampling,
