@@ -47,6 +47,7 @@ from theory.derivations import (
     notes_markdown,
     path_vs_target,
 )
+from report_helpers import require_latex
 from theory.derivations.render import APPENDIX_PACKAGES, notes_block
 from verify.smc import fkc_log_weight_rate
 
@@ -521,6 +522,53 @@ def test_girsanov_integrand_matches_the_code(seed):
     close(captured[-1](t)[0], expected)
 
 
+@pytest.mark.parametrize("name", ["NFC_OOD", "FC_ID"])
+def test_fkc_limit_law_solves_the_derived_moment_odes(name):
+    """``closed_form.fkc_limit_law`` (natural parameters Λ, η, ν, its own potential) against another route: the
+    SymPy-derived moment form ``(Ṗ, ṁ, ℓ̇)`` of :func:`fk_moment_rhs`, with ``(G, h, c)`` from the derived potential,
+    integrated here in reverse time from the same start, for the paper's scores plus the worst-case precision error
+    (a time-inconsistent error, so the limit is not a composition of diffused laws)."""
+    from scipy.integrate import solve_ivp
+
+    from closed_form import add_fields, fkc_limit_law
+    from closed_form.laws import as_numpy_field
+    from closed_form.perturbations import precision_error
+
+    sched = VPSchedule()
+    comp = paper_setting(name).composition
+    w = [float(x) for x in comp.weights]
+    errors = [precision_error(src, sched, 0.1, float(np.sign(wi))) for src, wi in zip(comp.sources, w)]
+    fields = [add_fields(f, e.field) for f, e in zip(comp.source_fields(sched), errors)]
+    t_max, t_min = sched.T - 1e-5, 1e-3  # fkc_limit_law starts at the samplers' first grid time T − eps
+    start = comp.path_composition(sched, t_max).target
+    limit = fkc_limit_law(fields, w, sched, start, t_min=t_min, eps=1e-5, rtol=1e-11)
+
+    g_fn, h_fn, c_fn = _potential_functions()
+    numpy_fields = [as_numpy_field(f) for f in fields]
+
+    def rhs(t, y):
+        beta = float(sched.beta(t))
+        ab = [f(t) for f in numpy_fields]
+        entries = [a[j, k] for a, _ in ab for j, k in ((0, 0), (0, 1), (1, 1))]
+        args = (beta, *w, *entries, *[bj for _, b in ab for bj in b])
+        g = np.asarray(g_fn(*args), float)
+        h = np.asarray(h_fn(*args), float).reshape(2)
+        c = float(c_fn(*args))
+        a_s = sum(wi * a for wi, (a, _) in zip(w, ab))
+        b_s = sum(wi * b for wi, (_, b) in zip(w, ab))
+        f_mat, u = beta * (0.5 * np.eye(2) - a_s), beta * b_s
+        p_dot, m_dot, l_dot = fk_moment_rhs(f_mat, u, beta, g, h, c, y[4:6], y[:4].reshape(2, 2))
+        return -np.concatenate([p_dot.ravel(), m_dot, [l_dot]])  # reverse time τ = t_max − t
+
+    y0 = np.concatenate([np.asarray(start.cov).ravel(), np.asarray(start.mean), [0.0]])
+    sol = solve_ivp(rhs, (t_max, t_min), y0, method="DOP853", rtol=1e-10, atol=1e-12)
+    assert sol.status == 0
+    y = sol.y[:, -1]
+    np.testing.assert_allclose(np.asarray(limit.law.cov), y[:4].reshape(2, 2), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(np.asarray(limit.law.mean), y[4:6], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(limit.log_mass, y[6], rtol=1e-8, atol=1e-10)
+
+
 # ------------------------------------------------------------------------------------------ typesetting
 def test_paper_notes_show_the_derived_formulas():
     text = (ROOT / "paper_notes.md").read_text()
@@ -529,6 +577,8 @@ def test_paper_notes_show_the_derived_formulas():
 
 def test_report_appendix_shows_the_same_formulas_and_compiles(tmp_path):
     from verify.tables import standalone_document
+
+    require_latex()
 
     appendix = appendix_latex()
     for line in notes_markdown().splitlines():
