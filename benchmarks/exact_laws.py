@@ -1,6 +1,6 @@
 """Exact output laws in dimension 200: the per-direction route and the matrix route, timed and checked.
 
-Issue 3 asks for dimension 200 in under a second. Two compositions of three Gaussian sources, weights (1, 1, −1):
+The aim is dimension 200 in under a second. Two compositions of three Gaussian sources, weights (1, 1, −1):
 
 * *commuting*: diagonal covariances, given to the laws as a :class:`~closed_form.CodiagonalField` (per direction);
 * *non-commuting*: covariances with independent random eigenbases, so no basis diagonalizes every ``A_t`` and the

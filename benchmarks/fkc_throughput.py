@@ -1,6 +1,6 @@
 """FKC throughput on the paper's NFC_OOD setting: catcomp's jitted sampler beside a straightforward NumPy version.
 
-Setting (issue 4): exact scores, 5000 swarms, 500 steps, K ∈ {16, 64}, float64, systematic resampling every step,
+Setting: exact scores, 5000 swarms, 500 steps, K ∈ {16, 64}, float64, systematic resampling every step,
 start N(0, I), one output per swarm picked uniformly at random. Prints, for each K, the wall time after compilation
 (best of ``--repeats`` runs) and particle-steps per second (swarms × K × steps / time), for catcomp and for the NumPy
 implementation timed in the same process; plus the cost of the Gaussian noise alone with both of catcomp's noise

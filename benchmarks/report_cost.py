@@ -1,6 +1,6 @@
 """What ``python -m verify`` costs: wall and CPU time of ``--quick`` (and, with ``--full``, the default run).
 
-Issue 6 asks for ``--quick`` in under a minute and the full default run in under ten on the project's 2-core
+The aim is ``--quick`` in under a minute and the full default run in under ten on the project's 2-core
 machine; the tests run ``--quick`` but do not time it. Each run is a fresh subprocess writing to a temporary folder
 (no cache). Baseline, timed in the same process: ``python -c "import verify"``, the interpreter, JAX and catcomp
 starting up, which every run pays once.

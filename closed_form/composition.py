@@ -1,6 +1,6 @@
 r"""Geometric compositions ``Q ∝ Π_i P_i^{w_i}`` of Gaussian and Gaussian-mixture sources.
 
-Three objects live here (``math.md`` §1):
+Three objects live here:
 
 * the target ``Q`` itself, exact and normalized when closed form (Gaussian sources; mixtures with non-negative
   integer weights), with its unnormalized log density always;

@@ -6,8 +6,8 @@ composition of Gaussian sources gives (:meth:`Composition.naive_field`), what th
 (:meth:`Composition.target_field`), and what affine score errors add to either (:func:`add_fields`).
 
 With an affine score and a Gaussian start the sampler's state stays Gaussian, and its mean ``m`` and covariance ``P``
-obey closed recursions (``math.md`` §2; derivation in ``paper_notes.md``). In reverse time ``τ = t_max − t``,
-``β = β(t)``:
+obey closed recursions (derivation in ``paper_notes.md``, "Affine fields and their exact laws"). In reverse time
+``τ = t_max − t``, ``β = β(t)``:
 
 .. math::
     \text{reverse SDE } dx = [\tfrac12 βx + βŝ]\,dτ + \sqrt{β}\,dW:\quad

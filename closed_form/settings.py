@@ -1,4 +1,4 @@
-"""The paper's experimental settings, exactly as its authors published them (``paper_facts.md``).
+"""The paper's experimental settings, exactly as its authors published them.
 
 Gaussian 2×2 design (zero means, diagonal covariances): ``a1 = diag(10, 1)``, ``a2 = diag(1, 10)``, base
 ``10·I`` (FC_ID), ``20·I`` (NFC_ID), ``I`` (FC_OOD), ``1.1·I`` (NFC_OOD). Gaussian-mixture settings: three

@@ -80,7 +80,7 @@ def test_paper_gaussian_settings_against_quadrature(name):
 
 
 def test_paper_gaussian_targets_match_published_table():
-    # paper_facts.md: targets I, (20/21) I, 10 I, (110/21) I.
+    # The paper's authors list the targets I, (20/21) I, 10 I, (110/21) I.
     expected = {"FC_ID": 1.0, "NFC_ID": 20 / 21, "FC_OOD": 10.0, "NFC_OOD": 110 / 21}
     for name, v in expected.items():
         np.testing.assert_allclose(np.asarray(paper_setting(name).composition.target.cov), v * np.eye(2), rtol=1e-12)

@@ -1,4 +1,4 @@
-"""The exact error decomposition and the paper's Gaussian table: reference values of paper_facts.md, factorized
+"""The exact error decomposition and the paper's Gaussian table: reference values for its settings, factorized
 settings exact, bounds above what they bound, χ² finite exactly in the ID settings, each component isolated."""
 
 import math
@@ -33,7 +33,7 @@ def _agrees_with_reference(value, reference, unit):
     return abs(finer - reference) <= unit / 2 + 1e-12 * unit
 
 
-# ------------------------------------------------------------------------- paper_facts.md reference values
+# ------------------------------------------------------- reference values for the paper's settings
 @pytest.mark.parametrize(
     "setting, column, reference, unit",
     [
@@ -47,7 +47,7 @@ def _agrees_with_reference(value, reference, unit):
     ],
 )
 def test_reference_values(table, setting, column, reference, unit):
-    """Exact scores, continuous time from the exact Q_T, stopped at t = 1e-4, KL(target‖naive): as paper_facts.md."""
+    """Exact scores, continuous time from the exact Q_T, stopped at t = 1e-4, KL(target‖naive): the reference setup."""
     assert _agrees_with_reference(table.loc[setting, column], reference, unit), table.loc[setting, column]
 
 
@@ -86,8 +86,8 @@ def test_bounds_hold_in_the_table(table):
 
 
 def test_one_plus_chi2_finite_exactly_in_id_settings(table):
-    """paper_facts.md: χ²(Q‖P_i) = ∞ for every source in both OOD settings and finite in both ID settings. Values
-    checked per coordinate with the 1-D form b/√(a(2b − a)) (target variance a, source variance b)."""
+    """The paper's ID/OOD split: χ²(Q‖P_i) = ∞ for every source in both OOD settings and finite in both ID
+    settings. Values checked per coordinate with the 1-D form b/√(a(2b − a)) (target variance a, source variance b)."""
     cols = ["one_plus_chi2_a1", "one_plus_chi2_a2", "one_plus_chi2_base"]
     for name in ("FC_OOD", "NFC_OOD"):
         assert np.all(np.isinf(table.loc[name, cols].astype(float)))

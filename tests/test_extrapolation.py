@@ -1,4 +1,5 @@
-"""Issue 5's experiments: exact ID→OOD family, FKC with misspecified scores converging to Q̂, and the sweep."""
+"""Experiments on score-estimation error where the composed target lives: exact ID→OOD family, FKC with
+misspecified scores converging to Q̂, and the sweep."""
 
 import jax
 import numpy as np

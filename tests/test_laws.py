@@ -285,7 +285,7 @@ def test_sde_variance_against_variation_of_constants_quadrature():
     ],
 )
 def test_paper_reference_output_variances(name, law, reference, half_unit):
-    """paper_facts.md: naive composition, exact scores, continuous time from the exact Q_T, stopped at t = 1e-4. Our
+    """Reference setup: naive composition, exact scores, continuous time from the exact Q_T, stopped at t = 1e-4. Our
     value must round to the stated reference (within half a unit of its last digit)."""
     comp = COMPOSITIONS[name]
     got = law(comp.naive_field(SCHEDULE), SCHEDULE, comp.noised_target(SCHEDULE, SCHEDULE.T), t_min=1e-4)

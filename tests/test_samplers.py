@@ -121,8 +121,9 @@ def test_fkc_with_one_particle_is_the_naive_sampler(key):
 
 # ------------------------------------------------------------------------------------------------ FKC weights
 def _generator_identity(comp, x, t):
-    r"""``∂_τ log γ − (L*γ)/γ`` from autodiff of ``log γ_t = Σ_i w_i log q^i_t`` (``math.md`` §3): with
-    ``f = ½βx + β∇log γ``, ``(L*γ)/γ = −∇·f − f·∇log γ + ½β(Δ log γ + ‖∇log γ‖²)`` and ``∂_τ = −∂_t``."""
+    r"""``∂_τ log γ − (L*γ)/γ`` from autodiff of ``log γ_t = Σ_i w_i log q^i_t`` (``paper_notes.md``, "Deriving the
+    FKC weights"): with ``f = ½βx + β∇log γ``, ``(L*γ)/γ = −∇·f − f·∇log γ + ½β(Δ log γ + ‖∇log γ‖²)`` and
+    ``∂_τ = −∂_t``."""
     def log_gamma(y, s):
         return comp.path_logpdf_unnormalized(y, s, SCHEDULE)
 

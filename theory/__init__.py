@@ -7,11 +7,11 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-# Exact laws (issue 3): the Girsanov KL bound and the synchronous-coupling W2 bound of the reverse SDE.
+# Exact laws: the Girsanov KL bound and the synchronous-coupling W2 bound of the reverse SDE.
 from theory.coupling import CouplingW2Bound, synchronous_coupling_w2_bound  # noqa: E402
 from theory.girsanov import GirsanovKLBound, girsanov_kl_bound  # noqa: E402
 
-# Score-estimation error (issue 5): change of measure, first-order sensitivity, and the two-point lower bound.
+# Score-estimation error: change of measure, first-order sensitivity, and the two-point lower bound.
 from theory.sensitivity import SensitivityBound, sensitivity_bound  # noqa: E402
 from theory.transfer import TransferBound, transfer_bound  # noqa: E402
 from theory.two_point import TwoPointBound, two_point_bound  # noqa: E402

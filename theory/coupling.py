@@ -1,4 +1,4 @@
-r"""A Wasserstein-2 bound for the reverse-SDE sampler by synchronous coupling (``math.md`` §7), for Gaussian targets
+r"""A Wasserstein-2 bound for the reverse-SDE sampler by synchronous coupling, for Gaussian targets
 and affine scores, where every hypothesis can be checked.
 
 **Hypotheses.** (H1) The target ``Q₀ = N(μ, Σ)`` is Gaussian, so ``Q_t = N(α_tμ, α_t²Σ + σ_t²I)`` and the process

@@ -1,7 +1,7 @@
 r"""The Girsanov bound on the KL divergence of the reverse-SDE sampler, exact for Gaussian targets and affine scores.
 
-**Statement** (Song, Durkan, Murray & Ermon 2021; Chen, Chewi et al. 2023; ``math.md`` §4, derivation in
-``paper_notes.md``). Let ``Q_t`` be the target diffused to time ``t``. Run the reverse SDE in continuous time
+**Statement** (Song, Durkan, Murray & Ermon 2021; Chen, Chewi et al. 2023; derivation in ``paper_notes.md``,
+"The Girsanov bound"). Let ``Q_t`` be the target diffused to time ``t``. Run the reverse SDE in continuous time
 
 .. math:: dx = \big[\tfrac12 β x + β\,ŝ(x, t)\big]\,dτ + \sqrt{β}\,dW
 

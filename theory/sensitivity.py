@@ -1,4 +1,4 @@
-r"""Sensitivity of the composed distribution to errors in the sources (``math.md`` §6) [ours; the amplification
+r"""Sensitivity of the composed distribution to errors in the sources [ours; the amplification
 ratio ``A`` is the paper's revision's].
 
 With ``P̂_i = P_i(1 + u_i)`` and ``Q̂ ∝ Π_i P̂_i^{w_i}``, to first order in ``u``,

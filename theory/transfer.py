@@ -1,4 +1,4 @@
-r"""Where the training error is paid: the change-of-measure (transfer) bound of ``math.md`` §5 [ours].
+r"""Where the training error is paid: the change-of-measure (transfer) bound [ours].
 
 Score matching controls ``‖δ‖_{L²(p)}`` (``p`` = the diffused source, where the model was trained); sampling a
 composed target pays ``‖δ‖`` under ``q`` (the diffused target ``Q_t`` or the path ``π_t``). With ``r = dq/dp`` and

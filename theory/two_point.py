@@ -1,4 +1,4 @@
-r"""The two-point argument (``math.md`` §5) as a computed lower bound [ours].
+r"""The two-point argument (``paper_notes.md``, "Two-point lower bound") as a computed lower bound [ours].
 
 Two worlds perturb every source's score by ``δ^± = ±a∇h`` with ``h`` a smooth bump supported on a ball ``B`` that
 lies outside every source's highest-density region. Then

@@ -7,7 +7,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-# Samplers (issue 4): score adapters, resampling, naive SDE/ODE, FKC, MCMC correctors, sample metrics.
+# Samplers: score adapters, resampling, naive SDE/ODE, FKC, MCMC correctors, sample metrics.
 from verify.discretization import start_law  # noqa: E402
 from verify.mcmc import MALA, ULA  # noqa: E402
 from verify.metrics import mmd2_unbiased, sliced_w2  # noqa: E402
@@ -23,5 +23,5 @@ from verify.scores import (  # noqa: E402
 )
 from verify.smc import FKCResult, fkc_log_weight_rate, fkc_sample  # noqa: E402
 
-# Exact laws (issue 3): error decomposition and the paper's Gaussian table.
+# Exact laws: error decomposition and the paper's Gaussian table.
 from verify.decomposition import error_decomposition, paper_gaussian_table  # noqa: E402

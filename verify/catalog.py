@@ -236,7 +236,7 @@ def _gaussian_table_derived(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-# Reference values of paper_facts.md: naive SDE from the exact Q_T, stopped at t = 1e-4 (value, tolerance).
+# Reference values for the paper's settings: naive SDE from the exact Q_T, stopped at t = 1e-4 (value, tolerance).
 REFERENCE_VALUES = {("NFC_ID", "sde_var"): (0.845, 5e-4), ("NFC_ID", "sde_kl"): (0.0075, 1e-4),
                     ("NFC_OOD", "sde_var"): (8.56, 5e-3), ("NFC_OOD", "sde_kl"): (0.103, 5e-4),
                     ("NFC_ID", "ode_var"): (0.50, 1e-2)}
@@ -334,8 +334,8 @@ REGISTRY.register(Experiment(
         ]), measured="measured", bound="bound", hue="setting", style="bound_kind"),
     ),),
     checks=(
-        Check("F3", "exact output laws reproduce the reference values of paper_facts.md (naive SDE variance and KL "
-              "on NFC_ID and NFC_OOD, ODE variance on NFC_ID)", _reference_values_reproduced),
+        Check("F3", "exact output laws reproduce the reference values for the paper's settings (naive SDE variance "
+              "and KL on NFC_ID and NFC_OOD, ODE variance on NFC_ID)", _reference_values_reproduced),
         Check("F3", "Girsanov bound holds: KL(Q_t_min‖SDE law) ≤ bound (slack 1e-8 relative + 1e-10 absolute)",
               _bound_holds("sde_kl_at_t_min", "girsanov_total")),
         Check("F3", "synchronous-coupling W₂ bound holds (slack 1e-8 relative + 1e-10 absolute)",
@@ -345,7 +345,7 @@ REGISTRY.register(Experiment(
 ))
 
 
-# ---------------------------------------------------------------------------------------------- fkc_sweep (issue 5)
+# ---------------------------------------------------------------------------------------------- fkc_sweep
 SWEEP_KS = (1, 4, 16, 64)  # the paper also ran K = 256; at 4× the cost of K = 64 it would not fit 10 minutes here
 
 
@@ -513,7 +513,7 @@ REGISTRY.register(Experiment(
 ))
 
 
-# ---------------------------------------------------------------------------------------------- ood_family (issue 5)
+# ---------------------------------------------------------------------------------------------- ood_family
 FAMILY_BASE_VARIANCES = tuple(float(v) for v in np.geomspace(20.0, 1.1, 16))
 
 

@@ -142,7 +142,7 @@ def paper_gaussian_table(schedule=None, *, start="exact", n_steps: int = 500, t_
     One row per setting (``FC_ID``, ``NFC_ID``, ``FC_OOD``, ``NFC_OOD``). Samplers: the continuous reverse SDE and the
     probability-flow ODE from ``T`` to ``t_min``, and Euler–Maruyama with ``n_steps`` on the paper's grid (clamped to
     ``[eps, T − eps]``); all started from ``start`` at their first time (default ``"exact"``: ``Q_T`` — the setup
-    of ``paper_facts.md``'s reference values; ``"standard"``: the paper's ``N(0, I)``).
+    of the reference values for the paper's settings; ``"standard"``: the paper's ``N(0, I)``).
 
     Columns
     -------

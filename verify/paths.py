@@ -8,7 +8,7 @@ Gaussian sources both scores are affine, ``−A x + b`` (:meth:`closed_form.Comp
           \qquad Δ(x) = −Δ_A x + Δ_b,\; Δ_A = A_π − A_Q,\; Δ_b = b_π − b_Q,
 
 with ``Q_t = N(m_Q, C_Q)``. This is the inference-time error density that the Girsanov bound integrates
-(``math.md`` §4). Under factorized conditionals it vanishes at every ``t``.
+(``paper_notes.md``, "The Girsanov bound"). Under factorized conditionals it vanishes at every ``t``.
 """
 
 from __future__ import annotations

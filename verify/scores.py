@@ -13,7 +13,7 @@ per-step factorization:
           \qquad \log q_t(x) = -\tfrac12 \sum_j \Big(\frac{y_j^2}{α_t^2λ_j + σ_t^2} + \log(2π(α_t^2λ_j + σ_t^2))\Big),
 
 with ``y = Uᵀ(x − α_t μ)``; diagonal covariances skip the rotation. Mixtures apply the same per component and
-combine them with responsibilities computed by log-sum-exp (``math.md`` §1). Each is tested equal, to ``rtol 1e-10``,
+combine them with responsibilities computed by log-sum-exp. Each is tested equal, to ``rtol 1e-10``,
 to :class:`closed_form.Gaussian` / :class:`closed_form.GaussianMixture` ``.noised(schedule, t).score`` and to
 :meth:`closed_form.Composition.path_logpdf_unnormalized` (``tests/test_scores.py``).
 """
