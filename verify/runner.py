@@ -110,11 +110,13 @@ class InlineExecutor(cf.Executor):
 
 
 def _single_threaded_worker():
-    """Process-pool initializer: one XLA compute thread per worker, so ``jobs`` workers share ``jobs`` cores instead
-    of each spreading over all of them. Runs before the worker's first JAX computation, when XLA reads its flags."""
+    """Process-pool initializer: single-threaded Eigen kernels in XLA, so ``jobs`` workers share ``jobs`` cores
+    instead of each spreading its matrix products over all of them. Runs before the worker's first JAX computation,
+    when XLA reads its flags. (It does not shrink XLA's intra-op pool, and is not what keeps the workers clear of
+    the batched-LAPACK deadlock: ``closed_form.mixture`` avoids batched LAPACK calls.)"""
     flags = os.environ.get("XLA_FLAGS", "")
-    if "intra_op_parallelism_threads" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
 def default_executor(jobs: int) -> cf.Executor:
