@@ -2,8 +2,10 @@ r"""Monte Carlo FKC against its exact ``K → ∞`` limit on the same grid: cons
 
 For affine source scores the law that :func:`verify.smc.fkc_sample` converges to as ``K → ∞``, and the log mass its
 ``log Ẑ`` estimates, are known exactly on the sampler's own grid (:func:`closed_form.fkc_limit_law` with
-``n_steps``). Per Gaussian paper setting, with exact scores and with the worst-case time-inconsistent precision
-error (:func:`closed_form.perturbations.precision_error` at training-side ``ε``, sign ``sign(w_i)``), this runs
+``n_steps``). Per Gaussian paper setting, with exact scores, with the worst-case time-inconsistent precision
+error (:func:`closed_form.perturbations.precision_error` at training-side ``ε``, sign ``sign(w_i)``) and with the
+report's default error model, worst-case source misspecification at DSM size ``dsm_eps``
+(:func:`misspecified_scores`: the exact scores of the misspecified sources), this runs
 ``n_swarms`` independent swarms of ``K`` particles for several ``K`` and compares, per statistic, the mean over
 swarms of each swarm's weighted-cloud estimate with the exact value:
 
@@ -63,19 +65,34 @@ def _swarm_values(out) -> dict:
             "second_trace": second[:, 0, 0] + second[:, 1, 1], "log_z": np.asarray(out.log_normalizer)}
 
 
+def misspecified_scores(composition, schedule, dsm_eps: float) -> tuple:
+    """The exact scores of the sources misspecified along the worst direction at DSM size ``dsm_eps``
+    (:func:`theory.amplification.worst_case_misspecification`), as :class:`verify.perturbed.AffineErrorScore` s with
+    no further error, so that they share the compiled sampler with :func:`error_scores`."""
+    from closed_form import compose
+    from theory.amplification import worst_case_misspecification
+
+    fitted, _ = worst_case_misspecification(composition, schedule, dsm_eps)
+    return tuple(AffineErrorScore.build(s) for s in source_scores(compose(fitted, composition.weights), schedule))
+
+
 def fkc_convergence(setting: str, eps: float = 0.1, ks=(4, 8, 16, 32), n_swarms: int = 2000, n_steps: int = 50,
-                    seed: int = 0) -> pd.DataFrame:
+                    seed: int = 0, dsm_eps: float = 0.005) -> pd.DataFrame:
     r"""Rows ``(setting, scores, eps, K, statistic)`` with the Monte Carlo value ``mc`` (mean over swarms of the
     weighted-cloud estimate), its standard error ``se``, the exact discrete limit ``exact``, ``gap = mc − exact``
-    and ``z = gap/se``; ``scores`` is ``"exact"`` or ``"precision"`` (time-inconsistent error of size ``eps``).
+    and ``z = gap/se``; ``scores`` is ``"exact"``, ``"precision"`` (time-inconsistent error of size ``eps``) or
+    ``"misspecification"`` (worst-case misspecified sources at DSM size ``dsm_eps``).
     Start ``N(0, I)``, resampling every step, no clipping: the sampler whose limit ``fkc_limit_law`` gives."""
     schedule = VPSchedule()
     comp = paper_setting(setting).composition
     key = jax.random.key(seed)
     start = Gaussian.standard(comp.dim)
     rows = []
-    for j, (model, size) in enumerate((("exact", 0.0), ("precision", float(eps)))):
-        scores = error_scores(comp, schedule, size)
+    models = (("exact", 0.0, lambda: error_scores(comp, schedule, 0.0)),
+              ("precision", float(eps), lambda: error_scores(comp, schedule, float(eps))),
+              ("misspecification", float(dsm_eps), lambda: misspecified_scores(comp, schedule, float(dsm_eps))))
+    for j, (model, size, make_scores) in enumerate(models):
+        scores = make_scores()
         limit = fkc_limit_law([s.field for s in scores], comp.weights, schedule, start, n_steps=n_steps)
         exact = _exact_values(limit)
         for k in ks:
