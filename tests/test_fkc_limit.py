@@ -391,3 +391,21 @@ def test_valid_end_times_give_a_positive_definite_law(t_min):
     comp = CASES["NFC_ID"]
     res = fkc_limit_law(SOURCE_FIELDS, comp.weights, SCHEDULE, Gaussian.standard(2), t_min=t_min, rtol=1e-8)
     assert np.all(np.linalg.eigvalsh(np.asarray(res.law.cov)) > 0) and math.isfinite(res.log_mass)
+
+
+def test_misspecified_scores_of_the_convergence_experiment_are_the_fitted_sources_exact_scores():
+    """``verify.fkc_convergence.misspecified_scores``: the exact scores of the worst-case misspecified sources (here
+    against each fitted source's own diffused ``Gaussian.score``)."""
+    from closed_form import VPSchedule, paper_setting
+    from theory.amplification import worst_case_misspecification
+    from verify.fkc_convergence import misspecified_scores
+
+    sched = VPSchedule()
+    comp = paper_setting("NFC_OOD").composition
+    scores = misspecified_scores(comp, sched, 0.005)
+    fitted, _ = worst_case_misspecification(comp, sched, 0.005)
+    x = np.random.default_rng(1).normal(size=(6, 2)) * 2
+    for s, f in zip(scores, fitted):
+        for t in (1e-3, 0.3, 0.9):
+            np.testing.assert_allclose(np.asarray(s(jnp.asarray(x), t)), np.asarray(f.noised(sched, t).score(x)),
+                                       rtol=1e-10, atol=1e-12)
