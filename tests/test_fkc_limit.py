@@ -396,11 +396,10 @@ def test_valid_end_times_give_a_positive_definite_law(t_min):
 def test_misspecified_scores_of_the_convergence_experiment_are_the_fitted_sources_exact_scores():
     """``verify.fkc_convergence.misspecified_scores``: the exact scores of the worst-case misspecified sources (here
     against each fitted source's own diffused ``Gaussian.score``)."""
-    from closed_form import VPSchedule, paper_setting
     from theory.amplification import worst_case_misspecification
     from verify.fkc_convergence import misspecified_scores
 
-    sched = VPSchedule()
+    sched = SCHEDULE
     comp = paper_setting("NFC_OOD").composition
     scores = misspecified_scores(comp, sched, 0.005)
     fitted, _ = worst_case_misspecification(comp, sched, 0.005)

@@ -88,11 +88,10 @@ def fkc_convergence(setting: str, eps: float = 0.1, ks=(4, 8, 16, 32), n_swarms:
     key = jax.random.key(seed)
     start = Gaussian.standard(comp.dim)
     rows = []
-    models = (("exact", 0.0, lambda: error_scores(comp, schedule, 0.0)),
-              ("precision", float(eps), lambda: error_scores(comp, schedule, float(eps))),
-              ("misspecification", float(dsm_eps), lambda: misspecified_scores(comp, schedule, float(dsm_eps))))
-    for j, (model, size, make_scores) in enumerate(models):
-        scores = make_scores()
+    models = (("exact", 0.0, error_scores(comp, schedule, 0.0)),
+              ("precision", float(eps), error_scores(comp, schedule, float(eps))),
+              ("misspecification", float(dsm_eps), misspecified_scores(comp, schedule, float(dsm_eps))))
+    for j, (model, size, scores) in enumerate(models):
         limit = fkc_limit_law([s.field for s in scores], comp.weights, schedule, start, n_steps=n_steps)
         exact = _exact_values(limit)
         for k in ks:
