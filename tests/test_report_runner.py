@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from report_helpers import count_calls, toy_registry
 
-from verify.cache import atomic_write
-from verify.catalog import REGISTRY
-from verify.registry import Experiment, RegistryError, grid
-from verify.report import EXIT_ASSERTION_FAILED, EXIT_ERROR, EXIT_OK, build_report
-from verify.runner import cell_seed
+from verify.report.cache import atomic_write
+from verify.report.catalog import REGISTRY
+from verify.report.registry import Experiment, RegistryError, grid
+from verify.report.build import EXIT_ASSERTION_FAILED, EXIT_ERROR, EXIT_OK, build_report
+from verify.report.runner import cell_seed
 
 VERSION = "test-version"  # pinned, so concurrent edits of the source cannot invalidate the cache mid-test
 
@@ -175,7 +175,7 @@ def test_an_experiment_awaiting_its_code_is_listed_not_run(tmp_path):
 def test_a_cell_can_receive_its_seed_as_a_jax_key():
     import jax
 
-    from verify.runner import compute_cell
+    from verify.report.runner import compute_cell
 
     cell = compute_cell("report_helpers:keyed_cell", {"n": 3}, "key", 7, seed_kind="jax_key")
     assert cell.x64 is True
@@ -195,7 +195,7 @@ def test_an_experiment_without_quick_cells_is_skipped_at_quick_size(tmp_path):
 
 
 def test_code_version_ignores_presentation_modules_only(tmp_path, monkeypatch):
-    from verify.cache import code_version
+    from verify.report.cache import code_version
 
     package = tmp_path / "fakepkg"
     package.mkdir()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from verify.cache import atomic_write
+from verify.report.cache import atomic_write
 
 LATEX_PREAMBLE = "\\documentclass{article}\n\\usepackage{booktabs}\n"
 

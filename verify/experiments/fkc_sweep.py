@@ -180,7 +180,7 @@ def sweep_errors(composition, schedule, eps: float, key):
     components spread and widened) with its own DSM excess ``eps²`` by Monte Carlo (standard error in
     ``calibration_se``), hence mean ``eps²`` over the sources."""
     from closed_form.perturbations import calibrated_mixture_misspecification
-    from verify.scores import exact_score
+    from verify.samplers.scores import exact_score
 
     if eps == 0:
         return [None] * len(composition.sources)
@@ -205,9 +205,9 @@ def fkc_sweep(setting: str, eps: float, ks=(1, 4, 16, 64, 256), n_runs: int = 3,
     :func:`closed_form.fkc_limit_law` with ``n_steps`` (KL and W2 to ``Q``), no Monte Carlo.
     """
     from closed_form.laws import euler_maruyama_law
-    from verify.metrics import mmd2_unbiased, sliced_w2
-    from verify.perturbed import perturbed_scores
-    from verify.smc import fkc_sample
+    from verify.experiments.metrics import mmd2_unbiased, sliced_w2
+    from verify.samplers.perturbed import perturbed_scores
+    from verify.samplers.smc import fkc_sample
 
     schedule = VPSchedule()
     s = paper_setting(setting)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from closed_form.errors import ShapeMismatchError
-from verify.scores import source_scores
+from verify.samplers.scores import source_scores
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["base"], meta_fields=["error"])
@@ -42,7 +42,7 @@ def perturbed_scores(composition, schedule, errors) -> tuple:
     ``i``'s score. A :class:`~closed_form.perturbations.MixtureMisspecificationError` is replaced by what it equals,
     the exact score of its misspecified mixture (one mixture-score evaluation instead of three)."""
     from closed_form.perturbations import MixtureMisspecificationError
-    from verify.scores import exact_score
+    from verify.samplers.scores import exact_score
 
     errors = tuple(errors)
     if len(errors) != len(composition.sources):

@@ -22,10 +22,10 @@ from typing import Callable, Iterable, Mapping
 
 import pandas as pd
 
-from verify.cache import canonical_json
-from verify.claims import Check
-from verify.figures import FigureSpec
-from verify.tables import TableSpec
+from verify.report.cache import canonical_json
+from verify.report.claims import Check
+from verify.report.figures import FigureSpec
+from verify.report.tables import TableSpec
 
 
 #: The report sizes besides ``--quick``: the default, and the authors' sizes where an experiment defines them.

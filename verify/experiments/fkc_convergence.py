@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from closed_form import Gaussian, VPSchedule, fkc_limit_law, paper_setting
-from verify.perturbed import AffineErrorScore
-from verify.scores import source_scores
-from verify.smc import fkc_sample
+from verify.samplers.perturbed import AffineErrorScore
+from verify.samplers.scores import source_scores
+from verify.samplers.smc import fkc_sample
 
 #: Floor of a standard error, relative to ``max(1, |exact|)``: float64 round-off accumulated over the steps (the
 #: deterministic ``log Ẑ`` of constant weights misses its exact value by ~1e-15 after 50 steps).

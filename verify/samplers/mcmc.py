@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from closed_form.errors import CatcompError, NonFiniteInputError
-from verify.noise import standard_normal
+from verify.samplers.noise import standard_normal
 
 
 class ULA(NamedTuple):
