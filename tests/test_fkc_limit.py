@@ -394,7 +394,7 @@ def test_valid_end_times_give_a_positive_definite_law(t_min):
 
 
 def test_misspecified_scores_of_the_convergence_experiment_are_the_fitted_sources_exact_scores():
-    """``verify.fkc_convergence.misspecified_scores``: the exact scores of the worst-case misspecified sources (here
+    """``verify.experiments.fkc_convergence.misspecified_scores``: the exact scores of the worst-case misspecified sources (here
     against each fitted source's own diffused ``Gaussian.score``)."""
     from theory.amplification import worst_case_misspecification
     from verify.experiments.fkc_convergence import misspecified_scores

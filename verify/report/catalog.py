@@ -2,7 +2,7 @@
 
 To add an experiment: write a function returning a tidy DataFrame in the module that owns the computation, then
 register it below with its default and ``--quick`` cells, the tables and figures to draw from its CSV, and the checks
-that decide claims of :mod:`verify.claims`. Compute functions are named by import path, so nothing here imports
+that decide claims of :mod:`verify.report.claims`. Compute functions are named by import path, so nothing here imports
 them; a registration whose code has not landed yet can name it in ``requires`` and is reported as awaiting it.
 """
 
@@ -20,7 +20,7 @@ from verify.report.tables import Column, TableSpec
 REGISTRY = Registry()
 
 GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
-SOURCE_LABELS = ("P_a1", "P_a2", "P_0")  # as verify.ood_measures names them
+SOURCE_LABELS = ("P_a1", "P_a2", "P_0")  # as verify.experiments.ood_measures names them
 
 
 # ---------------------------------------------------------------------------------------------- paper_targets
@@ -115,7 +115,7 @@ REGISTRY.register(Experiment(
 REGISTRY.register(Experiment(
     name="target_samples",
     title="Draws of each paper setting's target and sources (for the scatter figure)",
-    compute="verify.experiments.paper_targets:setting_samples",
+    compute="verify.experiments.target_samples:setting_samples",
     default=grid(setting=SETTING_NAMES, n_samples=(1_500,)),
     quick=grid(setting=("FC_OOD", "GMM_OOD"), n_samples=(300,)),
     figures=(FigureSpec(
@@ -545,7 +545,7 @@ def _family_derived(frame: pd.DataFrame) -> pd.DataFrame:
 REGISTRY.register(Experiment(
     name="ood_family",
     title="The ID→OOD family (base variance 20 → 1.1) at fixed training-side ε: inference vs estimation error",
-    compute="verify.experiments.fkc_sweep:ood_family",
+    compute="verify.experiments.ood_family:ood_family",
     seed_argument=None,
     # One cell per base variance, so that the family runs in parallel and resumes point by point.
     default=grid(base_variances=tuple([v] for v in FAMILY_BASE_VARIANCES), eps=(0.005,)),
@@ -716,7 +716,7 @@ def _sweep_curves(frame: pd.DataFrame) -> pd.DataFrame:
 REGISTRY.register(Experiment(
     name="naive_error_sweep",
     title="FKC's limit vs the naive sampler, both with misspecified scores, along the worst direction (exact)",
-    compute="verify.experiments.amplification:naive_error_sweep",
+    compute="verify.experiments.naive_error_sweep:naive_error_sweep",
     seed_argument=None,
     default=grid(setting=GAUSSIAN_SETTINGS, eps=([0.002, 0.005, 0.01],)),
     quick=grid(setting=("NFC_OOD",), eps=([0.005],)),
@@ -771,7 +771,7 @@ def _sampling_side_exceeds(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="score_error_along_t",
     title="Training-side vs sampling-side score error along t (precision and density-power errors, NFC_OOD)",
-    compute="verify.experiments.fkc_sweep:score_error_along_t",
+    compute="verify.experiments.score_error_along_t:score_error_along_t",
     seed_argument=None,
     default=grid(name=("NFC_OOD", "NFC_ID"), eps=(0.1,), times=([float(t) for t in np.geomspace(1e-4, 1.0, 25)],)),
     quick=grid(name=("NFC_OOD",), eps=(0.1,), times=([1e-4, 0.01, 0.3, 1.0],)),
@@ -866,7 +866,7 @@ def _sensitivity_holds(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="sensitivity",
     title="The revision's sensitivity experiment: TV(Q, Q̂) of refit sources against the first-order bound",
-    compute="verify.experiments.fkc_sweep:sensitivity_experiment",
+    compute="verify.experiments.sensitivity:sensitivity_experiment",
     seed_argument="key",
     seed_kind="jax_key",
     default=grid(n_configs=(40,), n=(20_000,)),
@@ -927,7 +927,7 @@ def _two_point_lower_bound(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="two_point",
     title="Two-point lower bound: identical training-side error, different composed targets",
-    compute="verify.experiments.fkc_sweep:two_point_table",
+    compute="verify.experiments.two_point:two_point_table",
     seed_argument=None,
     default=grid(eps=(0.1,)),
     quick=(),  # about a minute of cubature: default size only

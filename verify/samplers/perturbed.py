@@ -1,6 +1,6 @@
 r"""Perturbed score functions for the samplers: ``ŝ_i(x, t) = s_i(x, t) + δ_i(x, t)``.
 
-:class:`PerturbedScore` wraps a score function (a pytree such as :class:`verify.scores.GaussianScore`) and an error
+:class:`PerturbedScore` wraps a score function (a pytree such as :class:`verify.samplers.scores.GaussianScore`) and an error
 model of :mod:`closed_form.perturbations`; it is itself a pytree whose error is a static (hashable) field, so the
 samplers compile it like any other score function.
 """
@@ -61,7 +61,7 @@ class AffineErrorScore:
 
     .. math:: ŝ(x, t) = \Big(1 + \frac{κ}{\sqrt{\operatorname{tr} C_t^{-1}}}\Big)\, s(x, t) − E x + c,
 
-    ``s`` the exact score of ``base`` (a :class:`verify.scores.GaussianScore`, ``C_t`` its diffused covariance),
+    ``s`` the exact score of ``base`` (a :class:`verify.samplers.scores.GaussianScore`, ``C_t`` its diffused covariance),
     ``κ = scale``, ``E = matrix`` (any ``d × d``, constant in time) and ``c = shift``. With ``E = 0``, ``c = 0`` and
     ``κ = sign·ε`` it is ``s`` plus :func:`closed_form.perturbations.precision_error` ``(source, schedule, ε, sign)``
     (``δ = sign·η(t)·s`` with ``η = ε/√tr C_t⁻¹``); with ``κ = 0`` a time-constant affine error, non-symmetric when
