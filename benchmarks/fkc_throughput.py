@@ -48,8 +48,8 @@ import numpy as np  # noqa: E402
 import verify  # noqa: E402,F401  (float64)
 from closed_form import VPSchedule, paper_setting, reverse_time_grid  # noqa: E402
 from verify import fkc_sample, naive_sde_sample, source_scores  # noqa: E402
-from verify.noise import standard_normal  # noqa: E402
-from verify.staging import CPU_COMPILER_OPTIONS  # noqa: E402
+from verify.samplers.noise import standard_normal  # noqa: E402
+from verify.samplers.staging import CPU_COMPILER_OPTIONS  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ NumPy reference

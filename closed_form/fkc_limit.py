@@ -1,6 +1,6 @@
 r"""The exact law of the Feynman–Kac corrector (FKC) as the number of particles ``K → ∞``, for affine source scores.
 
-FKC (:func:`verify.smc.fkc_sample`) moves particles by the naive composed reverse SDE and weights them by the
+FKC (:func:`verify.samplers.smc.fkc_sample`) moves particles by the naive composed reverse SDE and weights them by the
 potential
 
 .. math:: g(x, t) = \tfrac12 β\Big[(1 − \textstyle\sum_i w_i)\,d + \lVert S\rVert^2 − \sum_i w_i \lVert s_i\rVert^2\Big],

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from verify.claims import Check, Outcome
-from verify.registry import Experiment, Registry, grid
-from verify.tables import LATEX_PREAMBLE, Column, TableSpec
+from verify.report.claims import Check, Outcome
+from verify.report.registry import Experiment, Registry, grid
+from verify.report.tables import LATEX_PREAMBLE, Column, TableSpec
 
 
 def toy_cell(a: float, seed: int, marker_dir: str, fail_flag: str | None = None, nan: bool = False) -> pd.DataFrame:

@@ -49,7 +49,7 @@ from theory.derivations import (
 )
 from report_helpers import require_latex
 from theory.derivations.render import APPENDIX_PACKAGES, notes_block
-from verify.smc import fkc_log_weight_rate
+from verify.samplers.smc import fkc_log_weight_rate
 
 RTOL = 1e-12
 ROOT = Path(__file__).resolve().parents[1]
@@ -577,7 +577,7 @@ def test_paper_notes_show_the_derived_formulas():
 
 
 def test_report_appendix_shows_the_same_formulas_and_compiles(tmp_path):
-    from verify.tables import standalone_document
+    from verify.report.tables import standalone_document
 
     require_latex()
 

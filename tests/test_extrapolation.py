@@ -9,16 +9,13 @@ from closed_form import Gaussian, VPSchedule, compose, paper_setting
 from closed_form.divergences import kl
 from closed_form.laws import euler_maruyama_law
 from closed_form.perturbations import fit_gaussian_mle, misspecification_error
-from verify.extrapolation import (
-    fkc_sweep,
-    misspecification_errors,
-    ood_family,
-    score_error_along_t,
-    sensitivity_experiment,
-    sweep_errors,
-)
-from verify.perturbed import perturbed_scores
-from verify.smc import fkc_sample
+from verify.experiments.error_models import misspecification_errors
+from verify.experiments.fkc_sweep import fkc_sweep, sweep_errors
+from verify.experiments.ood_family import ood_family
+from verify.experiments.score_error_along_t import score_error_along_t
+from verify.experiments.sensitivity import sensitivity_experiment
+from verify.samplers.perturbed import perturbed_scores
+from verify.samplers.smc import fkc_sample
 
 SCHEDULE = VPSchedule()
 
@@ -34,7 +31,7 @@ def test_family_is_ordered_and_its_naive_law_with_errors_is_the_naive_law_of_the
     "total" law (naive field + each source's misspecification error) is the naive law of the misspecified
     sources, computed the other way round (their geometric field)."""
     from theory.amplification import worst_case_misspecification
-    from verify.amplification import family_composition, naive_with_errors_law
+    from verify.experiments.amplification import family_composition, naive_with_errors_law
 
     f = family.sort_values("outside_hdr_max")
     assert np.all(np.diff(f["outside_hdr_max"]) > 0)

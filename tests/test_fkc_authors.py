@@ -15,9 +15,9 @@ import pytest
 from closed_form import VPSchedule, paper_setting
 from closed_form.errors import CatcompError
 from verify import MALA, fkc_sample, source_scores
-from verify.discretization import draw_start, split_keys, time_steps
-from verify.noise import standard_normal
-from verify.resampling import get_resampler
+from verify.samplers.discretization import draw_start, split_keys, time_steps
+from verify.samplers.noise import standard_normal
+from verify.samplers.resampling import get_resampler
 
 SCHEDULE = VPSchedule()
 

@@ -38,9 +38,9 @@ from closed_form import (
     paper_setting,
 )
 from closed_form.perturbations import misspecification_error, precision_error
-from verify.perturbed import AffineErrorScore, PerturbedScore
-from verify.scores import source_scores
-from verify.smc import fkc_log_weight_rate, fkc_sample
+from verify.samplers.perturbed import AffineErrorScore, PerturbedScore
+from verify.samplers.scores import source_scores
+from verify.samplers.smc import fkc_log_weight_rate, fkc_sample
 
 SCHEDULE = VPSchedule()
 EPS = 1e-5
@@ -394,10 +394,10 @@ def test_valid_end_times_give_a_positive_definite_law(t_min):
 
 
 def test_misspecified_scores_of_the_convergence_experiment_are_the_fitted_sources_exact_scores():
-    """``verify.fkc_convergence.misspecified_scores``: the exact scores of the worst-case misspecified sources (here
+    """``verify.experiments.fkc_convergence.misspecified_scores``: the exact scores of the worst-case misspecified sources (here
     against each fitted source's own diffused ``Gaussian.score``)."""
     from theory.amplification import worst_case_misspecification
-    from verify.fkc_convergence import misspecified_scores
+    from verify.experiments.fkc_convergence import misspecified_scores
 
     sched = SCHEDULE
     comp = paper_setting("NFC_OOD").composition

@@ -9,7 +9,7 @@ import pytest
 
 from closed_form import CatcompError, GaussianMixture, NonFiniteInputError, VPSchedule, paper_setting
 from verify import MALA, ULA, fkc_sample, naive_sde_sample, source_scores
-from verify.mcmc import mala_step, ula_step
+from verify.samplers.mcmc import mala_step, ula_step
 
 SCHEDULE = VPSchedule()
 

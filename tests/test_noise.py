@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from closed_form import CatcompError
-from verify.noise import hash_normal, splitmix64, standard_normal
+from verify.samplers.noise import hash_normal, splitmix64, standard_normal
 
 N = 2_000_000
 

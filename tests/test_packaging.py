@@ -1,4 +1,5 @@
-"""Packaging: each import package switches JAX to float64 on import; the README's usage example runs as written."""
+"""Packaging: each import package switches JAX to float64 on import; the README's usage example runs as written; the
+distribution ships every module (installed into a fresh venv and imported from there)."""
 
 import re
 import subprocess
@@ -66,3 +67,96 @@ def test_derivations_are_pure_sympy():
         names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not names & {"jax", "jaxlib", "closed_form", "verify"}, (path.name, names)
+
+
+def _source_modules() -> list[str]:
+    """Every module of the three packages in the source tree, as dotted names (packages by their own name)."""
+    names = []
+    for top in ("closed_form", "theory", "verify"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+_IMPORT_ALL = r"""
+import importlib, importlib.util, json, sys
+prefix = sys.argv[1]
+found, wrong, missing = [], {}, []
+for name in sys.argv[2:]:
+    try:
+        # A __main__ is a command line (theory.derivations' prints its notes): locate it, do not run it.
+        origin = (importlib.util.find_spec(name).origin if name.endswith("__main__")
+                  else importlib.import_module(name).__file__)
+    except ImportError as err:
+        missing.append(f"{name}: {err}")
+        continue
+    (found.append(name) if origin.startswith(prefix) else wrong.__setitem__(name, origin))
+print(json.dumps({"found": found, "wrong": wrong, "missing": missing}))
+"""
+
+
+def _can_build_wheels() -> bool:
+    """Whether setuptools can build a wheel without build isolation (its own bdist_wheel from 70.1, else ``wheel``)."""
+    import importlib.util
+
+    import setuptools
+
+    major, minor = (int(x) for x in setuptools.__version__.split(".")[:2])
+    return (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") is not None
+
+
+def _install_into(venv_python: Path, site: Path, src: Path, work: Path) -> str:
+    """Install the distribution built from ``src`` into the venv, no dependencies; returns how it was built.
+
+    Where setuptools can build wheels here: ``pip wheel`` then ``pip install`` of the wheel. Otherwise (setuptools
+    before 70.1 without the ``wheel`` package, as on this project's machine, where nothing is downloaded) the files
+    a wheel would hold are selected by setuptools' ``build_py`` from the same configuration, which is the step of
+    ``bdist_wheel`` that decides what ships, and copied into the venv's site-packages.
+    """
+    import shutil
+
+    if _can_build_wheels():
+        wheels = work / "wheels"
+        subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "--quiet",
+                        "-w", str(wheels)], check=True, cwd=src, capture_output=True)
+        (wheel,) = wheels.glob("catcomp-*.whl")
+        subprocess.run([sys.executable, "-m", "pip", "--python", str(venv_python), "install", "--no-deps",
+                        "--no-index", "--quiet", str(wheel)], check=True, capture_output=True)
+        return "wheel"
+    lib = work / "lib"
+    subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py", "--build-lib",
+                    str(lib)], check=True, cwd=src, capture_output=True)
+    shutil.copytree(lib, site, dirs_exist_ok=True)
+    return "build_py"
+
+
+@pytest.mark.slow
+def test_distribution_installed_in_a_fresh_venv_ships_every_module(tmp_path):
+    """Build the distribution from a copy of the source, install it (no dependencies) into a fresh venv that sees
+    the system's site-packages for JAX and friends, and import every module of the source tree from it, outside the
+    source tree: a module or subpackage missing from the distribution fails here, not in a user's install."""
+    import json
+    import shutil
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for item in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / item, src / item)
+    for top in ("closed_form", "theory", "verify"):
+        shutil.copytree(ROOT / top, src / top, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    how = _install_into(python, site, src, tmp_path)
+    modules = _source_modules()
+    assert {"theory.derivations", "verify.samplers.smc", "verify.experiments", "verify.report.cli"} <= set(modules)
+    elsewhere = tmp_path / "elsewhere"  # not the source tree, so nothing can be imported from it by accident
+    elsewhere.mkdir()
+    out = subprocess.run([str(python), "-c", _IMPORT_ALL, str(site), *modules], check=True, capture_output=True,
+                         text=True, cwd=elsewhere)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["missing"] == [] and result["wrong"] == {}, (how, result)
+    assert sorted(result["found"]) == sorted(modules), how

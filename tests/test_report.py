@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from report_helpers import compile_latex, require_latex
 
-from verify.catalog import REGISTRY
-from verify.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE
+from verify.report.catalog import REGISTRY
+from verify.report.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 

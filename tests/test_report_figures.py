@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from verify.figures import FigureError, error_vs_k, lines, measured_vs_bound, save_figure, scatter_2d, stacked_split
+from verify.report.figures import FigureError, error_vs_k, lines, measured_vs_bound, save_figure, scatter_2d, stacked_split
 
 
 def sweep():

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from report_helpers import count_calls, toy_registry
 
-from verify.cache import atomic_write
-from verify.catalog import REGISTRY
-from verify.registry import Experiment, RegistryError, grid
-from verify.report import EXIT_ASSERTION_FAILED, EXIT_ERROR, EXIT_OK, build_report
-from verify.runner import cell_seed
+from verify.report.cache import atomic_write
+from verify.report.catalog import REGISTRY
+from verify.report.registry import Experiment, RegistryError, grid
+from verify.report.build import EXIT_ASSERTION_FAILED, EXIT_ERROR, EXIT_OK, build_report
+from verify.report.runner import cell_seed
 
 VERSION = "test-version"  # pinned, so concurrent edits of the source cannot invalidate the cache mid-test
 
@@ -175,7 +175,7 @@ def test_an_experiment_awaiting_its_code_is_listed_not_run(tmp_path):
 def test_a_cell_can_receive_its_seed_as_a_jax_key():
     import jax
 
-    from verify.runner import compute_cell
+    from verify.report.runner import compute_cell
 
     cell = compute_cell("report_helpers:keyed_cell", {"n": 3}, "key", 7, seed_kind="jax_key")
     assert cell.x64 is True
@@ -194,17 +194,40 @@ def test_an_experiment_without_quick_cells_is_skipped_at_quick_size(tmp_path):
     assert full.records[0].status == "ran" and count_calls(markers) == 4
 
 
-def test_code_version_ignores_presentation_modules_only(tmp_path, monkeypatch):
-    from verify.cache import code_version
+def test_code_version_hashes_whole_packages_and_nothing_outside_them(tmp_path, monkeypatch):
+    """A package is hashed by folder: editing or adding any module in it (a subpackage's too) changes the version;
+    editing a sibling package that is not listed (the report's, say) does not."""
+    from verify.report.cache import code_version
 
-    package = tmp_path / "fakepkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "compute.py").write_text("X = 1\n")
-    (package / "catalog.py").write_text("CAPTION = 'a'\n")
+    root = tmp_path / "fakepkg"
+    for sub in ("", "compute", "compute/deep", "report"):
+        (root / sub).mkdir(exist_ok=True)
+        (root / sub / "__init__.py").write_text("")
+    (root / "compute" / "kernel.py").write_text("X = 1\n")
+    (root / "report" / "catalog.py").write_text("CAPTION = 'a'\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    version = code_version(("fakepkg",), exclude={"fakepkg/catalog.py"})
-    (package / "catalog.py").write_text("CAPTION = 'b'\n")
-    assert code_version(("fakepkg",), exclude={"fakepkg/catalog.py"}) == version
-    (package / "compute.py").write_text("X = 2\n")
-    assert code_version(("fakepkg",), exclude={"fakepkg/catalog.py"}) != version
+    version = code_version(("fakepkg.compute",))
+    (root / "report" / "catalog.py").write_text("CAPTION = 'b'\n")
+    assert code_version(("fakepkg.compute",)) == version
+    (root / "compute" / "kernel.py").write_text("X = 2\n")
+    edited = code_version(("fakepkg.compute",))
+    assert edited != version
+    (root / "compute" / "deep" / "new.py").write_text("Y = 0\n")
+    assert code_version(("fakepkg.compute",)) not in (version, edited)
+    assert code_version(("fakepkg.absent",)) != code_version(("fakepkg.compute",))
+
+
+def test_code_version_covers_the_computing_packages_and_not_the_report():
+    """The default version hashes every module of closed_form, theory, verify.samplers and verify.experiments and
+    none of verify.report: exactly the source tree's .py files less verify/report/ and verify's two facade files."""
+    from verify.report.cache import hashed_files
+
+    root = Path(__file__).resolve().parents[1]
+    expected = {p.relative_to(root).as_posix() for top in ("closed_form", "theory", "verify")
+                for p in (root / top).rglob("*.py")}
+    expected = {p for p in expected if not p.startswith("verify/report/")} - {"verify/__init__.py",
+                                                                              "verify/__main__.py"}
+    files = dict(hashed_files())
+    assert all(f is not None for f in files.values()), files
+    assert set(files) == expected, set(files) ^ expected
+    assert "verify/samplers/smc.py" in files and "theory/derivations/render.py" in files

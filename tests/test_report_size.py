@@ -3,12 +3,12 @@
 import pytest
 
 from verify.__main__ import main
-from verify.catalog import REGISTRY
-from verify.registry import Experiment, RegistryError
+from verify.report.catalog import REGISTRY
+from verify.report.registry import Experiment, RegistryError
 
 
 def _experiment(**kwargs):
-    return Experiment(name="toy", title="toy", compute="verify.ress:family_sweep", default=({"a": 1},),
+    return Experiment(name="toy", title="toy", compute="verify.experiments.ress:family_sweep", default=({"a": 1},),
                       quick=({"a": 0},), **kwargs)
 
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from report_helpers import compile_latex, require_latex
 
-from verify.tables import (
+from verify.report.tables import (
     _COMBINING,
     _UNICODE,
     Column,

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closed_form import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
-from verify.resampling import effective_sample_size, get_resampler, multinomial, systematic
+from verify.samplers.resampling import effective_sample_size, get_resampler, multinomial, systematic
 
 # A few sizes only: every new shape costs compilations, the values are what vary.
 weight_vectors = st.tuples(st.sampled_from([1, 5, 17, 40]), st.integers(0, 2**32 - 1)).map(

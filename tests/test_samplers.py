@@ -37,8 +37,8 @@ from verify import (
     source_scores,
     start_law,
 )
-from verify.discretization import composed
-from verify.metrics import median_heuristic
+from verify.samplers.discretization import composed
+from verify.experiments.metrics import median_heuristic
 
 SCHEDULE = VPSchedule()
 GRID = reverse_time_grid(SCHEDULE, 500)
@@ -139,7 +139,7 @@ def _generator_identity(comp, x, t):
 
 @pytest.mark.parametrize("name", ["NFC_OOD", "ROTATED", "GMM_ID", "GMM_OOD"])
 def test_fkc_weight_rate_solves_the_feynman_kac_equation(name):
-    """The potential g of verify.smc equals ∂_τ log γ − L*γ/γ at random points and times (autodiff of the closed
+    """The potential g of verify.samplers.smc equals ∂_τ log γ − L*γ/γ at random points and times (autodiff of the closed
     form log density; no divergence term enters)."""
     comp = _composition(name)
     scores = source_scores(comp, SCHEDULE)

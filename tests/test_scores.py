@@ -19,7 +19,7 @@ from closed_form import (
     compose,
     paper_setting,
 )
-from verify.scores import (
+from verify.samplers.scores import (
     GaussianScore,
     MixtureScore,
     composed_score,
@@ -132,7 +132,7 @@ def test_mismatched_counts_and_nan_weights_raise():
 def test_source_scores_rejects_unknown_sources():
     comp = compose([Gaussian.standard(2)], [1.0])
     assert isinstance(source_scores(comp, SCHEDULE)[0], GaussianScore)
-    from verify.scores import exact_score
+    from verify.samplers.scores import exact_score
 
     with pytest.raises(TypeError, match="Gaussian and GaussianMixture"):
         exact_score("not a distribution", SCHEDULE)

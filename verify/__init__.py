@@ -8,12 +8,12 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 # Samplers: score adapters, resampling, naive SDE/ODE, FKC, MCMC correctors, sample metrics.
-from verify.discretization import start_law  # noqa: E402
-from verify.mcmc import MALA, ULA  # noqa: E402
-from verify.metrics import mmd2_unbiased, sliced_w2  # noqa: E402
-from verify.naive import naive_ode_sample, naive_sde_sample  # noqa: E402
-from verify.resampling import effective_sample_size, multinomial, systematic  # noqa: E402
-from verify.scores import (  # noqa: E402
+from verify.samplers.discretization import start_law  # noqa: E402
+from verify.samplers.mcmc import MALA, ULA  # noqa: E402
+from verify.experiments.metrics import mmd2_unbiased, sliced_w2  # noqa: E402
+from verify.samplers.naive import naive_ode_sample, naive_sde_sample  # noqa: E402
+from verify.samplers.resampling import effective_sample_size, multinomial, systematic  # noqa: E402
+from verify.samplers.scores import (  # noqa: E402
     GaussianScore,
     MixtureScore,
     composed_score,
@@ -21,7 +21,7 @@ from verify.scores import (  # noqa: E402
     path_log_density,
     source_scores,
 )
-from verify.smc import FKCResult, fkc_log_weight_rate, fkc_sample  # noqa: E402
+from verify.samplers.smc import FKCResult, fkc_log_weight_rate, fkc_sample  # noqa: E402
 
 # Exact laws: error decomposition and the paper's Gaussian table.
-from verify.decomposition import error_decomposition, paper_gaussian_table  # noqa: E402
+from verify.experiments.decomposition import error_decomposition, paper_gaussian_table  # noqa: E402

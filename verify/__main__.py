@@ -1,73 +1,8 @@
-"""``python -m verify`` (also ``catcomp-verify``): run every registered experiment and write the verification report.
+"""``python -m verify`` (also ``catcomp-verify``): the report's command line, :func:`verify.report.cli.main`."""
 
-Writes to ``results/`` (``--out DIR`` to change): ``data/*.csv`` with JSON sidecars, ``tables/*.tex``,
-``figures/*.pdf`` and ``*.png``, ``report.tex`` and ``summary.md`` with a verdict for every claim. Finished cells are
-cached under ``<out>/cache``, so an interrupted run resumes where it stopped.
-
-Exit status: 0 when everything holds or is not applicable; 1 when an asserted bound or identity fails; 2 when an
-experiment could not be completed.
-"""
-
-from __future__ import annotations
-
-import argparse
-import os
 import sys
-import time
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes (under a minute; what the tests run)")
-    parser.add_argument("--size", choices=("default", "paper"), default="default",
-                        help="'paper' runs the authors' sizes in the experiments that define them (long)")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (see --list)")
-    parser.add_argument("--list", action="store_true", help="list the registered experiments and exit")
-    parser.add_argument("--seed", type=int, default=0, help="run seed; each cell derives its own (default 0)")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
-                        help="worker processes (default: the number of CPU cores; 1 runs in this process)")
-    parser.add_argument("--out", default="results", metavar="DIR", help="output folder (default results/)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from verify.catalog import REGISTRY
-    from verify.registry import RegistryError
-    from verify.report import build_report, describe
-
-    if args.list:
-        print(describe(REGISTRY))
-        return 0
-    try:
-        REGISTRY.select(args.only)
-    except RegistryError as err:
-        print(f"python -m verify: {err}", file=sys.stderr)
-        return 2
-    if args.quick and args.size != "default":
-        print("python -m verify: --quick and --size paper exclude each other", file=sys.stderr)
-        return 2
-    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
-    if jobs < 1:
-        print(f"python -m verify: --jobs must be at least 1, got {jobs}", file=sys.stderr)
-        return 2
-    start = time.perf_counter()
-    result = build_report(REGISTRY, args.out, names=args.only, quick=args.quick, size=args.size, seed=args.seed,
-                          jobs=jobs,
-                          progress=False if args.no_progress else None)
-    from verify.claims import FAILS
-
-    verdict = {0: "every asserted check holds", 1: "an asserted check FAILS",
-               2: "an experiment could not be completed"}[result.exit_code]
-    findings = sum(not r.check.asserted and r.outcome.status == FAILS for r in result.checks)
-    if findings:
-        verdict += f"; {findings} finding(s) fail (not asserted)"
-    print(f"report written to {result.out}/ in {time.perf_counter() - start:.1f} s "
-          f"({result.computed} cells computed, {result.cached} cached): {verdict}; see {result.out}/summary.md")
-    return result.exit_code
-
+from verify.report.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,9 +1,8 @@
-r"""The paper's composed targets, each computed two independent ways, and samples of them beside their sources.
+r"""The paper's composed targets, each computed two independent ways.
 
 :func:`exact_target_summary` gives one row per setting: the target's log normalizer in closed form (where one exists)
 and by adaptive cubature, its exact mean and covariance, and how well draws of the exact target sampler match those
-moments (standardized deviations). :func:`setting_samples` gives draws of the target and of each source, for the
-report's scatter figure.
+moments (standardized deviations). Draws for the report's scatter figure are :mod:`verify.experiments.target_samples`.
 """
 
 from __future__ import annotations
@@ -74,16 +73,3 @@ def exact_target_summary(setting: str, n_samples: int, seed: int, rtol: float = 
         "max_z_cov": z_cov,
         "rtol": float(rtol),
     }])
-
-
-def setting_samples(setting: str, n_samples: int, seed: int) -> pd.DataFrame:
-    """``n_samples`` exact draws of the target and of each source of ``setting`` (columns ``distribution``, ``x0``,
-    ``x1``), for scatter plots."""
-    s = paper_setting(setting)
-    keys = jax.random.split(jax.random.key(seed), 1 + len(s.sources))
-    # Sources first, target last: scatter plots draw in row order, so the target stays visible on top.
-    parts = [(name, np.asarray(source.sample(k, int(n_samples))))
-             for name, source, k in zip(("P_a1", "P_a2", "P_0"), s.sources, keys[1:])]
-    parts.append(("target Q", np.asarray(s.composition.sample_target(keys[0], int(n_samples)).samples)))
-    return pd.concat([pd.DataFrame({"setting": setting, "distribution": name, "x0": x[:, 0], "x1": x[:, 1]})
-                      for name, x in parts], ignore_index=True)

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from verify.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE, CheckResult, verdict
+from verify.report.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE, CheckResult, verdict
 
 
 @dataclass
@@ -115,6 +115,6 @@ def render_summary(records: list[ExperimentRecord], results: list[CheckResult], 
 
 def write_summary(path, records, results, run_info) -> Path:
     """Render and write ``summary.md`` atomically."""
-    from verify.cache import atomic_write
+    from verify.report.cache import atomic_write
 
     return atomic_write(Path(path), render_summary(records, results, run_info))

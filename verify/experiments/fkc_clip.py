@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from closed_form import Gaussian, VPSchedule, paper_setting, reverse_time_grid
-from verify.discretization import composed
-from verify.metrics import mmd2_unbiased, sliced_w2
-from verify.scores import source_scores
-from verify.smc import AUTHORS_G_CLIP, fkc_log_weight_rate, fkc_sample
+from verify.samplers.discretization import composed
+from verify.experiments.metrics import mmd2_unbiased, sliced_w2
+from verify.samplers.scores import source_scores
+from verify.samplers.smc import AUTHORS_G_CLIP, fkc_log_weight_rate, fkc_sample
 
 
 def clip_firing_fraction(composition, schedule, n_steps: int = 500, g_clip: float = AUTHORS_G_CLIP,

@@ -33,7 +33,7 @@ from closed_form.errors import CatcompError
 from closed_form.families import FAMILY_SOURCE_LABELS, exact_log_ress_inverse, family_configs
 from closed_form.perturbations import fit_gaussian_mle
 from closed_form.products import gaussian_power_product
-from verify.staging import CPU_COMPILER_OPTIONS
+from verify.samplers.staging import CPU_COMPILER_OPTIONS
 
 #: The authors' sizes: MLE refits on 20 000 draws per source, 2000 refits, TV on 8192 draws, the metric on
 #: 20 000 draws per source and 12 independent draws.

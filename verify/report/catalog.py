@@ -2,7 +2,7 @@
 
 To add an experiment: write a function returning a tidy DataFrame in the module that owns the computation, then
 register it below with its default and ``--quick`` cells, the tables and figures to draw from its CSV, and the checks
-that decide claims of :mod:`verify.claims`. Compute functions are named by import path, so nothing here imports
+that decide claims of :mod:`verify.report.claims`. Compute functions are named by import path, so nothing here imports
 them; a registration whose code has not landed yet can name it in ``requires`` and is reported as awaiting it.
 """
 
@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 
 from closed_form import SETTING_NAMES
-from verify.claims import Check, Outcome
-from verify.figures import FigureSpec, lines, measured_vs_bound, scatter_2d, stacked_split
-from verify.registry import Experiment, Registry, grid
-from verify.tables import Column, TableSpec
+from verify.report.claims import Check, Outcome
+from verify.report.figures import FigureSpec, lines, measured_vs_bound, scatter_2d, stacked_split
+from verify.report.registry import Experiment, Registry, grid
+from verify.report.tables import Column, TableSpec
 
 REGISTRY = Registry()
 
 GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
-SOURCE_LABELS = ("P_a1", "P_a2", "P_0")  # as verify.ood_measures names them
+SOURCE_LABELS = ("P_a1", "P_a2", "P_0")  # as verify.experiments.ood_measures names them
 
 
 # ---------------------------------------------------------------------------------------------- paper_targets
@@ -71,7 +71,7 @@ def _compositions_proper(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="paper_targets",
     title="The paper's six composed targets: log normalizers and moments two ways, exact samplers",
-    compute="verify.targets:exact_target_summary",
+    compute="verify.experiments.paper_targets:exact_target_summary",
     default=grid(setting=SETTING_NAMES, n_samples=(20_000,), rtol=(1e-10,)),
     # Quick: GMM_ID's rejection sampler and cubature are the slowest cells; GMM_OOD keeps a mixture in the run.
     quick=grid(setting=GAUSSIAN_SETTINGS + ("GMM_OOD",), n_samples=(2_000,), rtol=(1e-6,)),
@@ -115,7 +115,7 @@ REGISTRY.register(Experiment(
 REGISTRY.register(Experiment(
     name="target_samples",
     title="Draws of each paper setting's target and sources (for the scatter figure)",
-    compute="verify.targets:setting_samples",
+    compute="verify.experiments.target_samples:setting_samples",
     default=grid(setting=SETTING_NAMES, n_samples=(1_500,)),
     quick=grid(setting=("FC_OOD", "GMM_OOD"), n_samples=(300,)),
     figures=(FigureSpec(
@@ -130,7 +130,7 @@ REGISTRY.register(Experiment(
 REGISTRY.register(Experiment(
     name="sampler_draws",
     title="Naive SDE and FKC draws (exact scores) beside exact target draws, per paper setting",
-    compute="verify.draws:sampler_draws",
+    compute="verify.experiments.sampler_draws:sampler_draws",
     default=grid(setting=SETTING_NAMES, n_samples=(1_500,), n_particles=(32,), n_steps=(500,)),
     quick=grid(setting=("GMM_OOD",), n_samples=(200,), n_particles=(4,), n_steps=(50,)),
     figures=(FigureSpec(
@@ -160,7 +160,7 @@ def _nfc_path_differs(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="path_gap",
     title="Geometric path π_t vs diffused target Q_t along t, exactly (Gaussian settings)",
-    compute="verify.paths:path_target_gap",
+    compute="verify.experiments.path_gap:path_target_gap",
     seed_argument=None,
     default=grid(setting=GAUSSIAN_SETTINGS, n_times=(200,)),
     quick=grid(setting=GAUSSIAN_SETTINGS, n_times=(25,)),
@@ -193,7 +193,7 @@ def _ood_labels_match(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="ood_measures",
     title="How far each target lies outside its sources: 1 + χ²(Q‖P_i) and mass outside the 95 % HDRs",
-    compute="verify.ood_measures:ood_summary",
+    compute="verify.experiments.ood_measures:ood_summary",
     default=grid(setting=SETTING_NAMES, n_samples=(20_000,)),
     quick=grid(setting=GAUSSIAN_SETTINGS, n_samples=(1_000,)),  # the mixtures' Monte Carlo: default size only
     allow_nan=("ress_inverse", "ress_inverse_se", "log10_ress_inverse"),
@@ -275,11 +275,11 @@ def _fc_naive_exact(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="gaussian_table",
     title="The paper's Gaussian table, exact: naive SDE/ODE/EM output laws, KL and W2, Girsanov and coupling bounds",
-    compute="verify.decomposition:paper_gaussian_table",
+    compute="verify.experiments.decomposition:paper_gaussian_table",
     seed_argument=None,
     default=grid(start=("exact", "standard")),
     quick=grid(start=("exact",)),  # the start of the reference values; N(0, I) adds only a start term
-    requires=("verify.decomposition", "theory.girsanov"),
+    requires=("verify.experiments.decomposition", "theory.girsanov"),
     derive=_gaussian_table_derived,
     allow_nan=("girsanov_tightness", "coupling_tightness"),
     tables=(
@@ -389,7 +389,7 @@ def _fkc_beats_naive(settings):
 REGISTRY.register(Experiment(
     name="fkc_sweep",
     title="Naive vs FKC × K per paper setting, exact scores and training-side error ε (sliced W2, MMD², exact limits)",
-    compute="verify.extrapolation:fkc_sweep",
+    compute="verify.experiments.fkc_sweep:fkc_sweep",
     # ε is the training-side DSM excess of source misspecification (worst-case direction for Gaussians, a stated
     # direction calibrated by Monte Carlo for mixtures); at ε = 0.005 every worst-case Q̂ of the Gaussian settings
     # is still proper. A misspecified source's score is the exact score of the misspecified mixture, so an ε > 0
@@ -460,7 +460,7 @@ def _fkc_meets_its_limit(models):
 
 
 def _fit_meets_limit(frame: pd.DataFrame) -> Outcome:
-    from verify.fkc_convergence import extrapolate
+    from verify.experiments.fkc_convergence import extrapolate
 
     fit = extrapolate(frame)
     worst = fit.loc[fit["z"].abs().idxmax()]
@@ -475,7 +475,7 @@ def _fit_meets_limit(frame: pd.DataFrame) -> Outcome:
 
 
 def _fkc_rate_is_one_over_k(frame: pd.DataFrame) -> Outcome:
-    from verify.fkc_convergence import rate
+    from verify.experiments.fkc_convergence import rate
 
     rates = rate(frame)
     judged = rates[rates["resolved"].astype(bool)]
@@ -493,7 +493,7 @@ REGISTRY.register(Experiment(
     name="fkc_convergence",
     title="Monte Carlo FKC against its exact K → ∞ limit on the same grid (exact scores, a time-inconsistent "
           "error and misspecified sources), per Gaussian setting",
-    compute="verify.fkc_convergence:fkc_convergence",
+    compute="verify.experiments.fkc_convergence:fkc_convergence",
     # 50 steps and 2000 swarms keep a cell at ~5 s of sampling; the compiled sampler (one per K) is shared by the
     # settings and error models a worker runs, since the scores differ only in their arrays.
     default=grid(setting=GAUSSIAN_SETTINGS, eps=(0.1,), ks=([4, 8, 16, 32],), n_swarms=(2_000,), n_steps=(50,)),
@@ -545,7 +545,7 @@ def _family_derived(frame: pd.DataFrame) -> pd.DataFrame:
 REGISTRY.register(Experiment(
     name="ood_family",
     title="The ID→OOD family (base variance 20 → 1.1) at fixed training-side ε: inference vs estimation error",
-    compute="verify.extrapolation:ood_family",
+    compute="verify.experiments.ood_family:ood_family",
     seed_argument=None,
     # One cell per base variance, so that the family runs in parallel and resumes point by point.
     default=grid(base_variances=tuple([v] for v in FAMILY_BASE_VARIANCES), eps=(0.005,)),
@@ -651,7 +651,7 @@ def _amplification_derived(frame: pd.DataFrame) -> pd.DataFrame:
 REGISTRY.register(Experiment(
     name="amplification",
     title="Worst-case amplification KL(Q‖Q̂)/ε² of source misspecification, and the crossover ε (exact, Gaussian)",
-    compute="verify.amplification:amplification_row",
+    compute="verify.experiments.amplification:amplification_row",
     seed_argument=None,
     default=(grid(setting=GAUSSIAN_SETTINGS) + grid(base_variance=AMPLIFICATION_FAMILY)),
     quick=grid(setting=("NFC_ID", "NFC_OOD")),
@@ -716,7 +716,7 @@ def _sweep_curves(frame: pd.DataFrame) -> pd.DataFrame:
 REGISTRY.register(Experiment(
     name="naive_error_sweep",
     title="FKC's limit vs the naive sampler, both with misspecified scores, along the worst direction (exact)",
-    compute="verify.amplification:naive_error_sweep",
+    compute="verify.experiments.naive_error_sweep:naive_error_sweep",
     seed_argument=None,
     default=grid(setting=GAUSSIAN_SETTINGS, eps=([0.002, 0.005, 0.01],)),
     quick=grid(setting=("NFC_OOD",), eps=([0.005],)),
@@ -771,7 +771,7 @@ def _sampling_side_exceeds(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="score_error_along_t",
     title="Training-side vs sampling-side score error along t (precision and density-power errors, NFC_OOD)",
-    compute="verify.extrapolation:score_error_along_t",
+    compute="verify.experiments.score_error_along_t:score_error_along_t",
     seed_argument=None,
     default=grid(name=("NFC_OOD", "NFC_ID"), eps=(0.1,), times=([float(t) for t in np.geomspace(1e-4, 1.0, 25)],)),
     quick=grid(name=("NFC_OOD",), eps=(0.1,), times=([1e-4, 0.01, 0.3, 1.0],)),
@@ -811,7 +811,7 @@ def _transfer_derived(frame: pd.DataFrame) -> pd.DataFrame:
 REGISTRY.register(Experiment(
     name="transfer_bound",
     title="Change-of-measure bound: sampling-side score error against √(1 + χ²)·training-side error, along t",
-    compute="verify.transfer_along_t:transfer_rows",
+    compute="verify.experiments.transfer_along_t:transfer_rows",
     seed_argument=None,
     default=grid(setting=GAUSSIAN_SETTINGS, eps=(0.1,), times=([1e-4, 0.5, 0.9],)),
     quick=grid(setting=("NFC_ID",), eps=(0.1,), times=([0.5],)),
@@ -866,7 +866,7 @@ def _sensitivity_holds(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="sensitivity",
     title="The revision's sensitivity experiment: TV(Q, Q̂) of refit sources against the first-order bound",
-    compute="verify.extrapolation:sensitivity_experiment",
+    compute="verify.experiments.sensitivity:sensitivity_experiment",
     seed_argument="key",
     seed_kind="jax_key",
     default=grid(n_configs=(40,), n=(20_000,)),
@@ -927,7 +927,7 @@ def _two_point_lower_bound(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="two_point",
     title="Two-point lower bound: identical training-side error, different composed targets",
-    compute="verify.extrapolation:two_point_table",
+    compute="verify.experiments.two_point:two_point_table",
     seed_argument=None,
     default=grid(eps=(0.1,)),
     quick=(),  # about a minute of cubature: default size only
@@ -976,7 +976,7 @@ def _ress_derived(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ress_figure(frame: pd.DataFrame):
-    from verify.figures import amplification_vs_metric
+    from verify.report.figures import amplification_vs_metric
 
     return amplification_vs_metric(frame[np.isfinite(frame["A"])])
 
@@ -1073,7 +1073,7 @@ def _ress_ranking(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="ress_families",
     title="The revision's eight Gaussian families: exact log(1 + χ²) vs the authors' Monte Carlo rESS, and A",
-    compute="verify.ress:family_sweep",
+    compute="verify.experiments.ress:family_sweep",
     default=grid(family=RESS_FAMILIES, **{k: (v,) for k, v in RESS_DEFAULT.items()}),
     paper=grid(family=RESS_FAMILIES, **{k: (v,) for k, v in RESS_PAPER.items()}),
     quick=grid(family=("anisotropic",), n_fit=(2_000,), n_refits=(4,), n_tv=(1_024,), n_eval=(2_000,),
@@ -1182,7 +1182,7 @@ def _vlb_paper_settings_error(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="vlb_estimator",
     title="The image-scale DDPM-bound ratio estimator with exact Gaussian ε-predictors: its error and its metric",
-    compute="verify.vlb_estimator:vlb_estimator_error",
+    compute="verify.experiments.vlb_estimator:vlb_estimator_error",
     seed_argument=None,
     default=grid(group=("families", "paper")),
     quick=grid(group=("paper",)),
@@ -1237,7 +1237,7 @@ def _clip_costs_nothing(frame: pd.DataFrame) -> Outcome:
 REGISTRY.register(Experiment(
     name="fkc_clip_cost",
     title="What the authors' FKC clip (rate g clipped to ±15) costs with exact scores: firing rate, paired runs",
-    compute="verify.fkc_clip:fkc_clip_cost",
+    compute="verify.experiments.fkc_clip:fkc_clip_cost",
     # The Gaussian settings get the clip's firing fraction under the exact path law only (FC: g ≡ 0, it never
     # fires); the paired FKC runs (K = 16, 300 swarms, 3 runs) go to the mixture OOD setting, whose well-separated
     # modes give large rates.

@@ -24,8 +24,8 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from verify.cache import CachedCell, CellCache, stable_hash
-from verify.registry import Experiment, resolve
+from verify.report.cache import CachedCell, CellCache, stable_hash
+from verify.report.registry import Experiment, resolve
 
 
 class CellError(RuntimeError):
@@ -50,7 +50,7 @@ def compute_cell(compute: str, config: dict, seed_argument: str | None, seed: in
         If the function does not return a non-empty DataFrame, or returns NaN in a column not in ``allow_nan``.
     """
     import verify  # noqa: F401  (switches JAX to float64 in a fresh worker before anything runs)
-    from verify.provenance import x64_enabled
+    from verify.report.provenance import x64_enabled
 
     function = resolve(compute)
     kwargs = dict(config)

@@ -1,6 +1,6 @@
 r"""Perturbed score functions for the samplers: ``ŝ_i(x, t) = s_i(x, t) + δ_i(x, t)``.
 
-:class:`PerturbedScore` wraps a score function (a pytree such as :class:`verify.scores.GaussianScore`) and an error
+:class:`PerturbedScore` wraps a score function (a pytree such as :class:`verify.samplers.scores.GaussianScore`) and an error
 model of :mod:`closed_form.perturbations`; it is itself a pytree whose error is a static (hashable) field, so the
 samplers compile it like any other score function.
 """
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from closed_form.errors import ShapeMismatchError
-from verify.scores import source_scores
+from verify.samplers.scores import source_scores
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["base"], meta_fields=["error"])
@@ -42,7 +42,7 @@ def perturbed_scores(composition, schedule, errors) -> tuple:
     ``i``'s score. A :class:`~closed_form.perturbations.MixtureMisspecificationError` is replaced by what it equals,
     the exact score of its misspecified mixture (one mixture-score evaluation instead of three)."""
     from closed_form.perturbations import MixtureMisspecificationError
-    from verify.scores import exact_score
+    from verify.samplers.scores import exact_score
 
     errors = tuple(errors)
     if len(errors) != len(composition.sources):
@@ -61,7 +61,7 @@ class AffineErrorScore:
 
     .. math:: ŝ(x, t) = \Big(1 + \frac{κ}{\sqrt{\operatorname{tr} C_t^{-1}}}\Big)\, s(x, t) − E x + c,
 
-    ``s`` the exact score of ``base`` (a :class:`verify.scores.GaussianScore`, ``C_t`` its diffused covariance),
+    ``s`` the exact score of ``base`` (a :class:`verify.samplers.scores.GaussianScore`, ``C_t`` its diffused covariance),
     ``κ = scale``, ``E = matrix`` (any ``d × d``, constant in time) and ``c = shift``. With ``E = 0``, ``c = 0`` and
     ``κ = sign·ε`` it is ``s`` plus :func:`closed_form.perturbations.precision_error` ``(source, schedule, ε, sign)``
     (``δ = sign·η(t)·s`` with ``η = ε/√tr C_t⁻¹``); with ``κ = 0`` a time-constant affine error, non-symmetric when

@@ -7,9 +7,8 @@ Exact throughout (Gaussian settings, misspecified sources diffused exactly; :mod
   ``λ_max = sup_δ lim KL(Q‖Q̂_δ)/ε(δ)²`` beside ``max_i log(1 + χ²(Q‖P_i))``; the naive sampler's inference-time
   ``KL(Q_{t_min}‖naive law)``; the crossover ``ε`` at which the estimation error's ``KL(Q_{t_min}‖Q̂_{δ,t_min})``
   reaches it; and, at that crossing ``δ``, the naive sampler *with* the misspecified scores.
-* :func:`naive_error_sweep` — along the worst direction, both signs, a sweep of training-side ``ε``: the exact
-  target of the misspecified scores (FKC's continuous-time limit for such errors) against the naive sampler with
-  them, so that the report says plainly where FKC with errors is worse than naive with errors.
+
+The sweep of training-side ``ε`` along the worst direction is :mod:`verify.experiments.naive_error_sweep`.
 """
 
 from __future__ import annotations
@@ -20,17 +19,15 @@ import pandas as pd
 
 from closed_form import Gaussian, VPSchedule, compose, paper_setting
 from closed_form.divergences import chi2, kl
-from closed_form.errors import CatcompError, ImproperCompositionError
+from closed_form.errors import CatcompError
 from closed_form.composition import geometric_field
 from closed_form.laws import sde_law
 from closed_form.ood import fraction_outside_hdr
 from closed_form.perturbations import misspecification_error
 from theory.amplification import (
     amplification,
-    calibrate,
     crossover,
     perturbed_sources_checked,
-    training_error_sq,
     worst_case_misspecification,
 )
 
@@ -69,14 +66,6 @@ def naive_with_errors_law(composition, fitted, schedule, t_min: float):
     naive field of the misspecified sources (defined whether or not ``Q̂`` is proper)."""
     field = geometric_field(fitted, composition.weights, schedule)
     return sde_law(field, schedule, composition.noised_target(schedule, schedule.T), t_min)
-
-
-def _estimation_kl(composition, fitted, schedule, t_min):
-    try:
-        q_hat = compose(fitted, composition.weights)
-    except ImproperCompositionError:
-        return np.inf  # Q̂ is not a distribution: no sampler exact for these scores has a limit
-    return float(kl(composition.noised_target(schedule, t_min), q_hat.noised_target(schedule, t_min)))
 
 
 def sampling_side_eps(composition, fitted, schedule) -> tuple[float, float]:
@@ -140,35 +129,3 @@ def amplification_row(setting: str | None = None, base_variance: float | None = 
     else:
         row["kl_naive_errors_at_crossover"] = float("nan")
     return pd.DataFrame([row])
-
-
-def naive_error_sweep(setting: str, eps=(0.001, 0.002, 0.005, 0.01), t_min: float = 1e-4) -> pd.DataFrame:
-    r"""Along the worst direction ``±v`` of :func:`theory.amplification.amplification`, calibrated to each
-    training-side ``ε`` exactly: ``KL(Q_{t_min}‖·)`` of the exact target of the misspecified scores (``Q̂_{t_min}``,
-    FKC's continuous limit; ``inf`` when ``Q̂`` is improper) and of the naive SDE with them, beside the naive SDE with
-    exact scores (inference-time error). ``valid = False`` (KLs NaN) where the perturbed covariances stop being
-    positive definite before ``ε`` is reached."""
-    schedule = VPSchedule()
-    comp = paper_setting(setting).composition
-    amp = amplification(comp, schedule)
-    q_min = comp.noised_target(schedule, t_min)
-    naive = sde_law(comp.naive_field(schedule), schedule, comp.noised_target(schedule, schedule.T), t_min)
-    kl_inference = float(kl(q_min, naive))
-    rows = []
-    for e in eps:
-        for sign in (1.0, -1.0):
-            row = {"setting": setting, "eps": float(e), "sign": sign, "kl_inference": kl_inference}
-            try:
-                delta = calibrate(comp, schedule, float(e), sign * amp.direction)
-            except CatcompError:
-                rows.append({**row, "valid": False, "eps_check": float("nan"), "kl_fkc_errors": float("nan"),
-                             "kl_naive_errors": float("nan")})
-                continue
-            fitted = perturbed_sources_checked(comp.sources, delta)
-            rows.append({**row, "valid": True,
-                         "eps_check": float(np.sqrt(training_error_sq(comp, schedule, delta))),
-                         "kl_fkc_errors": _estimation_kl(comp, fitted, schedule, t_min),
-                         "kl_naive_errors": float(kl(q_min, naive_with_errors_law(comp, fitted, schedule, t_min)))})
-    frame = pd.DataFrame(rows)
-    frame["fkc_worse_than_naive"] = frame["kl_fkc_errors"] > frame["kl_naive_errors"]
-    return frame

@@ -4,7 +4,7 @@ An :class:`Experiment` is a compute function named by its import path (``"packag
 processes and Dask workers can import it and nothing is imported until it runs), the list of *cells*
 (configurations, one call each) at the default and at the ``--quick`` size, and what the report builds from the
 concatenated result: tables, figures and checks of claims. Adding an experiment is one :meth:`Registry.register`
-call; the report's own registrations live in :mod:`verify.catalog`.
+call; the report's own registrations live in :mod:`verify.report.catalog`.
 
 The compute function is called as ``function(**config, seed=cell_seed)`` (the keyword is ``seed_argument``, ``None``
 for deterministic functions; ``seed_kind="jax_key"`` passes ``jax.random.key(cell_seed)``) and returns a tidy
@@ -22,10 +22,10 @@ from typing import Callable, Iterable, Mapping
 
 import pandas as pd
 
-from verify.cache import canonical_json
-from verify.claims import Check
-from verify.figures import FigureSpec
-from verify.tables import TableSpec
+from verify.report.cache import canonical_json
+from verify.report.claims import Check
+from verify.report.figures import FigureSpec
+from verify.report.tables import TableSpec
 
 
 #: The report sizes besides ``--quick``: the default, and the authors' sizes where an experiment defines them.

@@ -6,9 +6,9 @@ is killed mid-write therefore leaves either the old file or the new one, never h
 
 A *cell* is one call of an experiment's compute function with one configuration. :class:`CellCache` stores each
 finished cell's result under a key that hashes the experiment name, the configuration, the seed and the *code
-version* (a hash of the source of ``closed_form``, ``theory`` and ``verify`` less the report's presentation modules),
-so an interrupted run resumes without recomputing finished cells, and any change to the computing code invalidates
-every cached cell.
+version* (a hash of the source of every package a cell's result can depend on: ``closed_form``, ``theory``,
+``verify.samplers`` and ``verify.experiments``), so an interrupted run resumes without recomputing finished cells, and
+any change to the computing code invalidates every cached cell.
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("closed_form", "theory", "verify")
-# The report's presentation layer: what it does with finished cells (tables, figures, checks, registrations). Its
-# source is left out of the code version, so editing a caption or a check does not recompute any cell.
-PRESENTATION_MODULES = frozenset({
-    "verify/__main__.py", "verify/cache.py", "verify/catalog.py", "verify/claims.py", "verify/figures.py",
-    "verify/provenance.py", "verify/registry.py", "verify/report.py", "verify/summary.py", "verify/tables.py",
-})
+#: The packages a cell's result can depend on, hashed whole: a module added to any of them counts without a list to
+#: update. ``verify.report`` (registrations, tables, figures, checks, this cache) is left out entirely, so editing a
+#: caption or a check recomputes no cell; so are ``verify/__init__.py`` (re-exports and the float64 switch, whose
+#: effect each cell records) and ``verify/__main__.py``.
+PACKAGES = ("closed_form", "theory", "verify.samplers", "verify.experiments")
 
 
 def atomic_write(path, data: bytes | str) -> Path:
@@ -72,26 +70,34 @@ def stable_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()[:length]
 
 
-def code_version(packages: tuple[str, ...] = PACKAGES, exclude=PRESENTATION_MODULES) -> str:
-    """A hash of every ``.py`` file of ``packages`` (relative path and content, in sorted order) except ``exclude``
-    (the report's presentation modules, which never change a cell's result).
+def hashed_files(packages: tuple[str, ...] = PACKAGES) -> list[tuple[str, Path | None]]:
+    """What :func:`code_version` hashes: ``(label, file)`` for every ``.py`` file under each of ``packages`` (dotted
+    names; subpackages included), labelled by its path (``verify/samplers/smc.py``), in sorted order per package;
+    ``(name + ":absent", None)`` for a package that is not importable."""
+    import importlib.util
+
+    out: list[tuple[str, Path | None]] = []
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            out.append((f"{name}:absent", None))
+            continue
+        root = Path(next(iter(spec.submodule_search_locations)))
+        prefix = name.replace(".", "/")
+        out.extend((f"{prefix}/{file.relative_to(root).as_posix()}", file) for file in sorted(root.rglob("*.py")))
+    return out
+
+
+def code_version(packages: tuple[str, ...] = PACKAGES) -> str:
+    """A hash of :func:`hashed_files` of ``packages``: each file's label and content, in order.
 
     Hashing the source rather than asking git makes the version meaningful in an installed copy, and makes an
     uncommitted edit count as a new version.
     """
-    import importlib.util
-
     digest = hashlib.sha256()
-    for name in packages:
-        spec = importlib.util.find_spec(name)
-        if spec is None or not spec.submodule_search_locations:
-            digest.update(f"{name}:absent".encode())
-            continue
-        root = Path(next(iter(spec.submodule_search_locations)))
-        for file in sorted(root.rglob("*.py")):
-            if f"{name}/{file.relative_to(root).as_posix()}" in exclude:
-                continue
-            digest.update(f"{name}/{file.relative_to(root).as_posix()}".encode())
+    for label, file in hashed_files(packages):
+        digest.update(label.encode())
+        if file is not None:
             digest.update(b"\0")
             digest.update(file.read_bytes())
             digest.update(b"\0")

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from verify.discretization import (
+from verify.samplers.discretization import (
     check_positive_int,
     composed_score_only,
     em_move,
@@ -34,10 +34,10 @@ from verify.discretization import (
     time_steps,
     unpack,
 )
-from verify.mcmc import MALA, apply_corrector
-from verify.noise import standard_normal
-from verify.sharding import constrain, swarm_sharding
-from verify.staging import jit_sampler
+from verify.samplers.mcmc import MALA, apply_corrector
+from verify.samplers.noise import standard_normal
+from verify.samplers.sharding import constrain, swarm_sharding
+from verify.samplers.staging import jit_sampler
 
 #: Global order of accuracy of :func:`naive_ode_sample` (Heun) and weak order of :func:`naive_sde_sample` (EM).
 ODE_ORDER = 2

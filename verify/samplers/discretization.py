@@ -22,11 +22,11 @@ import numpy as np
 
 from closed_form import Gaussian, GaussianMixture, reverse_time_grid
 from closed_form.errors import CatcompError, NoClosedFormError, ShapeMismatchError
-from verify.mcmc import MALA, check_corrector
-from verify.noise import check_noise_method
-from verify.scores import check_scores_and_weights, infer_dim, path_log_density
-from verify.sharding import constrain
-from verify.staging import Static, combine, partition
+from verify.samplers.mcmc import MALA, check_corrector
+from verify.samplers.noise import check_noise_method
+from verify.samplers.scores import check_scores_and_weights, infer_dim, path_log_density
+from verify.samplers.sharding import constrain
+from verify.samplers.staging import Static, combine, partition
 
 START_NAMES = ("standard",)
 

@@ -19,7 +19,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from verify.cache import atomic_write
+from verify.report.cache import atomic_write
 
 FORMATS = ("pdf", "png")
 

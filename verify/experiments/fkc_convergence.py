@@ -1,6 +1,6 @@
 r"""Monte Carlo FKC against its exact ``K → ∞`` limit on the same grid: consistency, and the rate ``1/K``.
 
-For affine source scores the law that :func:`verify.smc.fkc_sample` converges to as ``K → ∞``, and the log mass its
+For affine source scores the law that :func:`verify.samplers.smc.fkc_sample` converges to as ``K → ∞``, and the log mass its
 ``log Ẑ`` estimates, are known exactly on the sampler's own grid (:func:`closed_form.fkc_limit_law` with
 ``n_steps``). Per Gaussian paper setting, with exact scores, with the worst-case time-inconsistent precision
 error (:func:`closed_form.perturbations.precision_error` at training-side ``ε``, sign ``sign(w_i)``) and with the
@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 
 from closed_form import Gaussian, VPSchedule, fkc_limit_law, paper_setting
-from verify.perturbed import AffineErrorScore
-from verify.scores import source_scores
-from verify.smc import fkc_sample
+from verify.samplers.perturbed import AffineErrorScore
+from verify.samplers.scores import source_scores
+from verify.samplers.smc import fkc_sample
 
 #: Floor of a standard error, relative to ``max(1, |exact|)``: float64 round-off accumulated over the steps (the
 #: deterministic ``log Ẑ`` of constant weights misses its exact value by ~1e-15 after 50 steps).
@@ -41,7 +41,7 @@ STATISTICS = ("mean_0", "mean_1", "second_00", "second_01", "second_11", "second
 
 def error_scores(composition, schedule, eps: float) -> tuple:
     """The sources' exact scores with the worst-case precision error of training-side size ``eps`` (sign
-    ``sign(w_i)``; ``eps = 0``: exact), as :class:`verify.perturbed.AffineErrorScore` s, so that every setting and
+    ``sign(w_i)``; ``eps = 0``: exact), as :class:`verify.samplers.perturbed.AffineErrorScore` s, so that every setting and
     ``ε`` shares one compiled sampler per ``K``."""
     return tuple(AffineErrorScore.build(s, float(np.sign(w)) * eps)
                  for s, w in zip(source_scores(composition, schedule), composition.weights))
@@ -67,7 +67,7 @@ def _swarm_values(out) -> dict:
 
 def misspecified_scores(composition, schedule, dsm_eps: float) -> tuple:
     """The exact scores of the sources misspecified along the worst direction at DSM size ``dsm_eps``
-    (:func:`theory.amplification.worst_case_misspecification`), as :class:`verify.perturbed.AffineErrorScore` s with
+    (:func:`theory.amplification.worst_case_misspecification`), as :class:`verify.samplers.perturbed.AffineErrorScore` s with
     no further error, so that they share the compiled sampler with :func:`error_scores`."""
     from closed_form import compose
     from theory.amplification import worst_case_misspecification

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from verify.cache import atomic_write
+from verify.report.cache import atomic_write
 
 LATEX_PREAMBLE = "\\documentclass{article}\n\\usepackage{booktabs}\n"
 
@@ -88,7 +88,7 @@ def latex_text(value) -> str:
             out.append(ch)
         else:
             raise TableError(f"no LaTeX for the character {ch!r} (U+{ord(ch):04X}) in {str(value)!r}; add it to "
-                             "verify.tables._UNICODE or rename the column.")
+                             "verify.report.tables._UNICODE or rename the column.")
     return "".join(out)
 
 

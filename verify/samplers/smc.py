@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from closed_form.errors import CatcompError, NonFiniteInputError
-from verify.discretization import (
+from verify.samplers.discretization import (
     check_positive_int,
     composed,
     composed_score_only,
@@ -51,11 +51,11 @@ from verify.discretization import (
     time_steps,
     unpack,
 )
-from verify.mcmc import MALA, apply_corrector
-from verify.noise import standard_normal
-from verify.resampling import get_resampler
-from verify.sharding import constrain, swarm_sharding
-from verify.staging import jit_sampler
+from verify.samplers.mcmc import MALA, apply_corrector
+from verify.samplers.noise import standard_normal
+from verify.samplers.resampling import get_resampler
+from verify.samplers.sharding import constrain, swarm_sharding
+from verify.samplers.staging import jit_sampler
 
 
 class FKCResult(NamedTuple):

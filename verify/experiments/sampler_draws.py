@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from closed_form import VPSchedule, paper_setting
-from verify.naive import naive_sde_sample
-from verify.scores import source_scores
-from verify.smc import fkc_sample
+from verify.samplers.naive import naive_sde_sample
+from verify.samplers.scores import source_scores
+from verify.samplers.smc import fkc_sample
 
 
 def sampler_draws(setting: str, n_samples: int, n_particles: int, n_steps: int, seed: int) -> pd.DataFrame:

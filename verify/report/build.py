@@ -29,13 +29,13 @@ from typing import Callable
 
 import pandas as pd
 
-from verify.cache import CellCache, atomic_write, code_version
-from verify.claims import FAILS, CheckResult, Outcome
-from verify.provenance import git_state, package_versions, x64_enabled
-from verify.registry import Experiment, Registry
-from verify.runner import CellOutcome, plan_cells, run_cells
-from verify.summary import ExperimentRecord, write_summary
-from verify.tables import standalone_document, write_tables
+from verify.report.cache import CellCache, atomic_write, code_version
+from verify.report.claims import FAILS, CheckResult, Outcome
+from verify.report.provenance import git_state, package_versions, x64_enabled
+from verify.report.registry import Experiment, Registry
+from verify.report.runner import CellOutcome, plan_cells, run_cells
+from verify.report.summary import ExperimentRecord, write_summary
+from verify.report.tables import standalone_document, write_tables
 
 EXIT_OK, EXIT_ASSERTION_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -187,7 +187,7 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, si
                 record.outputs.extend(f"tables/{p.name}" for p in written)
             saved = pd.read_csv(csv_path)
             for spec in experiment.figures:
-                from verify.figures import save_figure
+                from verify.report.figures import save_figure
 
                 fig = spec.draw(saved)
                 written = save_figure(fig, out / "figures", spec.name)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from closed_form.errors import CatcompError, NonFiniteInputError
-from verify.noise import standard_normal
+from verify.samplers.noise import standard_normal
 
 
 class ULA(NamedTuple):
@@ -34,7 +34,7 @@ class ULA(NamedTuple):
 
 class MALA(NamedTuple):
     """Metropolis-adjusted Langevin corrector. ``log_density(x, t)`` is the unnormalized ``log π_t``; ``None`` builds
-    it from the score objects (:func:`verify.scores.path_log_density`)."""
+    it from the score objects (:func:`verify.samplers.scores.path_log_density`)."""
 
     step_size: float | Callable = 0.01
     n_steps: int = 1
