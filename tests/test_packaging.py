@@ -110,8 +110,7 @@ def _install_into(venv_python: Path, site: Path, src: Path, work: Path) -> str:
     """Install the distribution built from ``src`` into the venv, no dependencies; returns how it was built.
 
     Where setuptools can build wheels here: ``pip wheel`` then ``pip install`` of the wheel. Otherwise (setuptools
-    before 70.1 without the ``wheel`` package, as on this project's machine, where nothing is downloaded) the files
-    a wheel would hold are selected by setuptools' ``build_py`` from the same configuration, which is the step of
+    before 70.1 without the ``wheel`` package, which the ``dev`` extra installs) the files a wheel would hold are selected by setuptools' ``build_py`` from the same configuration, which is the step of
     ``bdist_wheel`` that decides what ships, and copied into the venv's site-packages.
     """
     import shutil
