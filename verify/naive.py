@@ -27,15 +27,16 @@ import jax
 import jax.numpy as jnp
 
 from verify.discretization import (
+    Mutation,
     check_positive_int,
     composed_score_only,
-    em_move,
+    mutate,
     prepare,
+    step_keys,
     time_steps,
     unpack,
 )
-from verify.mcmc import MALA, apply_corrector
-from verify.noise import standard_normal
+from verify.mcmc import MALA
 from verify.sharding import constrain, swarm_sharding
 from verify.staging import jit_sampler
 
@@ -110,15 +111,12 @@ def _naive_sde(key, arrays, static, cfg: _Config):
     scores, corrector, keys, x = unpack(key, arrays, static, (cfg.n, 1), cfg.dim, cfg.sharding)
     score_fn = partial(composed_score_only, scores, cfg.weights)
     log_density = corrector.log_density if isinstance(corrector, MALA) else None
+    # The same move as FKC's mutation (verify.discretization.mutate), without the weights.
+    mutation = Mutation(cfg.schedule, cfg.noise, cfg.sharding, corrector, score_fn, log_density)
 
     def step(x, inputs):
         k, t, h = inputs
-        beta = cfg.schedule.beta(t)
-        z = constrain(standard_normal(jax.random.fold_in(keys.noise, k), x.shape, cfg.noise), cfg.sharding)
-        x = em_move(x, score_fn(x, t), h, beta, z)
-        if corrector is not None:
-            x, _ = apply_corrector(jax.random.fold_in(keys.corrector, k), corrector, x, t - h, score_fn, log_density,
-                                   cfg.noise)
+        x, _ = mutate(mutation, step_keys(keys, k), x, score_fn(x, t), t, h)
         return constrain(x, cfg.sharding), None
 
     x, _ = jax.lax.scan(step, x, _scan_inputs(cfg))
