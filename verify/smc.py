@@ -3,7 +3,8 @@ r"""Feynman–Kac corrector (FKC) sequential Monte Carlo for the geometric path 
 Feynman–Kac model (Skreta et al. 2025; derivation in ``paper_notes.md``, "Feynman–Kac corrector weights"):
 
 * **mutation** — each particle takes an Euler–Maruyama step of the naive reverse SDE
-  ``dx = [½βx + βS] dτ + √β dW``, ``S = Σ_i w_i s_i``, ``s_i = ∇log q^i_t`` (:mod:`verify.discretization`);
+  ``dx = [½βx + βS] dτ + √β dW``, ``S = Σ_i w_i s_i``, ``s_i = ∇log q^i_t``, then optional MCMC corrector moves
+  (:func:`verify.discretization.mutate`);
 * **potential** — its log weight grows, per unit reverse time, by
 
   .. math:: g(x, t) = \tfrac12 β(t)\Big[(1 − \textstyle\sum_i w_i)\,d + \lVert S\rVert^2 − \sum_i w_i \lVert s_i\rVert^2\Big],
@@ -252,12 +253,11 @@ def fkc_model(scores, weights, schedule, *, resampling=None, weight_clip=None, c
 def fkc_potential(model: FKCModel, x, t, h):
     r"""The potential's log-weight increment over a step of length ``h`` evaluated at ``(x, t)``, and ``S(x, t)``.
 
-    .. math:: ΔL = \operatorname{clip}_{c_L}\!\big(h \cdot \operatorname{clip}_{c_g}(g(x, t))\big),\qquad
-              g = \tfrac12 β(t)\Big[(1 − \textstyle\sum_i w_i)\,d + \lVert S\rVert^2 − \sum_i w_i \lVert s_i\rVert^2\Big],
+    .. math:: ΔL = \operatorname{clip}_{c_L}\!\big(h \cdot \operatorname{clip}_{c_g}(g(x, t))\big),
 
-    with ``c_g = model.g_clip`` and ``c_L = model.weight_clip`` (each clip skipped when ``None``;
-    :func:`fkc_log_weight_rate` computes ``g``). Returns ``(ΔL, S)``, shapes ``x.shape[:-1]`` and ``x.shape``; the
-    composed score is returned so that the move reuses it (one score evaluation per step).
+    with ``g`` the rate of the module doc (:func:`fkc_log_weight_rate`), ``c_g = model.g_clip`` and
+    ``c_L = model.weight_clip`` (each clip skipped when ``None``). Returns ``(ΔL, S)``, shapes ``x.shape[:-1]`` and
+    ``x.shape``; the composed score is returned so that the move reuses it (one score evaluation per step).
     """
     s, s_comp = composed(model.scores, model.weights, x, t)
     g = fkc_log_weight_rate(s, s_comp, model.weights, model.schedule.beta(t), model.dim)
