@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jax.scipy.special import logsumexp
 
-from closed_form import CatcompError, Gaussian, NonFiniteInputError, VPSchedule, compose
+from closed_form import CatcompError, Gaussian, NonFiniteInputError, ShapeMismatchError, VPSchedule, compose
 from verify import (
     MALA,
     ULA,
@@ -218,6 +218,8 @@ def test_strategy_inputs_are_checked():
         always("stratified")
     with pytest.raises(CatcompError, match="below_ess"):
         fkc_model(SCORES, WEIGHTS, SCHEDULE, resampling="systematic")
+    with pytest.raises(ShapeMismatchError, match="dimension 2"):
+        fkc_model(SCORES, WEIGHTS, SCHEDULE, dim=3)
     with pytest.raises(CatcompError, match="t=grid"):
         fkc_init(jnp.zeros((1, 2, 2)), fkc_model(SCORES, WEIGHTS, SCHEDULE, variant="authors"))
 

@@ -50,7 +50,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from closed_form.errors import CatcompError, NonFiniteInputError
+from closed_form.errors import CatcompError, NonFiniteInputError, ShapeMismatchError
 from verify.discretization import (
     Mutation,
     StepKeys,
@@ -232,10 +232,12 @@ def fkc_model(scores, weights, schedule, *, resampling=None, weight_clip=None, c
     scores, weights = check_scores_and_weights(scores, weights)
     declared = infer_dim(scores)
     if dim is None:
+        if declared is None:
+            raise CatcompError("these score functions do not declare a dimension (.dim); pass dim=d.")
         dim = declared
-    if dim is None:
-        raise CatcompError("these score functions do not declare a dimension (.dim); pass dim=d.")
     dim = check_positive_int(dim, "dim")
+    if declared is not None and dim != declared:
+        raise ShapeMismatchError(f"dim = {dim} but the score functions have dimension {declared}.")
     resampling = always() if resampling is None else resampling
     if not isinstance(resampling, STRATEGIES):
         raise CatcompError(f"resampling must be always(...), below_ess(...) or never(), got "
