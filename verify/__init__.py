@@ -7,12 +7,13 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-# Samplers: score adapters, resampling, naive SDE/ODE, FKC, MCMC correctors, sample metrics.
+# Samplers: score adapters, resampling (schemes and strategies), naive SDE/ODE, FKC (sampler and kernel), MCMC
+# correctors, sample metrics.
 from verify.samplers.discretization import start_law  # noqa: E402
 from verify.samplers.mcmc import MALA, ULA  # noqa: E402
 from verify.experiments.metrics import mmd2_unbiased, sliced_w2  # noqa: E402
 from verify.samplers.naive import naive_ode_sample, naive_sde_sample  # noqa: E402
-from verify.samplers.resampling import effective_sample_size, multinomial, systematic  # noqa: E402
+from verify.samplers.resampling import always, below_ess, effective_sample_size, multinomial, never, systematic  # noqa: E402
 from verify.samplers.scores import (  # noqa: E402
     GaussianScore,
     MixtureScore,
@@ -21,7 +22,19 @@ from verify.samplers.scores import (  # noqa: E402
     path_log_density,
     source_scores,
 )
-from verify.samplers.smc import FKCResult, fkc_log_weight_rate, fkc_sample  # noqa: E402
+from verify.samplers.smc import (  # noqa: E402
+    FKCInfo,
+    FKCModel,
+    FKCResult,
+    FKCState,
+    fkc_init,
+    fkc_log_weight_rate,
+    fkc_model,
+    fkc_pick,
+    fkc_potential,
+    fkc_sample,
+    fkc_step,
+)
 
 # Exact laws: error decomposition and the paper's Gaussian table.
 from verify.experiments.decomposition import error_decomposition, paper_gaussian_table  # noqa: E402

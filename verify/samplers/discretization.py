@@ -1,4 +1,5 @@
-r"""What every reverse-time sampler here shares: the time grid, the start draw, the Euler–Maruyama move, the key layout.
+r"""What every reverse-time sampler here shares: the time grid, the start draw, the Euler–Maruyama move (the
+*mutation* of the Feynman–Kac corrector), the key layout.
 
 Grid (the paper's): :func:`closed_form.reverse_time_grid` — ``n_steps`` uniform steps from ``T`` to ``0``, clamped
 to ``[eps, T − eps]``. Step ``k`` goes from ``t_k = grid[k]`` to ``grid[k + 1]`` with ``h_k = grid[k] − grid[k+1]``
@@ -7,9 +8,12 @@ and evaluates drift and scores at ``t_k``. The Euler–Maruyama move of the reve
 
 .. math:: x' = x + h_k\big(\tfrac12 β x + β S(x, t_k)\big) + \sqrt{β h_k}\, z,\qquad z \sim N(0, I).
 
+followed, optionally, by MCMC corrector moves toward ``π_{t_{k+1}}`` (:func:`mutate`; the naive sampler and FKC
+both move with it).
+
 Key layout: a sampler splits its key into five streams — start, noise, resampling, final pick, corrector — and
-folds the step index into a stream to get that step's key. The naive sampler and FKC with one particle per swarm
-share the start and noise streams, so with the same key they produce the same samples.
+folds the step index into a stream to get that step's keys (:func:`step_keys`). The naive sampler and FKC with one
+particle per swarm share the start and noise streams, so with the same key they produce the same samples.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import numpy as np
 
 from closed_form import Gaussian, GaussianMixture, reverse_time_grid
 from closed_form.errors import CatcompError, NoClosedFormError, ShapeMismatchError
-from verify.samplers.mcmc import MALA, check_corrector
-from verify.samplers.noise import check_noise_method
+from verify.samplers.mcmc import MALA, apply_corrector, check_corrector
+from verify.samplers.noise import check_noise_method, standard_normal
 from verify.samplers.scores import check_scores_and_weights, infer_dim, path_log_density
 from verify.samplers.sharding import constrain
 from verify.samplers.staging import Static, combine, partition
@@ -43,6 +47,20 @@ class Keys(NamedTuple):
 
 def split_keys(key) -> Keys:
     return Keys(*jax.random.split(key, 5))
+
+
+class StepKeys(NamedTuple):
+    """The keys of one step: Gaussian increments, resampling, corrector."""
+
+    noise: jax.Array
+    resample: jax.Array
+    corrector: jax.Array
+
+
+def step_keys(keys: Keys, k) -> StepKeys:
+    """Step ``k``'s keys: the step index folded into the noise, resampling and corrector streams of ``keys``."""
+    return StepKeys(jax.random.fold_in(keys.noise, k), jax.random.fold_in(keys.resample, k),
+                    jax.random.fold_in(keys.corrector, k))
 
 
 def time_steps(schedule, n_steps: int, eps: float):
@@ -103,6 +121,54 @@ def start_law(composition, schedule, which: str, eps: float = 1e-5):
 def em_move(x, drift_score, h, beta, z):
     """One Euler–Maruyama step of the reverse SDE with composed score ``drift_score`` at ``t`` (see module doc)."""
     return x + h * (0.5 * beta * x + beta * drift_score) + jnp.sqrt(beta * h) * z
+
+
+class Mutation(NamedTuple):
+    """What the move of a step needs besides the particles: the schedule, how to draw the noise, the sharding of
+    the leading (swarm) axis, and the optional corrector with the composed score (and, for MALA, log density) it
+    targets.
+
+    Attributes
+    ----------
+    schedule : VPSchedule or CosineSchedule
+    noise : ``"hash"`` or ``"threefry"`` (:mod:`verify.samplers.noise`)
+    sharding : jax.sharding.Sharding or None
+    corrector : None, :class:`verify.ULA` or :class:`verify.MALA`
+    score_fn : callable ``(x, t) -> S(x, t)``, used by the corrector only
+    log_density : callable ``(x, t) -> log γ_t(x)`` or None, used by MALA only
+    """
+
+    schedule: object
+    noise: str = "hash"
+    sharding: object = None
+    corrector: object = None
+    score_fn: object = None
+    log_density: object = None
+
+
+def mutate(mutation: Mutation, keys: StepKeys, x, drift_score, t, h):
+    r"""The move of one step from ``t`` to ``t − h``: Euler–Maruyama, then the corrector (if any) at ``t − h``.
+
+    .. math:: x' = x + h\big(\tfrac12 β(t) x + β(t) S\big) + \sqrt{β(t) h}\, z,\qquad z \sim N(0, I),
+
+    with ``z`` drawn from ``keys.noise`` (shape of ``x``, sharded along its first axis) and ``S = drift_score``,
+    the composed score at ``(x, t)``; then ``mutation.corrector.n_steps`` Langevin moves (ULA or MALA, keys from
+    ``keys.corrector``) toward ``π_{t−h}``.
+
+    Returns
+    -------
+    x' : array, the shape of ``x``
+    acceptance : scalar array or None
+        The corrector's mean acceptance rate (1 for ULA); ``None`` without a corrector.
+    """
+    beta = mutation.schedule.beta(t)
+    z = constrain(standard_normal(keys.noise, x.shape, mutation.noise), mutation.sharding)
+    x = em_move(x, drift_score, h, beta, z)
+    acceptance = None
+    if mutation.corrector is not None:
+        x, acceptance = apply_corrector(keys.corrector, mutation.corrector, x, t - h, mutation.score_fn,
+                                        mutation.log_density, mutation.noise)
+    return x, acceptance
 
 
 class Setup(NamedTuple):

@@ -5,7 +5,7 @@ samplers here therefore sample the target only when ``π_t = Q_t`` for all ``t``
 are consistent for is declared below and tested against the exact laws of :mod:`closed_form.laws`.
 
 * :func:`naive_sde_sample` — Euler–Maruyama (strong order ½, weak order 1) on the paper's grid
-  (:mod:`verify.discretization`); with affine scores its output law is exactly
+  (:mod:`verify.samplers.discretization`); with affine scores its output law is exactly
   :func:`closed_form.laws.euler_maruyama_law` of :meth:`Composition.naive_field`.
 * :func:`naive_ode_sample` — Heun's method (explicit trapezoidal rule, a second-order Runge–Kutta method) for
   ``dx/dτ = ½β(t)(x + S(x, t))``:
@@ -15,7 +15,7 @@ are consistent for is declared below and tested against the exact laws of :mod:`
   global error ``O(h²)`` (:data:`ODE_ORDER`); it converges to :func:`closed_form.laws.ode_law`.
 
 Each call is one jitted ``lax.scan`` over the steps, vectorized over samples, float64, with the sample axis sharded
-over all JAX devices (:mod:`verify.sharding`).
+over all JAX devices (:mod:`verify.samplers.sharding`).
 """
 
 from __future__ import annotations
@@ -27,15 +27,16 @@ import jax
 import jax.numpy as jnp
 
 from verify.samplers.discretization import (
+    Mutation,
     check_positive_int,
     composed_score_only,
-    em_move,
+    mutate,
     prepare,
+    step_keys,
     time_steps,
     unpack,
 )
-from verify.samplers.mcmc import MALA, apply_corrector
-from verify.samplers.noise import standard_normal
+from verify.samplers.mcmc import MALA
 from verify.samplers.sharding import constrain, swarm_sharding
 from verify.samplers.staging import jit_sampler
 
@@ -69,7 +70,7 @@ def naive_sde_sample(key, scores, weights, schedule, n: int, n_steps: int = 500,
     Parameters
     ----------
     key : jax.random key
-    scores : sequence of score functions ``s_i(x, t)`` (:mod:`verify.scores`)
+    scores : sequence of score functions ``s_i(x, t)`` (:mod:`verify.samplers.scores`)
     weights : sequence of float, one per score
     schedule : VPSchedule or CosineSchedule
     n, n_steps : int
@@ -79,7 +80,7 @@ def naive_sde_sample(key, scores, weights, schedule, n: int, n_steps: int = 500,
     corrector : None, :class:`verify.ULA` or :class:`verify.MALA`
         Langevin moves toward ``π_{t_{k+1}}`` after each step.
     noise : ``"hash"`` (default) or ``"threefry"``
-        How the Gaussian increments are drawn (:mod:`verify.noise`).
+        How the Gaussian increments are drawn (:mod:`verify.samplers.noise`).
 
     Raises
     ------
@@ -110,15 +111,12 @@ def _naive_sde(key, arrays, static, cfg: _Config):
     scores, corrector, keys, x = unpack(key, arrays, static, (cfg.n, 1), cfg.dim, cfg.sharding)
     score_fn = partial(composed_score_only, scores, cfg.weights)
     log_density = corrector.log_density if isinstance(corrector, MALA) else None
+    # The same move as FKC's mutation (verify.samplers.discretization.mutate), without the weights.
+    mutation = Mutation(cfg.schedule, cfg.noise, cfg.sharding, corrector, score_fn, log_density)
 
     def step(x, inputs):
         k, t, h = inputs
-        beta = cfg.schedule.beta(t)
-        z = constrain(standard_normal(jax.random.fold_in(keys.noise, k), x.shape, cfg.noise), cfg.sharding)
-        x = em_move(x, score_fn(x, t), h, beta, z)
-        if corrector is not None:
-            x, _ = apply_corrector(jax.random.fold_in(keys.corrector, k), corrector, x, t - h, score_fn, log_density,
-                                   cfg.noise)
+        x, _ = mutate(mutation, step_keys(keys, k), x, score_fn(x, t), t, h)
         return constrain(x, cfg.sharding), None
 
     x, _ = jax.lax.scan(step, x, _scan_inputs(cfg))

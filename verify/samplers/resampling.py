@@ -8,11 +8,19 @@ positions ``(m + u)/n``, which has lower variance and is what the paper's FKC sa
 Both are written as counts-then-indices, with no search: with ``C_j = Σ_{i≤j} w_i``, the number of positions below
 ``C_j`` is ``N_j`` (a non-decreasing integer), and slot ``m`` receives ancestor ``#{j : N_j ≤ m}``. This is a
 scatter-add and a cumulative sum, which vectorizes over swarms (``jax.vmap``) far better than a binary search.
+
+*When* to resample is a separate, small strategy object (as in BlackJAX's adaptive SMC): :func:`always`,
+:func:`below_ess` or :func:`never`. Each is called on a batch of swarms as
+``strategy(key, weights, ess, log_weights, arrays) -> (log_weights, arrays, resampled)``: it draws ancestors with
+its scheme for the swarms it resamples, gathers every array of ``arrays`` (shape ``(S, K, ...)``) along the particle
+axis, resets those swarms' log weights to ``−log K`` and leaves the other swarms untouched.
 """
 
 from __future__ import annotations
 
+import math
 from functools import partial
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +28,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from closed_form._checks import check_finite, is_concrete
-from closed_form.errors import CatcompError, InvalidWeightsError, ShapeMismatchError
+from closed_form.errors import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
 
 
 def _indices_from_counts(cum_counts, n):
@@ -98,3 +106,84 @@ def effective_sample_size(log_weights, axis: int = -1):
     Equals ``N`` for equal weights and ``1`` when one weight dominates.
     """
     return jnp.exp(2.0 * logsumexp(log_weights, axis=axis) - logsumexp(2.0 * log_weights, axis=axis))
+
+
+# ------------------------------------------------------------------------------------------------ strategies
+def _gather(a, idx):
+    """``a[s, idx[s, m], ...]`` for every swarm ``s`` and slot ``m`` (``a`` of shape ``idx.shape + rest``)."""
+    return jnp.take_along_axis(a, idx.reshape(idx.shape + (1,) * (a.ndim - idx.ndim)), axis=idx.ndim - 1)
+
+
+def _scheme(resampler):
+    """A scheme given by name (:data:`RESAMPLERS`) or as a function ``(key, weights, n) -> indices``."""
+    if isinstance(resampler, str):
+        return get_resampler(resampler)
+    if not callable(resampler):
+        raise CatcompError(f"resampler must be a scheme name ({', '.join(sorted(RESAMPLERS))}) or a function "
+                           f"(key, weights, n) -> indices, got {type(resampler).__name__}.")
+    return resampler
+
+
+class Always(NamedTuple):
+    """Resample every swarm at every step (the paper's FKC); build with :func:`always`."""
+
+    resampler: Callable
+
+    def __call__(self, key, weights, ess, log_weights, arrays):
+        n = weights.shape[-1]
+        idx = self.resampler(key, weights, n)  # one independent draw per swarm
+        resampled = jnp.ones(ess.shape, dtype=bool)
+        return jnp.full_like(log_weights, -math.log(n)), tuple(_gather(a, idx) for a in arrays), resampled
+
+
+class BelowESS(NamedTuple):
+    """Resample a swarm when its effective sample size is below ``threshold · K``; build with :func:`below_ess`."""
+
+    threshold: float
+    resampler: Callable
+
+    def __call__(self, key, weights, ess, log_weights, arrays):
+        n = weights.shape[-1]
+        resampled = ess < self.threshold * n
+        idx = self.resampler(key, weights, n)
+        # Swarms that keep their particles take the identity ancestors, so one gather serves every swarm.
+        idx = jnp.where(resampled[..., None], idx, jnp.arange(n, dtype=idx.dtype))
+        log_weights = jnp.where(resampled[..., None], -math.log(n), log_weights)
+        return log_weights, tuple(_gather(a, idx) for a in arrays), resampled
+
+
+class Never(NamedTuple):
+    """Never resample (importance sampling along the path); build with :func:`never`."""
+
+    def __call__(self, key, weights, ess, log_weights, arrays):
+        return log_weights, tuple(arrays), jnp.zeros(ess.shape, dtype=bool)
+
+
+#: The resampling strategies :func:`always`, :func:`below_ess`, :func:`never` build.
+STRATEGIES = (Always, BelowESS, Never)
+
+
+def always(resampler="systematic") -> Always:
+    r"""Resample every swarm at every step with ``resampler`` (a scheme name or a function
+    ``(key, weights, n) -> indices`` such as :func:`systematic`); afterwards every log weight is ``−log K``."""
+    return Always(_scheme(resampler))
+
+
+def below_ess(threshold, resampler="systematic") -> BelowESS:
+    r"""Resample a swarm exactly when its Kish effective sample size ``ESS = 1 / Σ_j W_j²`` (normalized weights
+    ``W``) satisfies ``ESS < threshold · K``.
+
+    ``threshold`` lies in ``[0, 1]``: ``0`` never resamples (``ESS ≥ 1``), ``1`` resamples unless the weights are
+    exactly equal. Raises :class:`NonFiniteInputError` for NaN/inf and :class:`CatcompError` outside ``[0, 1]``.
+    """
+    threshold = float(threshold)
+    if not math.isfinite(threshold):
+        raise NonFiniteInputError(f"ess_threshold is {threshold}; pass None or a number in [0, 1].")
+    if not 0.0 <= threshold <= 1.0:
+        raise CatcompError(f"ess_threshold must be None or lie in [0, 1], got {threshold}.")
+    return BelowESS(threshold, _scheme(resampler))
+
+
+def never() -> Never:
+    """Never resample: the swarms carry their importance weights to the end."""
+    return Never()
