@@ -59,7 +59,7 @@ import jax
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from closed_form._checks import check_weights_for
+from closed_form.validation import check_weights_for
 from closed_form.errors import (
     CatcompError,
     InvalidTimeError,

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from closed_form._checks import check_covariance, check_finite, check_points, check_time, is_concrete
+from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import ShapeMismatchError
 
 LOG_2PI = float(np.log(2.0 * np.pi))

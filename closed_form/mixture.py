@@ -22,7 +22,7 @@ import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.scipy.special import logsumexp
 
-from closed_form._checks import check_covariance, check_finite, check_points, check_time, is_concrete
+from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import InvalidWeightsError, ShapeMismatchError
 from closed_form.gaussian import LOG_2PI, Gaussian, _flatten_points
 

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from closed_form._checks import is_concrete
+from closed_form.validation import is_concrete
 from closed_form.errors import CatcompError, ShapeMismatchError
 from closed_form.gaussian import Gaussian
 from closed_form.laws import CodiagonalField, FieldSum

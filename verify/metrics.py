@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from closed_form._checks import check_finite
+from closed_form.validation import check_finite
 from closed_form.errors import CatcompError, ShapeMismatchError
 
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from closed_form._checks import check_finite, is_concrete
+from closed_form.validation import check_finite, is_concrete
 from closed_form.errors import CatcompError, InvalidWeightsError, ShapeMismatchError
 
 

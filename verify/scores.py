@@ -175,7 +175,7 @@ def check_scores_and_weights(scores, weights) -> tuple[tuple, tuple[float, ...]]
     NonFiniteInputError
         For NaN or infinite weights.
     """
-    from closed_form._checks import check_weights_for
+    from closed_form.validation import check_weights_for
 
     scores = tuple(scores) if isinstance(scores, (tuple, list)) else (scores,)
     weights = check_weights_for(scores, weights, "score function")

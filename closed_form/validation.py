@@ -1,6 +1,7 @@
-"""Input checks shared by the closed forms.
+"""Input validation shared by the closed forms and the samplers built on them.
 
-Checks run only on concrete arrays: inside ``jax.jit`` the values are tracers and cannot be inspected, so validation
+Each check raises a specific :class:`~closed_form.errors.CatcompError` subclass whose message says what would be
+valid. Checks run only on concrete arrays: inside ``jax.jit`` the values are tracers and cannot be inspected, so validation
 happens when objects are built from user input and is skipped when JAX rebuilds them from their leaves.
 """
 
@@ -99,3 +100,6 @@ def check_weights_for(items, weights, what: str) -> tuple:
         )
     check_finite(np.asarray(weights, dtype=np.float64), "weights")
     return tuple(float(w) for w in np.asarray(weights, dtype=np.float64))
+
+
+__all__ = ["check_covariance", "check_finite", "check_points", "check_time", "check_weights_for", "is_concrete"]
