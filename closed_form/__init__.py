@@ -42,7 +42,14 @@ from closed_form.laws import (  # noqa: E402
 )
 from closed_form.mixture import GaussianMixture  # noqa: E402
 from closed_form.products import gaussian_power_product  # noqa: E402
-from closed_form.schedules import CosineSchedule, VPSchedule, reverse_time_grid  # noqa: E402
+from closed_form.schedules import (  # noqa: E402
+    CosineSchedule,
+    Schedule,
+    VPSchedule,
+    diffused_covariance,
+    diffused_variance,
+    reverse_time_grid,
+)
 from closed_form.settings import PAPER_WEIGHTS, SETTING_NAMES, PaperSetting, paper_setting  # noqa: E402
 
 __all__ = [
@@ -66,6 +73,7 @@ __all__ = [
     "PAPER_WEIGHTS",
     "PaperSetting",
     "SETTING_NAMES",
+    "Schedule",
     "ShapeMismatchError",
     "TargetSample",
     "VPSchedule",
@@ -74,6 +82,8 @@ __all__ = [
     "chi2",
     "codiagonal_field",
     "compose",
+    "diffused_covariance",
+    "diffused_variance",
     "euler_maruyama_law",
     "exact_log_ress_inverse",
     "family_config",

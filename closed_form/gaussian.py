@@ -15,6 +15,7 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 
 from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import ShapeMismatchError
+from closed_form.schedules import diffused_covariance
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -141,9 +142,7 @@ class Gaussian:
         ``t`` may be a traced scalar.
         """
         check_time(schedule, t)
-        a = schedule.alpha(t)
-        cov = a**2 * self.cov + schedule.sigma2(t) * jnp.eye(self.dim)
-        return Gaussian._unchecked(a * self.mean, cov)
+        return Gaussian._unchecked(schedule.alpha(t) * self.mean, diffused_covariance(schedule, self.cov, t))
 
     def __repr__(self):
         if is_concrete(self.mean, self.cov):

@@ -72,7 +72,7 @@ from closed_form.errors import (
     ShapeMismatchError,
 )
 from closed_form.gaussian import Gaussian
-from closed_form.schedules import reverse_time_grid
+from closed_form.schedules import diffused_variance, reverse_time_grid
 
 #: Relative size of off-diagonal entries (in the common basis) below which a matrix counts as diagonal there: above
 #: rounding of eigenvectors in d = 200 (~1e-12 measured), below the 1e-9 accuracy the laws promise.
@@ -191,9 +191,8 @@ def codiagonal_field(composition, schedule, which: str = "naive") -> CodiagonalF
         w = jnp.ones((1, 1))
 
     def diagonal(t):
-        alpha, s2 = schedule.alpha(t), schedule.sigma2(t)
-        prec = 1.0 / (alpha**2 * var + s2)
-        return jnp.sum(w * prec, axis=0), jnp.sum(w * prec * (alpha * mu), axis=0)
+        prec = 1.0 / diffused_variance(schedule, var, t)
+        return jnp.sum(w * prec, axis=0), jnp.sum(w * prec * (schedule.alpha(t) * mu), axis=0)
 
     return CodiagonalField(v, diagonal)
 

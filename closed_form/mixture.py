@@ -25,6 +25,7 @@ from jax.scipy.special import logsumexp
 from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import InvalidWeightsError, ShapeMismatchError
 from closed_form.gaussian import LOG_2PI, Gaussian, _flatten_points
+from closed_form.schedules import diffused_covariance
 
 
 def _per_component(fn, *stacked):
@@ -182,9 +183,8 @@ class GaussianMixture:
     def noised(self, schedule, t) -> "GaussianMixture":
         r"""Each component diffused: ``Σ_k π_k N(α_t μ_k, α_t² Σ_k + σ_t² I)``."""
         check_time(schedule, t)
-        a = schedule.alpha(t)
-        covs = a**2 * self.covs + schedule.sigma2(t) * jnp.eye(self.dim)
-        return GaussianMixture.tree_unflatten(None, (self.weights, a * self.means, covs, _cholesky(covs)))
+        covs = diffused_covariance(schedule, self.covs, t)
+        return GaussianMixture.tree_unflatten(None, (self.weights, schedule.alpha(t) * self.means, covs, _cholesky(covs)))
 
     def __repr__(self):
         if is_concrete(self.weights):

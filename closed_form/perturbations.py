@@ -43,6 +43,7 @@ from closed_form.errors import CatcompError, ShapeMismatchError
 from closed_form.gaussian import Gaussian
 from closed_form.laws import CodiagonalField, FieldSum
 from closed_form.mixture import GaussianMixture
+from closed_form.schedules import diffused_covariance
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
 
 
@@ -117,10 +118,8 @@ def weighted_field(weight: float, error: AffineScoreError):
 
 
 def _diffused_precision(source: Gaussian, schedule, t):
-    a = schedule.alpha(t)
-    cov = a**2 * source.cov + schedule.sigma2(t) * jnp.eye(source.dim)
-    prec = jnp.linalg.inv(cov)
-    return 0.5 * (prec + prec.T), a * source.mean
+    prec = jnp.linalg.inv(diffused_covariance(schedule, source.cov, t))
+    return 0.5 * (prec + prec.T), schedule.alpha(t) * source.mean
 
 
 def _check_eps(eps):
@@ -333,8 +332,8 @@ def _mixture_draws(source, schedule, key, n_per_node, n_nodes):
 def _diffused_mixture_score(mix, x, t, schedule):
     r"""``∇log q_t(x) = −Σ_k r_k(x) C_k⁻¹(x − α_tμ_k)`` for ``x`` of shape ``(n, d)``, by explicit inverses of the
     ``K`` small covariances ``C_k = α_t²Σ_k + σ_t²I`` (einsum-only, so that it vectorizes well under ``vmap``)."""
-    a, s2 = schedule.alpha(t), schedule.sigma2(t)
-    covs = a**2 * mix.covs + s2 * jnp.eye(mix.dim)
+    a = schedule.alpha(t)
+    covs = diffused_covariance(schedule, mix.covs, t)
     precs = jnp.linalg.inv(covs)
     diff = x[:, None, :] - a * mix.means[None]  # (n, K, d)
     pdiff = jnp.einsum("kij,nkj->nki", precs, diff)
