@@ -25,6 +25,7 @@ from jax.scipy.special import logsumexp
 from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import InvalidWeightsError, ShapeMismatchError
 from closed_form.gaussian import LOG_2PI, Gaussian, _flatten_points
+from closed_form.pytree import FrozenPytree
 from closed_form.schedules import diffused_covariance
 
 
@@ -40,8 +41,7 @@ def _cholesky(covs):
     return _per_component(jnp.linalg.cholesky, covs)
 
 
-@jax.tree_util.register_pytree_node_class
-class GaussianMixture:
+class GaussianMixture(FrozenPytree):
     r"""``Σ_k π_k N(μ_k, Σ_k)``.
 
     Parameters
@@ -81,23 +81,8 @@ class GaussianMixture:
         covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
         self._set(jnp.asarray(w), jnp.asarray(means, dtype=jnp.float64), covs, _cholesky(covs))
 
-    def _set(self, weights, means, covs, chols):
-        object.__setattr__(self, "weights", weights)
-        object.__setattr__(self, "means", means)
-        object.__setattr__(self, "covs", covs)
-        object.__setattr__(self, "chols", chols)
-
-    def __setattr__(self, name, value):
-        raise AttributeError("GaussianMixture is immutable")
-
-    def tree_flatten(self):
-        return (self.weights, self.means, self.covs, self.chols), None
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        obj._set(*children)
-        return obj
+    # Pytree leaves (:class:`~closed_form.pytree.FrozenPytree`): rebuilding from them skips validation.
+    _leaves = ("weights", "means", "covs", "chols")
 
     @classmethod
     def isotropic(cls, weights, means, std: float) -> "GaussianMixture":
