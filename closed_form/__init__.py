@@ -50,13 +50,21 @@ from closed_form.schedules import (  # noqa: E402
     diffused_variance,
     reverse_time_grid,
 )
-from closed_form.settings import PAPER_WEIGHTS, SETTING_NAMES, PaperSetting, paper_setting  # noqa: E402
+from closed_form.settings import (  # noqa: E402
+    GAUSSIAN_SETTING_NAMES,
+    MIXTURE_SETTING_NAMES,
+    PAPER_WEIGHTS,
+    SETTING_NAMES,
+    PaperSetting,
+    paper_setting,
+)
 
 __all__ = [
     "CatcompError",
     "FAMILY_NAMES",
     "FAMILY_SOURCE_LABELS",
     "FamilyConfig",
+    "GAUSSIAN_SETTING_NAMES",
     "CodiagonalField",
     "Composition",
     "CosineSchedule",
@@ -66,6 +74,7 @@ __all__ = [
     "ImproperCompositionError",
     "InvalidTimeError",
     "InvalidWeightsError",
+    "MIXTURE_SETTING_NAMES",
     "NoClosedFormError",
     "NonFiniteInputError",
     "NotCodiagonalizableError",

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from closed_form import GaussianMixture, paper_setting
+from closed_form import GAUSSIAN_SETTING_NAMES, GaussianMixture, paper_setting
 from closed_form.ood import (
     fraction_outside_hdr,
     fraction_outside_hdr_monte_carlo,
@@ -33,7 +33,7 @@ def test_generalized_chi2_against_monte_carlo():
     assert abs(flags.mean() - p) < 5 * np.sqrt(p * (1 - p) / flags.size)
 
 
-@pytest.mark.parametrize("name", ["FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD"])
+@pytest.mark.parametrize("name", GAUSSIAN_SETTING_NAMES)
 def test_gaussian_hdr_fractions_against_monte_carlo(name, key):
     s = paper_setting(name)
     q = s.composition.target

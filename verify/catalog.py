@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from closed_form import SETTING_NAMES
+from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from verify.claims import Check, Outcome
 from verify.figures import FigureSpec, lines, measured_vs_bound, scatter_2d, stacked_split
 from verify.registry import Experiment, Registry, grid
@@ -19,7 +20,6 @@ from verify.tables import Column, TableSpec
 
 REGISTRY = Registry()
 
-GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
 SOURCE_LABELS = ("P_a1", "P_a2", "P_0")  # as verify.ood_measures names them
 
 
@@ -394,7 +394,7 @@ REGISTRY.register(Experiment(
     # direction calibrated by Monte Carlo for mixtures); at ε = 0.005 every worst-case Q̂ of the Gaussian settings
     # is still proper. A misspecified source's score is the exact score of the misspecified mixture, so an ε > 0
     # cell costs what an exact-score cell does, plus the Monte Carlo calibration (about 1 s per source).
-    default=grid(setting=GAUSSIAN_SETTINGS + ("GMM_ID", "GMM_OOD"), eps=(0.0, 0.005), ks=(list(SWEEP_KS),),
+    default=grid(setting=SETTING_NAMES, eps=(0.0, 0.005), ks=(list(SWEEP_KS),),
                  n_runs=(3,), n_swarms=(1_000,), n_steps=(500,), n_proj=(2_000,)),
     quick=grid(setting=("NFC_OOD",), eps=(0.0, 0.005), ks=([1, 4],), n_runs=(2,), n_swarms=(200,), n_steps=(100,),
                n_proj=(200,)),

@@ -41,10 +41,10 @@ from closed_form import (
     w2,
 )
 from closed_form.errors import CatcompError
+from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from theory import girsanov_kl_bound, synchronous_coupling_w2_bound
 
 START_NAMES = ("exact", "standard", "path")
-GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
 
 
 def _start_gaussian(composition, schedule, start, t: float) -> Gaussian:

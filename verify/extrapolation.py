@@ -16,6 +16,7 @@ from closed_form.divergences import chi2, kl, w2
 from closed_form.errors import ImproperCompositionError, WeightsNotIntegrableError
 from closed_form.laws import add_fields, sde_law
 from closed_form.ood import fraction_outside_hdr
+from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from closed_form.perturbations import (
     DensityPowerError,
     fit_gaussian_mle,
@@ -26,7 +27,6 @@ from closed_form.perturbations import (
 from theory.sensitivity import sensitivity_bound
 from theory.two_point import two_point_bound
 
-GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
 
 
 def _errors_row(composition, schedule, errors, t_min):
