@@ -10,14 +10,6 @@ jax.config.update("jax_enable_x64", True)
 
 from closed_form.composition import Composition, TargetSample, compose  # noqa: E402
 from closed_form.divergences import chi2, kl, log1p_chi2, w2  # noqa: E402
-from closed_form.families import (  # noqa: E402
-    FAMILY_NAMES,
-    FAMILY_SOURCE_LABELS,
-    FamilyConfig,
-    exact_log_ress_inverse,
-    family_config,
-    family_configs,
-)
 from closed_form.errors import (  # noqa: E402
     CatcompError,
     ImproperCompositionError,
@@ -30,16 +22,18 @@ from closed_form.errors import (  # noqa: E402
     ShapeMismatchError,
     WeightsNotIntegrableError,
 )
+from closed_form.families import (  # noqa: E402
+    FAMILY_NAMES,
+    FAMILY_SOURCE_LABELS,
+    FamilyConfig,
+    exact_log_ress_inverse,
+    family_config,
+    family_configs,
+)
+from closed_form.fields import CodiagonalField, FieldSum, add_fields, as_numpy_field, codiagonal_field  # noqa: E402
 from closed_form.fkc_limit import FKCLimit, fkc_limit_law  # noqa: E402
 from closed_form.gaussian import Gaussian  # noqa: E402
-from closed_form.laws import (  # noqa: E402
-    CodiagonalField,
-    add_fields,
-    codiagonal_field,
-    euler_maruyama_law,
-    ode_law,
-    sde_law,
-)
+from closed_form.laws import euler_maruyama_law, ode_law, sde_law  # noqa: E402
 from closed_form.mixture import GaussianMixture  # noqa: E402
 from closed_form.products import gaussian_power_product  # noqa: E402
 from closed_form.schedules import (  # noqa: E402
@@ -64,6 +58,7 @@ __all__ = [
     "FAMILY_NAMES",
     "FAMILY_SOURCE_LABELS",
     "FamilyConfig",
+    "FieldSum",
     "GAUSSIAN_SETTING_NAMES",
     "CodiagonalField",
     "Composition",
@@ -88,6 +83,7 @@ __all__ = [
     "VPSchedule",
     "WeightsNotIntegrableError",
     "add_fields",
+    "as_numpy_field",
     "chi2",
     "codiagonal_field",
     "compose",

@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from closed_form.validation import check_finite, check_points
 from closed_form.errors import (
     CatcompError,
     ImproperCompositionError,
@@ -27,12 +26,13 @@ from closed_form.errors import (
     NoClosedFormError,
     ShapeMismatchError,
 )
+from closed_form.fields import CodiagonalField, add_fields
 from closed_form.gaussian import Gaussian
-from closed_form.laws import CodiagonalField, add_fields
 from closed_form.mixture import GaussianMixture
 from closed_form.products import gaussian_power_product
 from closed_form.quadrature import gaussian_box, integrate_density
 from closed_form.schedules import diffused_variance
+from closed_form.validation import check_finite, check_points
 
 MAX_PRODUCT_TERMS = 100_000
 

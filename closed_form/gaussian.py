@@ -13,10 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import ShapeMismatchError
 from closed_form.pytree import FrozenPytree
 from closed_form.schedules import diffused_covariance
+from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 

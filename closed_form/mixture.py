@@ -22,11 +22,11 @@ import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.scipy.special import logsumexp
 
-from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import InvalidWeightsError, ShapeMismatchError
 from closed_form.gaussian import LOG_2PI, Gaussian, _flatten_points
 from closed_form.pytree import FrozenPytree
 from closed_form.schedules import diffused_covariance
+from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 
 
 def _per_component(fn, *stacked):

@@ -16,7 +16,7 @@ Models, each stated as what it is:
    ``K → ∞`` target is the composition of the misspecified sources.
 2. :class:`AffineScoreError` ``δ(x, t) = −A_δ(t) x + b_δ(t)`` — the affine errors whose effect on the samplers is
    exact through :mod:`closed_form.laws` (its :meth:`~AffineScoreError.field` adds to a naive field with
-   :func:`closed_form.laws.add_fields`). Besides :func:`misspecification_error`: :func:`precision_error` (the
+   :func:`closed_form.fields.add_fields`). Besides :func:`misspecification_error`: :func:`precision_error` (the
    diffused precision misestimated by a relative ``η(t)`` recalibrated at every ``t``: a Gaussian score at each
    ``t`` but *time-inconsistent*, not the diffusion of any one law) and :func:`calibrated_affine_error` (any
    direction rescaled at every ``t``: time-inconsistent, and a gradient only for symmetric ``A_δ``).
@@ -38,13 +38,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from closed_form.validation import is_concrete
 from closed_form.errors import CatcompError, ShapeMismatchError
+from closed_form.fields import CodiagonalField, FieldSum
 from closed_form.gaussian import Gaussian
-from closed_form.laws import CodiagonalField, FieldSum
 from closed_form.mixture import GaussianMixture
 from closed_form.schedules import diffused_covariance
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
+from closed_form.validation import is_concrete
 
 
 def _affine_moments(a, b, dist: Gaussian):

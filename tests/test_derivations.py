@@ -533,7 +533,7 @@ def test_fkc_limit_law_solves_the_derived_moment_odes(name):
     from scipy.integrate import solve_ivp
 
     from closed_form import add_fields, fkc_limit_law
-    from closed_form.laws import as_numpy_field
+    from closed_form.fields import as_numpy_field
     from closed_form.perturbations import precision_error
 
     sched = VPSchedule()

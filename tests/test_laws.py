@@ -24,7 +24,8 @@ from closed_form import (
     reverse_time_grid,
     sde_law,
 )
-from closed_form.laws import DEFAULT_RTOL, as_numpy_field
+from closed_form.fields import as_numpy_field
+from closed_form.laws import DEFAULT_RTOL
 
 SCHEDULE = VPSchedule()
 #: The accuracy the module promises for the continuous laws (its integration runs at rtol 1e-11).

@@ -166,7 +166,7 @@ def test_calibrated_mixture_misspecification_meets_eps_within_its_standard_error
 def test_misspecification_field_is_the_same_concrete_and_traced():
     """Concrete inputs take the per-eigendirection route (fast exact laws), traced ones explicit inverses (defined
     derivatives); both are the same field, and weighting keeps the per-direction structure."""
-    from closed_form.laws import CodiagonalField, FieldSum
+    from closed_form.fields import CodiagonalField, FieldSum
     from closed_form.perturbations import weighted_field
 
     src = paper_setting("FC_ID").sources[2]  # isotropic: repeated eigenvalues

@@ -32,8 +32,8 @@ import numpy as np
 from closed_form.errors import CatcompError, ImproperCompositionError
 from closed_form.gaussian import Gaussian
 from closed_form.perturbations import misspecification_error
-from closed_form.score_matching import affine_dsm_excess_sq
 from closed_form.schedules import diffused_covariance
+from closed_form.score_matching import affine_dsm_excess_sq
 
 #: Quadrature nodes of the DSM integral inside the Hessians; 24 already agree with 128 to 1e-15 relative on the
 #: paper's settings (``tests/test_score_matching.py`` checks 32 against 64).

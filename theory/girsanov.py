@@ -44,7 +44,7 @@ import numpy as np
 from scipy.integrate import quad_vec
 
 from closed_form import CatcompError, Gaussian, InvalidTimeError, kl
-from closed_form.laws import as_numpy_field
+from closed_form.fields import as_numpy_field
 from closed_form.schedules import diffused_covariance
 
 

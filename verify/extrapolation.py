@@ -14,9 +14,9 @@ import pandas as pd
 from closed_form import Gaussian, VPSchedule, compose, fkc_limit_law, paper_setting, reverse_time_grid
 from closed_form.divergences import chi2, kl, w2
 from closed_form.errors import ImproperCompositionError, WeightsNotIntegrableError
-from closed_form.laws import add_fields, sde_law
+from closed_form.fields import add_fields
+from closed_form.laws import sde_law
 from closed_form.ood import fraction_outside_hdr
-from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from closed_form.perturbations import (
     DensityPowerError,
     fit_gaussian_mle,
@@ -24,6 +24,7 @@ from closed_form.perturbations import (
     precision_error,
     weighted_field,
 )
+from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from theory.sensitivity import sensitivity_bound
 from theory.two_point import two_point_bound
 
