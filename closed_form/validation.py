@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from closed_form.errors import (
+    CatcompError,
     InvalidTimeError,
     NonFiniteInputError,
     NotPositiveDefiniteError,
@@ -102,4 +103,11 @@ def check_weights_for(items, weights, what: str) -> tuple:
     return tuple(float(w) for w in np.asarray(weights, dtype=np.float64))
 
 
-__all__ = ["check_covariance", "check_finite", "check_points", "check_time", "check_weights_for", "is_concrete"]
+def check_error_size(eps) -> None:
+    """Check a training-side score-error size ``ε``: a finite number ``≥ 0`` (:class:`CatcompError` otherwise)."""
+    if not (np.isfinite(eps) and eps >= 0):
+        raise CatcompError(f"the training-side error ε must be a finite number ≥ 0, got {eps!r}.")
+
+
+__all__ = ["check_covariance", "check_error_size", "check_finite", "check_points", "check_time", "check_weights_for",
+           "is_concrete"]

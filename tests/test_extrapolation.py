@@ -8,7 +8,7 @@ import pytest
 from closed_form import Gaussian, VPSchedule, compose, paper_setting
 from closed_form.divergences import kl
 from closed_form.laws import euler_maruyama_law
-from closed_form.perturbations import fit_gaussian_mle, misspecification_error
+from closed_form.perturbations import misspecification_error
 from verify.extrapolation import (
     fkc_sweep,
     misspecification_errors,
@@ -17,6 +17,7 @@ from verify.extrapolation import (
     sensitivity_experiment,
     sweep_errors,
 )
+from verify.montecarlo import fit_gaussian_mle
 from verify.perturbed import perturbed_scores
 from verify.smc import fkc_sample
 

@@ -25,3 +25,45 @@ from verify.smc import FKCResult, fkc_log_weight_rate, fkc_sample  # noqa: E402
 
 # Exact laws: error decomposition and the paper's Gaussian table.
 from verify.decomposition import error_decomposition, paper_gaussian_table  # noqa: E402
+
+# Monte Carlo estimators with standard errors (mixtures' OOD quantifiers, refits, the mixture error's calibration).
+from verify.montecarlo import (  # noqa: E402
+    MonteCarloEstimate,
+    calibrated_mixture_misspecification,
+    fit_gaussian_mle,
+    fraction_outside_hdr_monte_carlo,
+    hdr_log_density_threshold,
+    mixture_dsm_excess_monte_carlo,
+    ress_inverse_monte_carlo,
+)
+
+__all__ = [
+    "FKCResult",
+    "GaussianScore",
+    "MALA",
+    "MixtureScore",
+    "MonteCarloEstimate",
+    "ULA",
+    "calibrated_mixture_misspecification",
+    "composed_score",
+    "effective_sample_size",
+    "error_decomposition",
+    "exact_score",
+    "fit_gaussian_mle",
+    "fkc_log_weight_rate",
+    "fkc_sample",
+    "fraction_outside_hdr_monte_carlo",
+    "hdr_log_density_threshold",
+    "mixture_dsm_excess_monte_carlo",
+    "mmd2_unbiased",
+    "multinomial",
+    "naive_ode_sample",
+    "naive_sde_sample",
+    "paper_gaussian_table",
+    "path_log_density",
+    "ress_inverse_monte_carlo",
+    "sliced_w2",
+    "source_scores",
+    "start_law",
+    "systematic",
+]

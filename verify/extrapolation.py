@@ -12,14 +12,13 @@ import numpy as np
 import pandas as pd
 
 from closed_form import Gaussian, VPSchedule, compose, fkc_limit_law, paper_setting, reverse_time_grid
-from closed_form.divergences import chi2, kl, w2
+from closed_form.divergences import kl, ress_inverse, w2
 from closed_form.errors import ImproperCompositionError, WeightsNotIntegrableError
 from closed_form.fields import add_fields
 from closed_form.laws import sde_law
 from closed_form.ood import fraction_outside_hdr
 from closed_form.perturbations import (
     DensityPowerError,
-    fit_gaussian_mle,
     misspecification_error,
     precision_error,
     weighted_field,
@@ -27,7 +26,6 @@ from closed_form.perturbations import (
 from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from theory.sensitivity import sensitivity_bound
 from theory.two_point import two_point_bound
-
 
 
 def _errors_row(composition, schedule, errors, t_min):
@@ -73,7 +71,7 @@ def ood_family(base_variances=None, eps: float = 0.005, t_min: float = 1e-4, sch
     for v in base_variances:
         comp = compose([a1, a2, Gaussian.isotropic(np.zeros(2), float(v))], [1.0, 1.0, -1.0])
         q = comp.target
-        ress = [1.0 + float(chi2(q, p)) for p in comp.sources]
+        ress = [ress_inverse(q, p) for p in comp.sources]
         row = {
             "base_variance": float(v),
             "target_variance": float(q.cov[0, 0]),
@@ -177,10 +175,10 @@ def sweep_errors(composition, schedule, eps: float, key):
     r"""The error models of the FKC sweep at training-side size ``eps`` (``None`` per source when ``eps = 0``):
     source misspecification, so that every perturbed score is a true diffusion score. Gaussian sources:
     :func:`misspecification_errors` (worst case). Mixture sources:
-    :func:`~closed_form.perturbations.calibrated_mixture_misspecification` of each source (weights tilted,
+    :func:`~verify.montecarlo.calibrated_mixture_misspecification` of each source (weights tilted,
     components spread and widened) with its own DSM excess ``eps²`` by Monte Carlo (standard error in
     ``calibration_se``), hence mean ``eps²`` over the sources."""
-    from closed_form.perturbations import calibrated_mixture_misspecification
+    from verify.montecarlo import calibrated_mixture_misspecification
     from verify.scores import exact_score
 
     if eps == 0:

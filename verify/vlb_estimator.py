@@ -25,7 +25,6 @@ from closed_form.vlb import (
 )
 
 
-
 def _cases(group: str):
     if group == "families":
         for name in FAMILY_NAMES:
