@@ -26,6 +26,7 @@ from closed_form.perturbations import (
 from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from theory.sensitivity import sensitivity_bound
 from theory.two_point import two_point_bound
+from verify.montecarlo import fit_gaussian_mle
 
 
 def _errors_row(composition, schedule, errors, t_min):
