@@ -273,9 +273,8 @@ def _reference_values_reproduced(frame: pd.DataFrame) -> Outcome:
     return Outcome.decide(ok, numbers)
 
 
-#: Relative slack of "measured ≤ bound" between exact laws and bounds integrated at rtol 1e-11: the laws' achieved
-#: error is asserted below 1e-9 (tests/test_laws.py), and a KL or W2 difference of two such laws is accurate to
-#: ~1e-8 relative.
+#: Relative slack of "measured ≤ bound": both sides are exact laws or bounds integrated at rtol 1e-11, whose
+#: achieved error tests/test_laws.py asserts below 1e-9 relative; 1e-8 covers that with a factor 10 to spare.
 BOUND_REL_SLACK = 1e-8
 #: Absolute slack for rows where both sides vanish (FC settings): round-off of KL/W2 between equal Gaussians.
 BOUND_ABS_SLACK = 1e-10
