@@ -9,15 +9,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from closed_form.composition import Composition, TargetSample, compose  # noqa: E402
-from closed_form.divergences import chi2, kl, log1p_chi2, w2  # noqa: E402
-from closed_form.families import (  # noqa: E402
-    FAMILY_NAMES,
-    FAMILY_SOURCE_LABELS,
-    FamilyConfig,
-    exact_log_ress_inverse,
-    family_config,
-    family_configs,
-)
+from closed_form.divergences import chi2, kl, log1p_chi2, ress_inverse, total_variation_gaussians, w2  # noqa: E402
 from closed_form.errors import (  # noqa: E402
     CatcompError,
     ImproperCompositionError,
@@ -30,26 +22,44 @@ from closed_form.errors import (  # noqa: E402
     ShapeMismatchError,
     WeightsNotIntegrableError,
 )
+from closed_form.families import (  # noqa: E402
+    FAMILY_NAMES,
+    FAMILY_SOURCE_LABELS,
+    FamilyConfig,
+    exact_log_ress_inverse,
+    family_config,
+    family_configs,
+)
+from closed_form.fields import CodiagonalField, FieldSum, add_fields, as_numpy_field, codiagonal_field  # noqa: E402
 from closed_form.fkc_limit import FKCLimit, fkc_limit_law  # noqa: E402
 from closed_form.gaussian import Gaussian  # noqa: E402
-from closed_form.laws import (  # noqa: E402
-    CodiagonalField,
-    add_fields,
-    codiagonal_field,
-    euler_maruyama_law,
-    ode_law,
-    sde_law,
-)
+from closed_form.laws import euler_maruyama_law, ode_law, sde_law  # noqa: E402
 from closed_form.mixture import GaussianMixture  # noqa: E402
 from closed_form.products import gaussian_power_product  # noqa: E402
-from closed_form.schedules import CosineSchedule, VPSchedule, reverse_time_grid  # noqa: E402
-from closed_form.settings import PAPER_WEIGHTS, SETTING_NAMES, PaperSetting, paper_setting  # noqa: E402
+from closed_form.schedules import (  # noqa: E402
+    CosineSchedule,
+    Schedule,
+    VPSchedule,
+    diffused_covariance,
+    diffused_variance,
+    reverse_time_grid,
+)
+from closed_form.settings import (  # noqa: E402
+    GAUSSIAN_SETTING_NAMES,
+    MIXTURE_SETTING_NAMES,
+    PAPER_WEIGHTS,
+    SETTING_NAMES,
+    PaperSetting,
+    paper_setting,
+)
 
 __all__ = [
     "CatcompError",
     "FAMILY_NAMES",
     "FAMILY_SOURCE_LABELS",
     "FamilyConfig",
+    "FieldSum",
+    "GAUSSIAN_SETTING_NAMES",
     "CodiagonalField",
     "Composition",
     "CosineSchedule",
@@ -59,6 +69,7 @@ __all__ = [
     "ImproperCompositionError",
     "InvalidTimeError",
     "InvalidWeightsError",
+    "MIXTURE_SETTING_NAMES",
     "NoClosedFormError",
     "NonFiniteInputError",
     "NotCodiagonalizableError",
@@ -66,14 +77,18 @@ __all__ = [
     "PAPER_WEIGHTS",
     "PaperSetting",
     "SETTING_NAMES",
+    "Schedule",
     "ShapeMismatchError",
     "TargetSample",
     "VPSchedule",
     "WeightsNotIntegrableError",
     "add_fields",
+    "as_numpy_field",
     "chi2",
     "codiagonal_field",
     "compose",
+    "diffused_covariance",
+    "diffused_variance",
     "euler_maruyama_law",
     "exact_log_ress_inverse",
     "family_config",
@@ -84,7 +99,9 @@ __all__ = [
     "log1p_chi2",
     "ode_law",
     "paper_setting",
+    "ress_inverse",
     "reverse_time_grid",
     "sde_law",
+    "total_variation_gaussians",
     "w2",
 ]

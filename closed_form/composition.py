@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from closed_form._checks import check_finite, check_points
 from closed_form.errors import (
     CatcompError,
     ImproperCompositionError,
@@ -27,11 +26,13 @@ from closed_form.errors import (
     NoClosedFormError,
     ShapeMismatchError,
 )
+from closed_form.fields import CodiagonalField, add_fields
 from closed_form.gaussian import Gaussian
-from closed_form.laws import CodiagonalField, add_fields
 from closed_form.mixture import GaussianMixture
 from closed_form.products import gaussian_power_product
 from closed_form.quadrature import gaussian_box, integrate_density
+from closed_form.schedules import diffused_variance
+from closed_form.validation import check_finite, check_points
 
 MAX_PRODUCT_TERMS = 100_000
 
@@ -478,8 +479,7 @@ def _diffused_precision_field(g: Gaussian, weight, schedule):
     mean_v = vecs.T @ g.mean
 
     def diagonal(t):
-        a, s2 = schedule.alpha(t), schedule.sigma2(t)
-        prec = weight / (a**2 * lam + s2)
-        return prec, prec * (a * mean_v)
+        prec = weight / diffused_variance(schedule, lam, t)
+        return prec, prec * (schedule.alpha(t) * mean_v)
 
     return CodiagonalField(vecs, diagonal)

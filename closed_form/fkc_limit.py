@@ -59,15 +59,16 @@ import jax
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from closed_form._checks import check_weights_for
 from closed_form.errors import (
     CatcompError,
     InvalidTimeError,
     WeightsNotIntegrableError,
 )
+from closed_form.fields import _check_field_output, as_numpy_field
 from closed_form.gaussian import Gaussian
-from closed_form.laws import DEFAULT_RTOL, _check_field_output, _check_start, as_numpy_field
+from closed_form.laws import DEFAULT_RTOL, _check_start
 from closed_form.schedules import reverse_time_grid
+from closed_form.validation import check_weights_for
 
 
 class FKCLimit(NamedTuple):

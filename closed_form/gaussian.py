@@ -13,8 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from closed_form._checks import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import ShapeMismatchError
+from closed_form.pytree import FrozenPytree
+from closed_form.schedules import diffused_covariance
+from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -26,8 +28,7 @@ def _flatten_points(x, dim):
     return x.reshape((-1, dim)), batch
 
 
-@jax.tree_util.register_pytree_node_class
-class Gaussian:
+class Gaussian(FrozenPytree):
     r"""The Gaussian ``N(mean, cov)`` in ``d`` dimensions.
 
     Parameters
@@ -54,23 +55,8 @@ class Gaussian:
         cov = 0.5 * (cov + cov.T)
         self._set(mean, cov, jnp.linalg.cholesky(cov))
 
-    def _set(self, mean, cov, chol):
-        object.__setattr__(self, "mean", mean)
-        object.__setattr__(self, "cov", cov)
-        object.__setattr__(self, "chol", chol)
-
-    def __setattr__(self, name, value):
-        raise AttributeError("Gaussian is immutable")
-
-    # -- pytree protocol: rebuilding from leaves skips validation (leaves may be tracers) --
-    def tree_flatten(self):
-        return (self.mean, self.cov, self.chol), None
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        obj._set(*children)
-        return obj
+    # Pytree leaves (:class:`~closed_form.pytree.FrozenPytree`): rebuilding from them skips validation.
+    _leaves = ("mean", "cov", "chol")
 
     @classmethod
     def _unchecked(cls, mean, cov):
@@ -141,9 +127,7 @@ class Gaussian:
         ``t`` may be a traced scalar.
         """
         check_time(schedule, t)
-        a = schedule.alpha(t)
-        cov = a**2 * self.cov + schedule.sigma2(t) * jnp.eye(self.dim)
-        return Gaussian._unchecked(a * self.mean, cov)
+        return Gaussian._unchecked(schedule.alpha(t) * self.mean, diffused_covariance(schedule, self.cov, t))
 
     def __repr__(self):
         if is_concrete(self.mean, self.cov):

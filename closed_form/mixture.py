@@ -22,9 +22,11 @@ import numpy as np
 from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.scipy.special import logsumexp
 
-from closed_form._checks import check_covariance, check_finite, check_points, check_time, is_concrete
 from closed_form.errors import InvalidWeightsError, ShapeMismatchError
 from closed_form.gaussian import LOG_2PI, Gaussian, _flatten_points
+from closed_form.pytree import FrozenPytree
+from closed_form.schedules import diffused_covariance
+from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
 
 
 def _per_component(fn, *stacked):
@@ -39,8 +41,7 @@ def _cholesky(covs):
     return _per_component(jnp.linalg.cholesky, covs)
 
 
-@jax.tree_util.register_pytree_node_class
-class GaussianMixture:
+class GaussianMixture(FrozenPytree):
     r"""``Σ_k π_k N(μ_k, Σ_k)``.
 
     Parameters
@@ -80,23 +81,8 @@ class GaussianMixture:
         covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
         self._set(jnp.asarray(w), jnp.asarray(means, dtype=jnp.float64), covs, _cholesky(covs))
 
-    def _set(self, weights, means, covs, chols):
-        object.__setattr__(self, "weights", weights)
-        object.__setattr__(self, "means", means)
-        object.__setattr__(self, "covs", covs)
-        object.__setattr__(self, "chols", chols)
-
-    def __setattr__(self, name, value):
-        raise AttributeError("GaussianMixture is immutable")
-
-    def tree_flatten(self):
-        return (self.weights, self.means, self.covs, self.chols), None
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        obj._set(*children)
-        return obj
+    # Pytree leaves (:class:`~closed_form.pytree.FrozenPytree`): rebuilding from them skips validation.
+    _leaves = ("weights", "means", "covs", "chols")
 
     @classmethod
     def isotropic(cls, weights, means, std: float) -> "GaussianMixture":
@@ -182,9 +168,8 @@ class GaussianMixture:
     def noised(self, schedule, t) -> "GaussianMixture":
         r"""Each component diffused: ``Σ_k π_k N(α_t μ_k, α_t² Σ_k + σ_t² I)``."""
         check_time(schedule, t)
-        a = schedule.alpha(t)
-        covs = a**2 * self.covs + schedule.sigma2(t) * jnp.eye(self.dim)
-        return GaussianMixture.tree_unflatten(None, (self.weights, a * self.means, covs, _cholesky(covs)))
+        covs = diffused_covariance(schedule, self.covs, t)
+        return GaussianMixture.tree_unflatten(None, (self.weights, schedule.alpha(t) * self.means, covs, _cholesky(covs)))
 
     def __repr__(self):
         if is_concrete(self.weights):

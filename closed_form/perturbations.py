@@ -10,21 +10,21 @@ What training reduces is the time integral of ``ε_i(t)²`` with the ε-predicti
 Models, each stated as what it is:
 
 1. Source misspecification — the default training-side error model. :func:`misspecification_error` (Gaussians) and
-   :class:`MixtureMisspecificationError` (mixtures; :func:`misspecified_mixture`,
-   :func:`calibrated_mixture_misspecification`) use the exact scores of a misspecified source diffused exactly:
+   :class:`MixtureMisspecificationError` (mixtures; :func:`misspecified_mixture`; the strength that makes its DSM
+   excess ``ε²`` is found by Monte Carlo, :func:`verify.experiments.montecarlo.calibrated_mixture_misspecification`) use the
+   exact scores of a misspecified source diffused exactly:
    every perturbed score is a true diffusion score (a gradient field, consistent across ``t``), so FKC's
    ``K → ∞`` target is the composition of the misspecified sources.
 2. :class:`AffineScoreError` ``δ(x, t) = −A_δ(t) x + b_δ(t)`` — the affine errors whose effect on the samplers is
    exact through :mod:`closed_form.laws` (its :meth:`~AffineScoreError.field` adds to a naive field with
-   :func:`closed_form.laws.add_fields`). Besides :func:`misspecification_error`: :func:`precision_error` (the
+   :func:`closed_form.fields.add_fields`). Besides :func:`misspecification_error`: :func:`precision_error` (the
    diffused precision misestimated by a relative ``η(t)`` recalibrated at every ``t``: a Gaussian score at each
    ``t`` but *time-inconsistent*, not the diffusion of any one law) and :func:`calibrated_affine_error` (any
    direction rescaled at every ``t``: time-inconsistent, and a gradient only for symmetric ``A_δ``).
-3. :func:`fit_gaussian_mle` — maximum-likelihood refits from ``n`` draws [paper, revision].
-4. :class:`DensityPowerError` — smooth, nonlinear, OOD-growing: ``δ ∝ q^i_t(x)^{−γ}`` (``0 < γ < ½``) along a fixed
+3. :class:`DensityPowerError` — smooth, nonlinear, OOD-growing: ``δ ∝ q^i_t(x)^{−γ}`` (``0 < γ < ½``) along a fixed
    direction; exactly calibrated for Gaussian sources. *Not a gradient field* (a constant direction times a
    non-constant scalar): a sampler driven by it has no density it targets.
-5. :class:`DensityRatioError` — ``‖δ‖ ∝ dQ_t/dq^i_t``, the Cauchy–Schwarz equality case of the transfer bound;
+4. :class:`DensityRatioError` — ``‖δ‖ ∝ dQ_t/dq^i_t``, the Cauchy–Schwarz equality case of the transfer bound;
    likewise not a gradient field.
 
 All ``delta`` methods are JAX functions of ``(x, t)`` with ``t`` possibly traced.
@@ -32,18 +32,17 @@ All ``delta`` methods are JAX functions of ``(x, t)`` with ``t`` possibly traced
 
 from __future__ import annotations
 
-from functools import partial
-
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from closed_form._checks import is_concrete
+from closed_form.divergences import ress_inverse
 from closed_form.errors import CatcompError, ShapeMismatchError
+from closed_form.fields import CodiagonalField, FieldSum
 from closed_form.gaussian import Gaussian
-from closed_form.laws import CodiagonalField, FieldSum
 from closed_form.mixture import GaussianMixture
+from closed_form.schedules import diffused_covariance
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
+from closed_form.validation import check_error_size, is_concrete
 
 
 def _affine_moments(a, b, dist: Gaussian):
@@ -117,22 +116,15 @@ def weighted_field(weight: float, error: AffineScoreError):
 
 
 def _diffused_precision(source: Gaussian, schedule, t):
-    a = schedule.alpha(t)
-    cov = a**2 * source.cov + schedule.sigma2(t) * jnp.eye(source.dim)
-    prec = jnp.linalg.inv(cov)
-    return 0.5 * (prec + prec.T), a * source.mean
-
-
-def _check_eps(eps):
-    if not (np.isfinite(eps) and eps >= 0):
-        raise CatcompError(f"the training-side error ε must be a finite number ≥ 0, got {eps!r}.")
+    prec = jnp.linalg.inv(diffused_covariance(schedule, source.cov, t))
+    return 0.5 * (prec + prec.T), schedule.alpha(t) * source.mean
 
 
 def precision_error(source: Gaussian, schedule, eps: float, sign: float = 1.0) -> AffineScoreError:
     r"""The diffused source's precision misestimated by a relative ``η(t)``: ``ŝ = −(1 + sign·η(t)) C_t⁻¹(x − α_tμ)``,
     i.e. ``δ = −sign·η(t) C_t⁻¹(x − α_t μ)``, with ``η(t) = ε / √(tr C_t⁻¹)`` so that ``‖δ‖_{L²(q_t)} = ε`` at every
     ``t`` (since ``E‖C⁻¹(x − αμ)‖² = tr C⁻¹``). The perturbed source is itself Gaussian at every ``t``."""
-    _check_eps(eps)
+    check_error_size(eps)
     if sign not in (-1.0, 1.0, -1, 1):
         raise CatcompError(f"sign must be +1 or −1, got {sign!r}.")
 
@@ -147,7 +139,7 @@ def precision_error(source: Gaussian, schedule, eps: float, sign: float = 1.0) -
 def calibrated_affine_error(source: Gaussian, schedule, eps: float, direction) -> AffineScoreError:
     r"""An affine error along ``direction`` (a field ``t ↦ (A₀(t), b₀(t))``) rescaled at each ``t`` so that
     ``‖δ‖_{L²(q_t)} = ε``."""
-    _check_eps(eps)
+    check_error_size(eps)
     base = AffineScoreError(source, schedule, direction)
 
     def field(t):
@@ -156,17 +148,6 @@ def calibrated_affine_error(source: Gaussian, schedule, eps: float, direction) -
         return scale * a0, scale * b0
 
     return AffineScoreError(source, schedule, field, name=f"affine(ε={eps:g})")
-
-
-def fit_gaussian_mle(key, source, n: int) -> Gaussian:
-    r"""Maximum-likelihood Gaussian fit to ``n`` draws of ``source``: sample mean and the ``1/n`` sample covariance.
-    The paper's revision refits sources this way with ``n = 20,000`` [paper]."""
-    if int(n) != n or n <= source.dim:
-        raise CatcompError(f"a maximum-likelihood fit in d={source.dim} needs an integer n > d, got {n!r}.")
-    x = source.sample(key, int(n))
-    mean = jnp.mean(x, axis=0)
-    xc = x - mean
-    return Gaussian(mean, xc.T @ xc / n)
 
 
 def misspecification_error(source: Gaussian, fitted: Gaussian, schedule) -> AffineScoreError:
@@ -227,7 +208,7 @@ class DensityPowerError:
     def __init__(self, source: Gaussian, schedule, eps: float, gamma: float = 0.25, direction=None):
         if not isinstance(source, Gaussian):
             raise CatcompError("DensityPowerError is calibrated exactly for a Gaussian source.")
-        _check_eps(eps)
+        check_error_size(eps)
         if not 0.0 < gamma < 0.5:
             raise CatcompError(f"gamma must lie in (0, 1/2) for a finite training-side norm, got {gamma!r}.")
         self.source, self.schedule, self.eps, self.gamma = source, schedule, float(eps), float(gamma)
@@ -289,6 +270,7 @@ class MixtureMisspecificationError:
     :func:`misspecified_mixture`) in place of the source's. A gradient field at every ``t``, consistent across ``t``
     (both are diffusions), so FKC's target with it is the composition of the misspecified sources.
 
+    Its DSM excess has no closed form: :func:`verify.experiments.montecarlo.mixture_dsm_excess_monte_carlo` estimates it.
     ``score``/``fitted_score`` are optional faster equivalents of the two exact scores ``(x, t) ↦ ∇log``
     (the samplers' compiled ones); by default each mixture's own ``noised(…).score``.
     """
@@ -304,103 +286,15 @@ class MixtureMisspecificationError:
     def delta(self, x, t):
         return self._fitted_score(x, t) - self._score(x, t)
 
-    def dsm_excess_monte_carlo(self, key, n_per_node: int = 4000, n_nodes: int = 16) -> tuple[float, float]:
-        r"""``(ε², standard error)`` of ``(1/T)∫₀ᵀ σ_t² E_{q_t}‖δ‖² dt``: Gauss–Legendre in ``t`` (``n_nodes``),
-        ``n_per_node`` exact draws of ``q_t`` at each node; the SE is ``(Σ_k w_k² Var_k / n)^{1/2}/T`` (the
-        quadrature's own error is far below it: the integrand is smooth in ``t``). Fixed ``key`` ⇒ common random
-        numbers across calls, so the estimate is a smooth function of the misspecification. Uses the mixtures'
-        own scores (compiled once per shape), not ``score``/``fitted_score``."""
-        nodes, weights, x = _mixture_draws(self.source, self.schedule, key, n_per_node, n_nodes)
-        return self._excess_on(nodes, weights, x)
-
-    def _excess_on(self, nodes, weights, x):
-        v = np.asarray(_mixture_dsm_terms(self.fitted, self.source, x, jnp.asarray(nodes), self.schedule))
-        value = float(np.dot(weights, v.mean(axis=1))) / self.schedule.T
-        se = float(np.sqrt(np.dot(weights**2, v.var(axis=1, ddof=1)) / x.shape[1])) / self.schedule.T
-        return value, se
-
-
-def _mixture_draws(source, schedule, key, n_per_node, n_nodes):
-    """Gauss–Legendre nodes and weights on ``[0, T]`` and ``n_per_node`` exact draws of ``q_t`` at each node."""
-    from closed_form.score_matching import gauss_legendre
-
-    nodes, weights = gauss_legendre(0.0, float(schedule.T), n_nodes)
-    x = jnp.stack([source.noised(schedule, float(t)).sample(jax.random.fold_in(key, k), n_per_node)
-                   for k, t in enumerate(nodes)])
-    return nodes, weights, x
-
-
-def _diffused_mixture_score(mix, x, t, schedule):
-    r"""``∇log q_t(x) = −Σ_k r_k(x) C_k⁻¹(x − α_tμ_k)`` for ``x`` of shape ``(n, d)``, by explicit inverses of the
-    ``K`` small covariances ``C_k = α_t²Σ_k + σ_t²I`` (einsum-only, so that it vectorizes well under ``vmap``)."""
-    a, s2 = schedule.alpha(t), schedule.sigma2(t)
-    covs = a**2 * mix.covs + s2 * jnp.eye(mix.dim)
-    precs = jnp.linalg.inv(covs)
-    diff = x[:, None, :] - a * mix.means[None]  # (n, K, d)
-    pdiff = jnp.einsum("kij,nkj->nki", precs, diff)
-    logdet = jnp.linalg.slogdet(covs)[1]
-    log_joint = jnp.log(mix.weights) - 0.5 * (jnp.sum(diff * pdiff, axis=-1) + logdet)
-    r = jax.nn.softmax(log_joint, axis=-1)
-    return -jnp.einsum("nk,nki->ni", r, pdiff)
-
-
-@partial(jax.jit, static_argnames=("schedule",))
-def _mixture_dsm_terms(fitted, source, x, times, schedule):
-    """``σ_t² ‖∇log p̂_t − ∇log q_t‖²`` at the draws ``x[k]`` of node ``times[k]``, shape ``(n_nodes, n)``."""
-
-    def node(xk, tk):
-        d = _diffused_mixture_score(fitted, xk, tk, schedule) - _diffused_mixture_score(source, xk, tk, schedule)
-        return schedule.sigma2(tk) * jnp.sum(d**2, axis=-1)
-
-    return jax.vmap(node)(x, times)
-
-
-def calibrated_mixture_misspecification(source: GaussianMixture, schedule, eps: float, key, *,
-                                        n_per_node: int = 4000, n_nodes: int = 16, score=None,
-                                        fitted_score_of=None) -> MixtureMisspecificationError:
-    r""":func:`misspecified_mixture` with ``s > 0`` chosen so that the Monte Carlo DSM excess equals ``eps²``
-    (Brent's method on the common-random-numbers estimate of :meth:`MixtureMisspecificationError.
-    dsm_excess_monte_carlo`, whose standard error at the solution is stored as ``calibration_se``: the training-side
-    ``ε²`` is ``eps²`` up to it). ``fitted_score_of`` maps a fitted mixture to a fast score function."""
-    from scipy.optimize import brentq
-
-    _check_eps(eps)
-
-    def error(s):
-        fit = misspecified_mixture(source, s)
-        return MixtureMisspecificationError(source, fit, schedule, score=score,
-                                            fitted_score=fitted_score_of(fit) if fitted_score_of else None)
-
-    draws = _mixture_draws(source, schedule, key, n_per_node, n_nodes)  # common random numbers for every s
-
-    def excess(s):
-        return error(s)._excess_on(*draws)[0] - eps**2
-
-    if eps == 0:
-        out = error(0.0)
-        out.calibration_se = 0.0
-        return out
-    hi = 1e-3
-    while excess(hi) < 0:
-        hi *= 2.0
-        if hi > 1e3:
-            raise CatcompError(f"no misspecification strength below 1e3 reaches ε = {eps:g}.")
-    out = error(brentq(excess, 0.0, hi, xtol=1e-12, rtol=1e-10))
-    out.calibration_se = out._excess_on(*draws)[1]
-    return out
-
-
 class DensityRatioError:
     r"""``δ(x) = ε · u · r(x) / ‖r‖_{L²(p)}`` with ``r = dq/dp`` for Gaussians ``p`` (training) and ``q`` (sampling) at
     one time: the error that attains equality in ``E_q‖δ‖ ≤ ‖δ‖_{L²(p)} √(1 + χ²(q‖p))``, because
     ``E_q r = E_p r² = ‖r‖²_{L²(p)} = 1 + χ²(q‖p)``. Requires ``2Σ_p − Σ_q ≻ 0``."""
 
     def __init__(self, p: Gaussian, q: Gaussian, eps: float, direction=None):
-        from closed_form.divergences import chi2
-
-        _check_eps(eps)
+        check_error_size(eps)
         self.p, self.q, self.eps = p, q, float(eps)
-        self.ress_inverse = 1.0 + float(chi2(q, p))
+        self.ress_inverse = ress_inverse(q, p)
         if not np.isfinite(self.ress_inverse):
             raise CatcompError("dq/dp is not square-integrable under p (2Σ_p − Σ_q is not positive definite).")
         self.u = _unit(np.ones(p.dim) if direction is None else direction, p.dim)
@@ -417,8 +311,6 @@ __all__ = [
     "DensityRatioError",
     "MixtureMisspecificationError",
     "calibrated_affine_error",
-    "calibrated_mixture_misspecification",
-    "fit_gaussian_mle",
     "misspecification_error",
     "misspecified_mixture",
     "precision_error",

@@ -1,12 +1,15 @@
 r"""Noise schedules of variance-preserving (VP) diffusions.
 
-A schedule is any object with ``beta(t)``, ``alpha(t)``, ``sigma(t)`` and a horizon ``T``. The forward SDE is
+A schedule is any object with ``beta(t)``, ``alpha(t)``, ``sigma2(t)``, ``sigma(t)`` and a horizon ``T``; the ones
+here derive from :class:`Schedule`, which gives ``alpha``, ``sigma2`` and ``sigma`` from the subclass's exact
+``log_alpha``. The forward SDE is
 
 .. math:: dx = -\tfrac12 \beta(t) x\,dt + \sqrt{\beta(t)}\,dW,
 
 so that ``x_t = α_t x_0 + σ_t ε`` with ``α_t = exp(-½∫₀ᵗβ)`` and ``σ_t² = 1 − α_t²`` (Song et al. 2021).
 Schedules are frozen dataclasses: hashable, so they can be static arguments of ``jax.jit``; ``t`` may be a traced
-scalar or an array.
+scalar or an array. :func:`diffused_covariance` and :func:`diffused_variance` give the forward kernel's effect on a
+covariance, ``α_t²Σ + σ_t²I``, in one place.
 """
 
 from __future__ import annotations
@@ -19,8 +22,38 @@ import jax.numpy as jnp
 from closed_form.errors import CatcompError
 
 
+class Schedule:
+    r"""Base of the VP schedules: a subclass defines ``T``, ``beta(t)`` and the exact ``log_alpha(t) = −½∫₀ᵗβ``; the
+    signal and noise scales follow from it,
+
+    .. math:: α_t = e^{\log α_t},\qquad σ_t^2 = 1 − α_t^2 = −\operatorname{expm1}(2\log α_t),\qquad σ_t = \sqrt{σ_t^2},
+
+    ``σ_t²`` through ``expm1`` so that it keeps full relative accuracy as ``t → 0`` (where ``1 − α_t²`` cancels).
+    """
+
+    T: float
+
+    def beta(self, t):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def log_alpha(self, t):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def alpha(self, t):
+        """Signal scale ``α_t``."""
+        return jnp.exp(self.log_alpha(t))
+
+    def sigma2(self, t):
+        """Noise variance ``σ_t² = 1 − α_t²``, computed with ``expm1`` so that it stays accurate as ``t → 0``."""
+        return -jnp.expm1(2.0 * self.log_alpha(t))
+
+    def sigma(self, t):
+        """Noise scale ``σ_t``."""
+        return jnp.sqrt(self.sigma2(t))
+
+
 @dataclass(frozen=True)
-class VPSchedule:
+class VPSchedule(Schedule):
     r"""Linear VP schedule ``β(t) = β_min + (β_max − β_min) t / T`` on ``[0, T]``.
 
     The defaults are the paper's: ``β(t) = 0.1 + 19.9 t`` on ``[0, 1]``. From the exact integral,
@@ -56,21 +89,9 @@ class VPSchedule:
         """``log α_t = −½ ∫₀ᵗ β``."""
         return -0.5 * self.integrated_beta(t)
 
-    def alpha(self, t):
-        """Signal scale ``α_t``."""
-        return jnp.exp(self.log_alpha(t))
-
-    def sigma2(self, t):
-        """Noise variance ``σ_t² = 1 − α_t²``, computed with ``expm1`` so that it stays accurate as ``t → 0``."""
-        return -jnp.expm1(2.0 * self.log_alpha(t))
-
-    def sigma(self, t):
-        """Noise scale ``σ_t``."""
-        return jnp.sqrt(self.sigma2(t))
-
 
 @dataclass(frozen=True)
-class CosineSchedule:
+class CosineSchedule(Schedule):
     r"""Cosine schedule (Nichol & Dhariwal 2021) as a VP diffusion in continuous time.
 
     .. math:: α_t^2 = \frac{f(t)}{f(0)},\quad f(t) = \cos^2\!\Big(\frac{t/T + s}{1 + s}\frac{π}{2}\Big),
@@ -110,17 +131,21 @@ class CosineSchedule:
         """``∫₀ᵗ β = −2 log α_t``."""
         return -2.0 * self.log_alpha(t)
 
-    def alpha(self, t):
-        """Signal scale ``α_t``."""
-        return jnp.exp(self.log_alpha(t))
 
-    def sigma2(self, t):
-        """Noise variance ``σ_t² = 1 − α_t²``."""
-        return -jnp.expm1(2.0 * self.log_alpha(t))
+def diffused_variance(schedule, var, t):
+    r"""``α_t² v + σ_t²`` elementwise: the variance along an eigen-direction of variance ``v`` after diffusing to time
+    ``t`` (``x_t = α_t x_0 + σ_t ε``). ``var`` of any shape; ``t`` a scalar, possibly traced."""
+    return schedule.alpha(t) ** 2 * var + schedule.sigma2(t)
 
-    def sigma(self, t):
-        """Noise scale ``σ_t``."""
-        return jnp.sqrt(self.sigma2(t))
+
+def diffused_covariance(schedule, cov, t):
+    r"""``α_t² Σ + σ_t² I``: the covariance of ``x_t = α_t x_0 + σ_t ε`` for ``Cov(x_0) = Σ``, ``ε ~ N(0, I)``.
+
+    ``cov`` of shape ``(..., d, d)`` (a stack of covariances is diffused one by one); ``t`` a scalar, possibly
+    traced. Every diffused Gaussian and mixture component in catcomp is built here.
+    """
+    cov = jnp.asarray(cov)
+    return schedule.alpha(t) ** 2 * cov + schedule.sigma2(t) * jnp.eye(cov.shape[-1])
 
 
 def reverse_time_grid(schedule, n_steps: int, eps: float = 1e-5):
@@ -137,3 +162,6 @@ def reverse_time_grid(schedule, n_steps: int, eps: float = 1e-5):
     if not (0 <= eps < schedule.T / 2):
         raise CatcompError(f"eps must lie in [0, T/2), got {eps!r}.")
     return np.clip(np.linspace(schedule.T, 0.0, int(n_steps) + 1), eps, schedule.T - eps)
+
+
+__all__ = ["CosineSchedule", "Schedule", "VPSchedule", "diffused_covariance", "diffused_variance", "reverse_time_grid"]

@@ -18,9 +18,14 @@ from closed_form.gaussian import Gaussian
 from closed_form.mixture import GaussianMixture
 
 PAPER_WEIGHTS = (1.0, 1.0, -1.0)
-SETTING_NAMES = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD", "GMM_ID", "GMM_OOD")
+#: The paper's Gaussian 2×2 design: (non-)factorized conditionals × in-/out-of-distribution target.
+GAUSSIAN_SETTING_NAMES = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
+#: The paper's Gaussian-mixture settings.
+MIXTURE_SETTING_NAMES = ("GMM_ID", "GMM_OOD")
+#: Every setting :func:`paper_setting` knows, the Gaussian ones first.
+SETTING_NAMES = GAUSSIAN_SETTING_NAMES + MIXTURE_SETTING_NAMES
 
-_GAUSSIAN_BASE_VARIANCE = {"FC_ID": 10.0, "NFC_ID": 20.0, "FC_OOD": 1.0, "NFC_OOD": 1.1}
+_GAUSSIAN_BASE_VARIANCE = dict(zip(GAUSSIAN_SETTING_NAMES, (10.0, 20.0, 1.0, 1.1)))
 
 _GMM = {
     "GMM_ID": dict(
@@ -80,3 +85,7 @@ def paper_setting(name: str) -> PaperSetting:
     else:
         raise CatcompError(f"unknown paper setting {name!r}; valid names are {', '.join(SETTING_NAMES)}.")
     return PaperSetting(name, sources, PAPER_WEIGHTS, compose(sources, PAPER_WEIGHTS), fc, name.endswith("_ID"))
+
+
+__all__ = ["GAUSSIAN_SETTING_NAMES", "MIXTURE_SETTING_NAMES", "PAPER_WEIGHTS", "SETTING_NAMES", "PaperSetting",
+           "paper_setting"]

@@ -10,7 +10,7 @@ import pytest
 
 from closed_form import CatcompError, Gaussian, VPSchedule, compose, kl, paper_setting, sde_law
 from closed_form.composition import geometric_field
-from closed_form.laws import add_fields
+from closed_form.fields import add_fields
 from closed_form.perturbations import misspecification_error, weighted_field
 from theory.amplification import (
     amplification,

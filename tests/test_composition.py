@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from strategies import spd_matrix
 
 from closed_form import (
+    GAUSSIAN_SETTING_NAMES,
+    MIXTURE_SETTING_NAMES,
     SETTING_NAMES,
     CatcompError,
     Gaussian,
@@ -22,8 +24,6 @@ from closed_form import (
     compose,
     paper_setting,
 )
-
-GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
 
 
 @st.composite
@@ -70,7 +70,7 @@ def test_gaussian_composition_against_quadrature(d):
     np.testing.assert_allclose(cov, np.asarray(comp.target.cov), rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", GAUSSIAN_SETTINGS)
+@pytest.mark.parametrize("name", GAUSSIAN_SETTING_NAMES)
 def test_paper_gaussian_settings_against_quadrature(name):
     comp = paper_setting(name).composition
     log_z, mean, cov = comp.quadrature_moments(rtol=1e-11)
@@ -122,7 +122,7 @@ def test_mixture_times_gaussian_with_negative_weight_is_closed_form():
     np.testing.assert_allclose(comp.quadrature_moments()[0], comp.log_normalizer(), rtol=1e-9)
 
 
-@pytest.mark.parametrize("name", GAUSSIAN_SETTINGS)
+@pytest.mark.parametrize("name", GAUSSIAN_SETTING_NAMES)
 def test_diffused_target_equals_path_exactly_when_factorized(name):
     setting = paper_setting(name)
     comp, schedule = setting.composition, VPSchedule()
@@ -147,7 +147,7 @@ def test_naive_score_is_gradient_of_path_logpdf(name):
         np.testing.assert_allclose(np.asarray(comp.naive_score(x, t, schedule)), np.asarray(auto), rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", GAUSSIAN_SETTINGS)
+@pytest.mark.parametrize("name", GAUSSIAN_SETTING_NAMES)
 def test_affine_fields_reproduce_scores(name):
     comp, schedule = paper_setting(name).composition, VPSchedule()
     x = np.random.default_rng(5).normal(size=(4, 2))
@@ -157,7 +157,7 @@ def test_affine_fields_reproduce_scores(name):
             np.testing.assert_allclose(-x @ np.asarray(a).T + np.asarray(b), np.asarray(score(x, t, schedule)), rtol=1e-11, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["GMM_ID", "GMM_OOD"])
+@pytest.mark.parametrize("name", MIXTURE_SETTING_NAMES)
 def test_gmm_targets_have_no_closed_form_but_a_normalized_density(name):
     comp = paper_setting(name).composition
     assert not comp.has_closed_form_target
@@ -168,7 +168,7 @@ def test_gmm_targets_have_no_closed_form_but_a_normalized_density(name):
     np.testing.assert_allclose(log_z, comp.log_normalizer(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["GMM_ID", "GMM_OOD"])
+@pytest.mark.parametrize("name", MIXTURE_SETTING_NAMES)
 def test_rejection_envelope_dominates_target(name):
     comp = paper_setting(name).composition
     log_z_env, env = comp._rejection_envelope()
@@ -178,7 +178,7 @@ def test_rejection_envelope_dominates_target(name):
     assert np.all(log_q <= log_e + 1e-12)
 
 
-@pytest.mark.parametrize("name", ["GMM_ID", "GMM_OOD"])
+@pytest.mark.parametrize("name", MIXTURE_SETTING_NAMES)
 def test_exact_gmm_sampler_matches_quadrature(name, key):
     comp = paper_setting(name).composition
     n = 40_000

@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closed_form import (
+    GAUSSIAN_SETTING_NAMES,
     CosineSchedule,
     Gaussian,
     ImproperCompositionError,
@@ -223,7 +224,7 @@ def test_path_and_target_precisions_match_the_code_in_the_paper_settings(frac):
     target = sp.lambdify(args, der.results["target_precision"])
     sched = VPSchedule()
     s = float(sched.alpha(frac)) ** 2
-    for name in ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD"):
+    for name in GAUSSIAN_SETTING_NAMES:
         comp = paper_setting(name).composition
         var = np.stack([np.diag(np.asarray(src.cov)) for src in comp.sources])
         code_path = np.diag(np.asarray(comp.path_composition(sched, frac).target.precision))
@@ -532,7 +533,7 @@ def test_fkc_limit_law_solves_the_derived_moment_odes(name):
     from scipy.integrate import solve_ivp
 
     from closed_form import add_fields, fkc_limit_law
-    from closed_form.laws import as_numpy_field
+    from closed_form.fields import as_numpy_field
     from closed_form.perturbations import precision_error
 
     sched = VPSchedule()

@@ -8,8 +8,9 @@ import pytest
 from closed_form import Gaussian, VPSchedule, compose, paper_setting
 from closed_form.divergences import kl
 from closed_form.laws import euler_maruyama_law
-from closed_form.perturbations import fit_gaussian_mle, misspecification_error
+from closed_form.perturbations import misspecification_error
 from verify.experiments.error_models import misspecification_errors
+from verify.experiments.montecarlo import fit_gaussian_mle
 from verify.experiments.fkc_sweep import fkc_sweep, sweep_errors
 from verify.experiments.ood_family import ood_family
 from verify.experiments.score_error_along_t import score_error_along_t

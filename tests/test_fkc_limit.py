@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from scipy.integrate import quad
 
 from closed_form import (
+    GAUSSIAN_SETTING_NAMES,
     CatcompError,
     Gaussian,
     InvalidTimeError,
@@ -61,7 +62,7 @@ NON_COMMUTING = compose([_rotated([1.0, -0.5], [3.0, 0.5], 0.3), _rotated([-0.5,
                          _rotated([0.2, 0.3], [6.0, 2.0], -0.4)], [1.0, 1.0, -1.0])
 ONE_D = compose([Gaussian(np.array([1.0]), np.array([[2.0]])), Gaussian(np.array([-0.5]), np.array([[0.5]]))],
                 [0.7, 0.6])
-CASES = {name: paper_setting(name).composition for name in ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")}
+CASES = {name: paper_setting(name).composition for name in GAUSSIAN_SETTING_NAMES}
 CASES.update({"non_commuting_2d": NON_COMMUTING, "one_d": ONE_D})
 
 

@@ -126,6 +126,27 @@ def test_is_pytree_roundtrip():
         g.mean = jnp.zeros(2)
 
 
+def test_gaussian_and_mixture_share_the_frozen_pytree_base():
+    """Both flatten to exactly their named arrays, rebuild from them unchanged, go through ``jit`` and refuse writes."""
+    from closed_form import GaussianMixture
+    from closed_form.pytree import FrozenPytree
+
+    g = Gaussian(np.array([1.0, 2.0]), np.array([[2.0, 0.3], [0.3, 1.0]]))
+    m = GaussianMixture([0.25, 0.75], np.array([[0.0, 1.0], [2.0, -1.0]]), np.stack([np.eye(2), 2.0 * np.eye(2)]))
+    for obj, names in ((g, ("mean", "cov", "chol")), (m, ("weights", "means", "covs", "chols"))):
+        assert isinstance(obj, FrozenPytree)
+        leaves, tree = jax.tree_util.tree_flatten(obj)
+        assert len(leaves) == len(names)
+        for leaf, name in zip(leaves, names):
+            assert leaf is getattr(obj, name)
+        rebuilt = jax.jit(lambda o: o)(obj)
+        assert type(rebuilt) is type(obj)
+        for name in names:
+            np.testing.assert_array_equal(np.asarray(getattr(rebuilt, name)), np.asarray(getattr(obj, name)))
+        with pytest.raises(AttributeError, match=f"{type(obj).__name__} is immutable"):
+            setattr(obj, names[0], None)
+
+
 @pytest.mark.parametrize(
     "mean, cov, exc, match",
     [

@@ -7,6 +7,7 @@ import pytest
 from strategies import spd_matrix
 
 from closed_form import (
+    GAUSSIAN_SETTING_NAMES,
     CatcompError,
     CosineSchedule,
     Gaussian,
@@ -23,10 +24,10 @@ from closed_form import (
     reverse_time_grid,
     sde_law,
 )
-from closed_form.laws import DEFAULT_RTOL, as_numpy_field
+from closed_form.fields import as_numpy_field
+from closed_form.laws import DEFAULT_RTOL
 
 SCHEDULE = VPSchedule()
-GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
 #: The accuracy the module promises for the continuous laws (its integration runs at rtol 1e-11).
 LAW_RTOL = 1e-9
 
@@ -55,7 +56,7 @@ def _rotated_commuting(seed=1, d=3):
 
 
 COMPOSITIONS = {
-    **{name: paper_setting(name).composition for name in GAUSSIAN_SETTINGS},
+    **{name: paper_setting(name).composition for name in GAUSSIAN_SETTING_NAMES},
     "rotated": _rotated_commuting(),
     "non_commuting": _non_commuting(),
 }

@@ -159,3 +159,51 @@ def test_distribution_installed_in_a_fresh_venv_ships_every_module(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["missing"] == [] and result["wrong"] == {}, (how, result)
     assert sorted(result["found"]) == sorted(modules), how
+
+
+@pytest.mark.parametrize("package", ["closed_form", "theory", "verify"])
+def test_package_all_lists_exactly_its_public_names(package):
+    """``__all__`` names only what the package defines, and every public non-module name the package exposes."""
+    import importlib
+    import types
+
+    mod = importlib.import_module(package)
+    assert len(mod.__all__) == len(set(mod.__all__)), "duplicates in __all__"
+    assert [n for n in mod.__all__ if not hasattr(mod, n)] == []
+    exposed = {n for n, v in vars(mod).items()
+               if not n.startswith("_") and not isinstance(v, types.ModuleType) and n != "jax"}
+    assert exposed <= set(mod.__all__), exposed - set(mod.__all__)
+
+
+def test_no_package_imports_another_packages_private_modules():
+    """Across closed_form, theory, verify, tests, benchmarks and the notebooks' code, an underscore module of a
+    package is imported only from inside that package."""
+    import ast
+    import json
+
+    def imported_modules(tree):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                yield from (a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                yield node.module
+                # ``from pkg import name``: a module only if ``pkg/name.py`` or ``pkg/name/`` exists (else a name).
+                base = ROOT.joinpath(*node.module.split("."))
+                yield from (f"{node.module}.{a.name}" for a in node.names
+                            if (base / f"{a.name}.py").exists() or (base / a.name).is_dir())
+
+    sources = [(p, p.read_text()) for top in ("closed_form", "theory", "verify", "tests", "benchmarks")
+               for p in (ROOT / top).rglob("*.py")]
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        cells = json.loads(nb.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        sources.append((nb, "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))))
+    offenders = []
+    for path, text in sources:
+        own = path.relative_to(ROOT).parts[0]
+        for name in imported_modules(ast.parse(text)):
+            parts = name.split(".")
+            if parts[0] in ("closed_form", "theory", "verify") and parts[0] != own:
+                if any(p.startswith("_") and not (p.startswith("__") and p.endswith("__")) for p in parts[1:]):
+                    offenders.append((str(path.relative_to(ROOT)), name))
+    assert offenders == []

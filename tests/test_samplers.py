@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from closed_form import (
+    MIXTURE_SETTING_NAMES,
     CatcompError,
     Gaussian,
     NonFiniteInputError,
@@ -227,7 +228,7 @@ def test_fixed_slot_pick_is_biased_and_random_pick_is_not(gaussian_runs):
 @pytest.fixture(scope="module")
 def gmm_runs():
     runs = {}
-    for name in ("GMM_ID", "GMM_OOD"):
+    for name in MIXTURE_SETTING_NAMES:
         comp = paper_setting(name).composition
         scores = source_scores(comp, SCHEDULE)
         samples = {k: np.asarray(fkc_sample(jax.random.key(200 + k), scores, comp.weights, SCHEDULE, 2000, k).samples)
@@ -237,7 +238,7 @@ def gmm_runs():
     return runs
 
 
-@pytest.mark.parametrize("name", ["GMM_ID", "GMM_OOD"])
+@pytest.mark.parametrize("name", MIXTURE_SETTING_NAMES)
 def test_fkc_on_mixtures_reaches_the_level_of_exact_samples(name, gmm_runs):
     """Sliced W₂ (500 directions) and unbiased MMD² (Gaussian kernel, median-heuristic length of exact samples) to
     2000 exact target draws fall with K; at K = 64 they are within mean + 4 SD of the same metric between six pairs

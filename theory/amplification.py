@@ -32,6 +32,7 @@ import numpy as np
 from closed_form.errors import CatcompError, ImproperCompositionError
 from closed_form.gaussian import Gaussian
 from closed_form.perturbations import misspecification_error
+from closed_form.schedules import diffused_covariance
 from closed_form.score_matching import affine_dsm_excess_sq
 
 #: Quadrature nodes of the DSM integral inside the Hessians; 24 already agree with 128 to 1e-15 relative on the
@@ -153,8 +154,7 @@ def training_error_sq(composition, schedule, delta, n_nodes: int = N_NODES):
 
 
 def _diffused(mean, cov, schedule, t):
-    a = schedule.alpha(t)
-    return a * mean, a**2 * cov + schedule.sigma2(t) * jnp.eye(mean.shape[0])
+    return schedule.alpha(t) * mean, diffused_covariance(schedule, cov, t)
 
 
 def target_kl(composition, schedule, delta, t: float = 0.0):

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from closed_form import CatcompError, Gaussian, add_fields, w2
-from closed_form.laws import as_numpy_field
+from closed_form.fields import as_numpy_field
 from theory.girsanov import affine_error_moment, check_interval, target_score_field
 
 

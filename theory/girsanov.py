@@ -44,7 +44,8 @@ import numpy as np
 from scipy.integrate import quad_vec
 
 from closed_form import CatcompError, Gaussian, InvalidTimeError, kl
-from closed_form.laws import as_numpy_field
+from closed_form.fields import as_numpy_field
+from closed_form.schedules import diffused_covariance
 
 
 class GirsanovKLBound(NamedTuple):
@@ -85,11 +86,10 @@ def target_score_field(target: Gaussian, schedule):
     if not isinstance(target, Gaussian):
         raise CatcompError(f"target must be a Gaussian (the law Q₀), got {type(target).__name__}.")
     mu, sigma = np.asarray(target.mean), np.asarray(target.cov)
-    eye = np.eye(target.dim)
 
     def at(t):
-        alpha, s2 = float(schedule.alpha(t)), float(schedule.sigma2(t))
-        cov = alpha**2 * sigma + s2 * eye
+        alpha = float(schedule.alpha(t))
+        cov = np.asarray(diffused_covariance(schedule, sigma, t))
         prec = np.linalg.inv(cov)
         prec = 0.5 * (prec + prec.T)
         return prec, prec @ (alpha * mu), alpha * mu, cov

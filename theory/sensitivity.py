@@ -21,8 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from closed_form.composition import compose
-from closed_form.divergences import chi2
-from closed_form.ood import total_variation_gaussians
+from closed_form.divergences import chi2, ress_inverse, total_variation_gaussians
 
 
 class SensitivityBound(NamedTuple):
@@ -43,7 +42,7 @@ class SensitivityBound(NamedTuple):
 
 
 def sensitivity_bound(sources, perturbed, weights) -> SensitivityBound:
-    r"""Measured ``TV(Q, Q̂)`` (exact, :func:`closed_form.ood.total_variation_gaussians`) and the first-order bound
+    r"""Measured ``TV(Q, Q̂)`` (exact, :func:`closed_form.divergences.total_variation_gaussians`) and the first-order bound
     ``Σ_i |w_i| √(1 + χ²(Q‖P_i)) √χ²(P̂_i‖P_i)`` for Gaussian sources and their perturbations ``perturbed``.
 
     ``factor = max_i √(1 + χ²(Q‖P_i))`` bounds ``amplification_l2``; may be ``inf`` (OOD).
@@ -55,7 +54,7 @@ def sensitivity_bound(sources, perturbed, weights) -> SensitivityBound:
     tv_q = total_variation_gaussians(q, q_hat)
     tv_src = np.array([total_variation_gaussians(p, p_hat) for p, p_hat in zip(sources, perturbed)])
     u = np.sqrt(np.array([float(chi2(p_hat, p)) for p, p_hat in zip(sources, perturbed)]))
-    ress = np.array([1.0 + float(chi2(q, p)) for p in sources])
+    ress = np.array([ress_inverse(q, p) for p in sources])
     with np.errstate(invalid="ignore"):
         bound = float(np.sum(np.abs(w) * np.sqrt(ress) * u))
         a_l2 = tv_q / float(np.sum(np.abs(w) * u))

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from closed_form.divergences import chi2
+from closed_form.divergences import ress_inverse
 from closed_form.gaussian import Gaussian
 from closed_form.perturbations import AffineScoreError, DensityPowerError
 from closed_form.quadrature import gaussian_box, integrate_function
@@ -76,7 +76,7 @@ def transfer_bound(error, p: Gaussian, q: Gaussian, t=0.0) -> TransferBound:
     the density-power error); ``E_q‖δ‖`` is computed by adaptive cubature (1-D/2-D), an independent route.
     ``rESS⁻¹ = 1 + χ²(q‖p)`` is exact and may be ``inf`` (then both bounds are ``inf``).
     """
-    ress_inv = 1.0 + float(chi2(q, p))
+    ress_inv = ress_inverse(q, p)
     train_sq, train_fourth = _second_and_fourth(error, p, t)
     sq_q, _ = _second_and_fourth(error, q, t)
     abs_q = _abs_moment(error, q, t)

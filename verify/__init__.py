@@ -38,3 +38,56 @@ from verify.samplers.smc import (  # noqa: E402
 
 # Exact laws: error decomposition and the paper's Gaussian table.
 from verify.experiments.decomposition import error_decomposition, paper_gaussian_table  # noqa: E402
+
+# Monte Carlo estimators with standard errors (mixtures' OOD quantifiers, refits, the mixture error's calibration).
+from verify.experiments.montecarlo import (  # noqa: E402
+    MonteCarloEstimate,
+    calibrated_mixture_misspecification,
+    fit_gaussian_mle,
+    fraction_outside_hdr_monte_carlo,
+    hdr_log_density_threshold,
+    mixture_dsm_excess_monte_carlo,
+    ress_inverse_monte_carlo,
+)
+
+__all__ = [
+    "FKCInfo",
+    "FKCModel",
+    "FKCResult",
+    "FKCState",
+    "GaussianScore",
+    "MALA",
+    "MixtureScore",
+    "MonteCarloEstimate",
+    "ULA",
+    "always",
+    "below_ess",
+    "calibrated_mixture_misspecification",
+    "composed_score",
+    "effective_sample_size",
+    "error_decomposition",
+    "exact_score",
+    "fit_gaussian_mle",
+    "fkc_init",
+    "fkc_log_weight_rate",
+    "fkc_model",
+    "fkc_pick",
+    "fkc_potential",
+    "fkc_sample",
+    "fkc_step",
+    "fraction_outside_hdr_monte_carlo",
+    "hdr_log_density_threshold",
+    "mixture_dsm_excess_monte_carlo",
+    "mmd2_unbiased",
+    "multinomial",
+    "naive_ode_sample",
+    "naive_sde_sample",
+    "never",
+    "paper_gaussian_table",
+    "path_log_density",
+    "ress_inverse_monte_carlo",
+    "sliced_w2",
+    "source_scores",
+    "start_law",
+    "systematic",
+]

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from closed_form import Gaussian, VPSchedule, compose, paper_setting
-from closed_form.divergences import chi2, kl
-from closed_form.errors import CatcompError
+from closed_form.divergences import kl, ress_inverse
+from closed_form.errors import CatcompError, ImproperCompositionError
 from closed_form.composition import geometric_field
 from closed_form.laws import sde_law
 from closed_form.ood import fraction_outside_hdr
@@ -104,7 +104,7 @@ def amplification_row(setting: str | None = None, base_variance: float | None = 
     row = {
         "family": family, "setting": label,
         "base_variance": float(np.asarray(comp.sources[2].cov)[0, 0]),
-        "log_ress_max": float(np.log(max(1.0 + float(chi2(q, p)) for p in comp.sources))),
+        "log_ress_max": float(np.log(max(ress_inverse(q, p) for p in comp.sources))),
         "outside_hdr_max": max(fraction_outside_hdr(q, p) for p in comp.sources),
         "amplification": float(top), "multiplicity": multiplicity,
         "next_eigenvalue": float(lam[-1 - multiplicity]) if multiplicity < len(lam) else float("nan"),

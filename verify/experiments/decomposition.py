@@ -31,20 +31,20 @@ from closed_form import (
     Gaussian,
     VPSchedule,
     add_fields,
-    chi2,
     euler_maruyama_law,
     kl,
     ode_law,
     paper_setting,
+    ress_inverse,
     reverse_time_grid,
     sde_law,
     w2,
 )
 from closed_form.errors import CatcompError
+from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from theory import girsanov_kl_bound, synchronous_coupling_w2_bound
 
 START_NAMES = ("exact", "standard", "path")
-GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
 
 
 def _start_gaussian(composition, schedule, start, t: float) -> Gaussian:
@@ -195,7 +195,7 @@ def paper_gaussian_table(schedule=None, *, start="exact", n_steps: int = 500, t_
             sde_w2_at_t_min=float(w2(stopped, outs["sde"])),
         )
         for label, source in zip(("a1", "a2", "base"), setting.sources):
-            row[f"one_plus_chi2_{label}"] = 1.0 + float(chi2(target, source))
+            row[f"one_plus_chi2_{label}"] = ress_inverse(target, source)
         rows.append(row)
     df = pd.DataFrame(rows).set_index("setting")
     df.attrs.update(start=start if isinstance(start, str) else "given", n_steps=n_steps, t_min=t_min, eps=eps,

@@ -11,7 +11,7 @@ import pandas as pd
 
 from closed_form import Gaussian, VPSchedule, fkc_limit_law, paper_setting
 from closed_form.divergences import kl, w2
-from closed_form.laws import add_fields
+from closed_form.fields import add_fields
 from closed_form.perturbations import weighted_field
 from verify.experiments.error_models import misspecification_errors
 
@@ -20,10 +20,10 @@ def sweep_errors(composition, schedule, eps: float, key):
     r"""The error models of the FKC sweep at training-side size ``eps`` (``None`` per source when ``eps = 0``):
     source misspecification, so that every perturbed score is a true diffusion score. Gaussian sources:
     :func:`misspecification_errors` (worst case). Mixture sources:
-    :func:`~closed_form.perturbations.calibrated_mixture_misspecification` of each source (weights tilted,
+    :func:`~verify.experiments.montecarlo.calibrated_mixture_misspecification` of each source (weights tilted,
     components spread and widened) with its own DSM excess ``eps²`` by Monte Carlo (standard error in
     ``calibration_se``), hence mean ``eps²`` over the sources."""
-    from closed_form.perturbations import calibrated_mixture_misspecification
+    from verify.experiments.montecarlo import calibrated_mixture_misspecification
     from verify.samplers.scores import exact_score
 
     if eps == 0:

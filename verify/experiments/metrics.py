@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from closed_form._checks import check_finite
 from closed_form.errors import CatcompError, ShapeMismatchError
+from closed_form.validation import check_finite
 
 
 def _check_pair(x, y):

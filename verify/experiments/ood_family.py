@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from closed_form import VPSchedule, fkc_limit_law, reverse_time_grid
-from closed_form.divergences import chi2, kl, w2
+from closed_form.divergences import kl, ress_inverse, w2
 from closed_form.errors import WeightsNotIntegrableError
-from closed_form.laws import add_fields, sde_law
+from closed_form.fields import add_fields
+from closed_form.laws import sde_law
 from closed_form.ood import fraction_outside_hdr
 from closed_form.perturbations import weighted_field
 from verify.experiments.amplification import family_composition
@@ -60,7 +61,7 @@ def ood_family(base_variances=None, eps: float = 0.005, t_min: float = 1e-4, sch
     for v in base_variances:
         comp = family_composition(float(v))
         q = comp.target
-        ress = [1.0 + float(chi2(q, p)) for p in comp.sources]
+        ress = [ress_inverse(q, p) for p in comp.sources]
         row = {
             "base_variance": float(v),
             "target_variance": float(q.cov[0, 0]),

@@ -12,13 +12,9 @@ import numpy as np
 import pandas as pd
 
 from closed_form import Gaussian, paper_setting
-from closed_form.ood import (
-    fraction_outside_hdr,
-    fraction_outside_hdr_monte_carlo,
-    hdr_log_density_threshold,
-    ress_inverse,
-    ress_inverse_monte_carlo,
-)
+from closed_form.divergences import ress_inverse
+from closed_form.ood import fraction_outside_hdr
+from verify.experiments.montecarlo import fraction_outside_hdr_monte_carlo, hdr_log_density_threshold, ress_inverse_monte_carlo
 
 SOURCE_NAMES = ("P_a1", "P_a2", "P_0")
 

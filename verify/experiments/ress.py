@@ -31,8 +31,8 @@ from scipy.stats import spearmanr
 from closed_form import Gaussian
 from closed_form.errors import CatcompError
 from closed_form.families import FAMILY_SOURCE_LABELS, exact_log_ress_inverse, family_configs
-from closed_form.perturbations import fit_gaussian_mle
 from closed_form.products import gaussian_power_product
+from verify.experiments.montecarlo import fit_gaussian_mle
 from verify.samplers.staging import CPU_COMPILER_OPTIONS
 
 #: The authors' sizes: MLE refits on 20 000 draws per source, 2000 refits, TV on 8192 draws, the metric on
@@ -108,7 +108,7 @@ def _batch_logpdf(mean, cov, x):
 def refit_amplification(key, composition, n_fit: int, n_refits: int, n_tv: int, chunk: int = 50) -> dict:
     r"""Error amplification of maximum-likelihood refits, estimated as the authors do.
 
-    Each refit fits every source by :func:`~closed_form.perturbations.fit_gaussian_mle` on ``n_fit`` fresh draws,
+    Each refit fits every source by :func:`~verify.experiments.montecarlo.fit_gaussian_mle` on ``n_fit`` fresh draws,
     composes the fits exactly and records ``A_r = TV(Q, Q̂_r)/Σ_i TV(P_i, P̂_{i,r})``, every TV by
     :func:`tv_on_samples` on one fixed sample of ``n_tv`` draws of the true law (shared by the refits).
 

@@ -9,8 +9,8 @@ import pandas as pd
 
 from closed_form import Gaussian, compose
 from closed_form.errors import ImproperCompositionError
-from closed_form.perturbations import fit_gaussian_mle
 from theory.sensitivity import sensitivity_bound
+from verify.experiments.montecarlo import fit_gaussian_mle
 
 
 def sensitivity_experiment(key, n_configs: int = 40, n: int = 20_000) -> pd.DataFrame:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from closed_form import paper_setting
+from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from theory.two_point import two_point_bound
-
-GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
 
 
 def two_point_table(eps: float = 0.1) -> pd.DataFrame:

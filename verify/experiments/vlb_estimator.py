@@ -15,6 +15,7 @@ import pandas as pd
 
 from closed_form import exact_log_ress_inverse, family_configs, paper_setting
 from closed_form.families import FAMILY_NAMES
+from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from closed_form.vlb import (
     VLB_WINDOWS,
     DiscreteDDPMSchedule,
@@ -22,8 +23,6 @@ from closed_form.vlb import (
     composition_log_weights_exact,
     population_log_ress_inverse,
 )
-
-GAUSSIAN_SETTINGS = ("FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD")
 
 
 def _cases(group: str):

@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from closed_form._checks import check_finite, is_concrete
 from closed_form.errors import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
+from closed_form.validation import check_finite, is_concrete
 
 
 def _indices_from_counts(cum_counts, n):

@@ -30,6 +30,7 @@ from jax.scipy.special import logsumexp
 
 from closed_form import Composition, Gaussian, GaussianMixture
 from closed_form.errors import CatcompError, ShapeMismatchError
+from closed_form.schedules import diffused_variance
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -70,8 +71,7 @@ class GaussianScore:
         return self.mean.shape[-1]
 
     def _variances(self, t):
-        a = self.schedule.alpha(t)
-        return a, a**2 * self.eigvals + self.schedule.sigma2(t)
+        return self.schedule.alpha(t), diffused_variance(self.schedule, self.eigvals, t)
 
     def _rotate(self, x):
         return x if self.diagonal else x @ self.eigvecs
@@ -131,7 +131,7 @@ class MixtureScore:
     def _terms(self, x, t):
         """Per component: ``log π_k + log N_k(x)`` (shape ``(..., K)``) and ``y_k / v_k`` in the eigenbasis."""
         a = self.schedule.alpha(t)
-        v = a**2 * self.eigvals + self.schedule.sigma2(t)  # (K, d)
+        v = diffused_variance(self.schedule, self.eigvals, t)  # (K, d)
         diff = x[..., None, :] - a * self.means  # (..., K, d)
         y = diff if self.diagonal else jnp.einsum("...kd,kde->...ke", diff, self.eigvecs)
         log_joint = self.log_weights - 0.5 * (
@@ -175,7 +175,7 @@ def check_scores_and_weights(scores, weights) -> tuple[tuple, tuple[float, ...]]
     NonFiniteInputError
         For NaN or infinite weights.
     """
-    from closed_form._checks import check_weights_for
+    from closed_form.validation import check_weights_for
 
     scores = tuple(scores) if isinstance(scores, (tuple, list)) else (scores,)
     weights = check_weights_for(scores, weights, "score function")

@@ -1,6 +1,7 @@
-"""Input checks shared by the closed forms.
+"""Input validation shared by the closed forms and the samplers built on them.
 
-Checks run only on concrete arrays: inside ``jax.jit`` the values are tracers and cannot be inspected, so validation
+Each check raises a specific :class:`~closed_form.errors.CatcompError` subclass whose message says what would be
+valid. Checks run only on concrete arrays: inside ``jax.jit`` the values are tracers and cannot be inspected, so validation
 happens when objects are built from user input and is skipped when JAX rebuilds them from their leaves.
 """
 
@@ -10,6 +11,7 @@ import jax
 import numpy as np
 
 from closed_form.errors import (
+    CatcompError,
     InvalidTimeError,
     NonFiniteInputError,
     NotPositiveDefiniteError,
@@ -99,3 +101,13 @@ def check_weights_for(items, weights, what: str) -> tuple:
         )
     check_finite(np.asarray(weights, dtype=np.float64), "weights")
     return tuple(float(w) for w in np.asarray(weights, dtype=np.float64))
+
+
+def check_error_size(eps) -> None:
+    """Check a training-side score-error size ``ε``: a finite number ``≥ 0`` (:class:`CatcompError` otherwise)."""
+    if not (np.isfinite(eps) and eps >= 0):
+        raise CatcompError(f"the training-side error ε must be a finite number ≥ 0, got {eps!r}.")
+
+
+__all__ = ["check_covariance", "check_error_size", "check_finite", "check_points", "check_time", "check_weights_for",
+           "is_concrete"]
