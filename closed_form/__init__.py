@@ -8,7 +8,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from closed_form.composition import Composition, TargetSample, compose  # noqa: E402
+from closed_form.composition import Composition, TargetSample, compose, start_law  # noqa: E402
 from closed_form.divergences import chi2, kl, log1p_chi2, ress_inverse, total_variation_gaussians, w2  # noqa: E402
 from closed_form.errors import (  # noqa: E402
     CatcompError,
@@ -101,6 +101,7 @@ __all__ = [
     "paper_setting",
     "ress_inverse",
     "reverse_time_grid",
+    "start_law",
     "sde_law",
     "total_variation_gaussians",
     "w2",

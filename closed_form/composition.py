@@ -31,7 +31,7 @@ from closed_form.gaussian import Gaussian
 from closed_form.mixture import GaussianMixture
 from closed_form.products import gaussian_power_product
 from closed_form.quadrature import gaussian_box, integrate_density
-from closed_form.schedules import diffused_variance
+from closed_form.schedules import diffused_variance, reverse_time_grid
 from closed_form.validation import check_finite, check_points
 
 MAX_PRODUCT_TERMS = 100_000
@@ -459,6 +459,26 @@ class Composition:
 def compose(sources, weights) -> Composition:
     r"""Compose sources geometrically: ``Q ∝ Π_i P_i^{w_i}``. See :class:`Composition`."""
     return Composition(sources, weights)
+
+
+def start_law(composition, schedule, which: str, eps: float = 1e-5):
+    r"""The samplers' start law at their grid's first time ``t_0 = T − eps`` (:func:`reverse_time_grid`), exact.
+
+    ``which``: ``"standard"`` → ``N(0, I)`` (the paper's); ``"path"`` → ``π_{t_0}``, the normalized geometric path
+    (Gaussian sources); ``"target"`` → ``Q_{t_0}``, the diffused target (when the target is closed form).
+    """
+    t0 = float(reverse_time_grid(schedule, 1, eps)[0])
+    if which == "standard":
+        return Gaussian.standard(composition.dim)
+    if which == "path":
+        law = composition.path_composition(schedule, t0).target
+    elif which == "target":
+        law = composition.noised_target(schedule, t0)
+    else:
+        raise CatcompError(f"unknown start {which!r}; valid names are 'standard', 'path', 'target'.")
+    if not isinstance(law, (Gaussian, GaussianMixture)):
+        raise NoClosedFormError(f"the {which} start has no closed form here.")
+    return law
 
 
 def geometric_field(sources, weights, schedule):

@@ -161,7 +161,8 @@ def test_distribution_installed_in_a_fresh_venv_ships_every_module(tmp_path):
     assert sorted(result["found"]) == sorted(modules), how
 
 
-@pytest.mark.parametrize("package", ["closed_form", "theory", "verify"])
+@pytest.mark.parametrize("package", ["closed_form", "theory", "verify", "verify.samplers", "verify.experiments",
+                                     "verify.report"])
 def test_package_all_lists_exactly_its_public_names(package):
     """``__all__`` names only what the package defines, and every public non-module name the package exposes."""
     import importlib

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from closed_form import Gaussian, GaussianMixture, reverse_time_grid
-from closed_form.errors import CatcompError, NoClosedFormError, ShapeMismatchError
+from closed_form import reverse_time_grid
+from closed_form.errors import CatcompError, ShapeMismatchError
 from verify.samplers.mcmc import MALA, apply_corrector, check_corrector
 from verify.samplers.noise import check_noise_method, standard_normal
 from verify.samplers.scores import check_scores_and_weights, infer_dim, path_log_density
@@ -96,26 +96,6 @@ def draw_start(key, start, shape, dim):
     if isinstance(start, str):
         return jax.random.normal(key, tuple(shape) + (dim,), dtype=jnp.float64)
     return start.sample(key, tuple(shape))
-
-
-def start_law(composition, schedule, which: str, eps: float = 1e-5):
-    r"""The start law at the grid's first time ``t_0 = T − eps``.
-
-    ``which``: ``"standard"`` → ``N(0, I)`` (the paper's); ``"path"`` → ``π_{t_0}``, the normalized geometric path
-    (Gaussian sources); ``"target"`` → ``Q_{t_0}``, the diffused target (when the target is closed form).
-    """
-    t0 = float(reverse_time_grid(schedule, 1, eps)[0])
-    if which == "standard":
-        return Gaussian.standard(composition.dim)
-    if which == "path":
-        law = composition.path_composition(schedule, t0).target
-    elif which == "target":
-        law = composition.noised_target(schedule, t0)
-    else:
-        raise CatcompError(f"unknown start {which!r}; valid names are 'standard', 'path', 'target'.")
-    if not isinstance(law, (Gaussian, GaussianMixture)):
-        raise NoClosedFormError(f"the {which} start has no closed form here.")
-    return law
 
 
 def em_move(x, drift_score, h, beta, z):

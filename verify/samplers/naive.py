@@ -74,7 +74,7 @@ def naive_sde_sample(key, scores, weights, schedule, n: int, n_steps: int = 500,
     weights : sequence of float, one per score
     schedule : VPSchedule or CosineSchedule
     n, n_steps : int
-    start : ``"standard"`` (``N(0, I)``, the paper's) or a distribution (e.g. :func:`verify.start_law`)
+    start : ``"standard"`` (``N(0, I)``, the paper's) or a distribution (e.g. :func:`closed_form.start_law`)
     eps : float
         Clamp of the time grid (the paper's ``1e-5``).
     corrector : None, :class:`verify.ULA` or :class:`verify.MALA`

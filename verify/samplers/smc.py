@@ -30,7 +30,7 @@ configuration with the swarm axis sharded over the devices (:mod:`verify.sampler
 
 **Consistency (declared, tested).** As ``K → ∞`` each swarm's output converges in law to the Euler–Maruyama
 discretization of the FK-weighted path, which tends to ``π_{t_min}`` as the step size goes to zero; the weighted
-cloud after ``m`` steps targets ``π_{grid[m]}``. Started from ``π_{t_0}`` (:func:`verify.start_law` ``"path"``),
+cloud after ``m`` steps targets ``π_{grid[m]}``. Started from ``π_{t_0}`` (:func:`closed_form.start_law` ``"path"``),
 ``Ẑ = exp(log_normalizer)`` is for every ``K`` an unbiased estimate (up to time discretization) of
 
 .. math:: Z(π_{t_{end}}) / Z(π_{t_0}),\qquad Z(π_t) = ∫ Π_i (q^i_t)^{w_i} dx,
@@ -407,7 +407,7 @@ def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, 
     weight_clip : None or float > 0
         Clip each step's log-weight increment ``h_k g`` to ``[−weight_clip, weight_clip]`` (the authors' ``g_clip``
         is 15); ``None`` does not clip. Clipping biases the weights.
-    start : ``"standard"`` or a distribution (:func:`verify.start_law`)
+    start : ``"standard"`` or a distribution (:func:`closed_form.start_law`)
     eps : float
         Clamp of the time grid.
     corrector : None, :class:`verify.ULA` or :class:`verify.MALA`
