@@ -9,7 +9,7 @@ import pytest
 
 from closed_form import CatcompError, Gaussian, ShapeMismatchError, VPSchedule, paper_setting
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
-from verify.experiments.score_error_maps import score_error_map, sqrt_time_nodes
+from verify.experiments.score_error_maps import score_error_map, score_error_maps, sqrt_time_nodes
 from verify.samplers import (
     NetworkConfig,
     NetworkScore,
@@ -188,6 +188,10 @@ def test_invalid_inputs_raise(trained):
         score_error_map(scores, comp, SCHEDULE, key, n_nodes=0)
     with pytest.raises(ShapeMismatchError, match="must return the shape of x"):
         score_error_map((lambda x, t: x[..., 0],) * 3, comp, SCHEDULE, key, n_mc=10, n_nodes=2)
+    with pytest.raises(CatcompError, match="valid: default, small, paper"):
+        score_error_maps("NFC_OOD", config="huge")
+    with pytest.raises(CatcompError, match="Valid settings: FC_ID"):
+        score_error_maps("GMM_OOD")
     assert isinstance(trained, TrainResult) and isinstance(scores[0], NetworkScore)
 
 
