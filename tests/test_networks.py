@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from closed_form import CatcompError, Gaussian, ShapeMismatchError, VPSchedule, paper_setting
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
@@ -21,6 +23,7 @@ from verify.samplers import (
     source_scores,
     train_network,
 )
+from verify.samplers.networks import check_config
 from verify.samplers.scores import GaussianScore
 
 SCHEDULE = VPSchedule()
@@ -161,6 +164,18 @@ def test_sqrt_time_rule_integrates_exactly():
 def test_invalid_configs_raise(bad, match):
     with pytest.raises(CatcompError, match=match):
         train_network(jax.random.key(0), SETTING.sources, SCHEDULE, 10, TINY._replace(**bad), progress=False)
+
+
+@given(field=st.sampled_from(["width", "depth", "iterations", "batch"]), value=st.integers(-10**6, 0))
+def test_non_positive_sizes_raise(field, value):
+    with pytest.raises(CatcompError, match=f"NetworkConfig.{field} must be a positive integer"):
+        check_config(TINY._replace(**{field: value}), 3)
+
+
+@given(lr=st.one_of(st.floats(max_value=0.0), st.just(float("inf")), st.just(float("nan"))))
+def test_non_positive_learning_rates_raise(lr):
+    with pytest.raises(CatcompError, match="lr must be a positive finite number"):
+        check_config(TINY._replace(lr=lr), 3)
 
 
 def test_invalid_inputs_raise(trained):
