@@ -7,8 +7,9 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-# Samplers: score adapters, resampling (schemes and strategies), naive SDE/ODE, FKC (sampler and kernel), MCMC
-# correctors; the samplers' exact start laws live in closed_form.
+# Samplers: score adapters, learned score networks (train_network, network_scores), resampling (schemes and
+# strategies), naive SDE/ODE, FKC (sampler and kernel), MCMC correctors; the samplers' exact start laws live in
+# closed_form.
 from closed_form import start_law  # noqa: E402
 from verify.samplers import (  # noqa: E402
     FKCInfo,
@@ -17,7 +18,11 @@ from verify.samplers import (  # noqa: E402
     FKCState,
     GaussianScore,
     MALA,
+    MLPParams,
     MixtureScore,
+    NetworkConfig,
+    NetworkScore,
+    TrainResult,
     ULA,
     always,
     below_ess,
@@ -31,13 +36,17 @@ from verify.samplers import (  # noqa: E402
     fkc_potential,
     fkc_sample,
     fkc_step,
+    init_network,
+    mlp_apply,
     multinomial,
     naive_ode_sample,
     naive_sde_sample,
+    network_scores,
     never,
     path_log_density,
     source_scores,
     systematic,
+    train_network,
 )
 
 # Experiments' shared tools: the exact error decomposition and the paper's Gaussian table, sample metrics, and Monte

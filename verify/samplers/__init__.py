@@ -1,9 +1,19 @@
-"""The samplers: score adapters, the naive composed reverse SDE/ODE, Feynman–Kac corrector SMC, MCMC correctors,
-resampling, and the noise and jit/sharding helpers they run on. May use :mod:`closed_form` and :mod:`theory`, never
+"""The samplers: score adapters, learned score networks, the naive composed reverse SDE/ODE, Feynman–Kac corrector
+SMC, MCMC correctors, resampling, and the noise and jit/sharding helpers they run on. May use :mod:`closed_form` and :mod:`theory`, never
 :mod:`verify.experiments` or :mod:`verify.report` (``tests/test_layout.py`` checks)."""
 
 from verify.samplers.mcmc import MALA, ULA
 from verify.samplers.naive import naive_ode_sample, naive_sde_sample
+from verify.samplers.networks import (
+    MLPParams,
+    NetworkConfig,
+    NetworkScore,
+    TrainResult,
+    init_network,
+    mlp_apply,
+    network_scores,
+    train_network,
+)
 from verify.samplers.resampling import always, below_ess, effective_sample_size, multinomial, never, systematic
 from verify.samplers.scores import (
     GaussianScore,
@@ -34,7 +44,11 @@ __all__ = [
     "FKCState",
     "GaussianScore",
     "MALA",
+    "MLPParams",
     "MixtureScore",
+    "NetworkConfig",
+    "NetworkScore",
+    "TrainResult",
     "ULA",
     "always",
     "below_ess",
@@ -48,11 +62,15 @@ __all__ = [
     "fkc_potential",
     "fkc_sample",
     "fkc_step",
+    "init_network",
+    "mlp_apply",
     "multinomial",
     "naive_ode_sample",
     "naive_sde_sample",
+    "network_scores",
     "never",
     "path_log_density",
     "source_scores",
     "systematic",
+    "train_network",
 ]
