@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from closed_form import Gaussian, VPSchedule, compose, paper_setting
+from closed_form import VPSchedule, compose, paper_setting
 from closed_form.divergences import kl
 from closed_form.laws import euler_maruyama_law
 from closed_form.perturbations import misspecification_error

@@ -19,7 +19,7 @@ import pandas as pd
 
 from closed_form import Gaussian, VPSchedule, compose, paper_setting
 from closed_form.divergences import kl, ress_inverse
-from closed_form.errors import CatcompError, ImproperCompositionError
+from closed_form.errors import CatcompError
 from closed_form.composition import geometric_field
 from closed_form.laws import sde_law
 from closed_form.ood import fraction_outside_hdr

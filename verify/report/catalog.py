@@ -425,8 +425,6 @@ def _fkc_beats_naive(settings):
     return evaluate
 
 
-
-
 REGISTRY.register(Experiment(
     name="fkc_sweep",
     title="Naive vs FKC × K per paper setting, exact scores and training-side error ε (sliced W2, MMD², exact limits)",
@@ -579,8 +577,6 @@ def _family_derived(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values("outside_hdr_max", ignore_index=True)
     frame["base_label"] = [f"{v:.3g}" for v in frame["base_variance"]]
     return frame
-
-
 
 
 REGISTRY.register(Experiment(

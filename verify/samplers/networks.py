@@ -238,6 +238,8 @@ def _optimizer(config: NetworkConfig):
 
 def _train_chunk(carry, steps, key, pools, problem: _Problem):
     """``len(steps)`` Adam steps from ``carry = (params, opt_state)``; returns the new carry and the step losses."""
+    import optax
+
     opt = _optimizer(problem.config)
     n_cond = problem.n_conditions
 
@@ -246,7 +248,7 @@ def _train_chunk(carry, steps, key, pools, problem: _Problem):
         # optax's bias correction raises a float to an int32 step count, which strict promotion refuses.
         with jax.numpy_dtype_promotion("standard"):
             updates, opt_state = opt.update(grads, opt_state, params)
-        params = jax.tree_util.tree_map(jnp.add, params, updates)  # optax.apply_updates, without the import
+        params = optax.apply_updates(params, updates)
         return params, opt_state, loss
 
     def step(carry, k):
