@@ -48,3 +48,21 @@ def test_bad_data_is_refused():
     lines(frame, x="t", y="gap", logy=True, floor=1e-17)  # zeros drawn visibly at a stated floor
     with pytest.raises(FigureError, match="finite positive"):
         measured_vs_bound(pd.DataFrame({"m": [1.0], "b": [np.inf]}), measured="m", bound="b")
+
+
+def test_reference_level_is_drawn_per_panel_at_the_replicates_mean():
+    """The floor line of each panel sits at the mean of that panel's reference replicates (computed here by hand),
+    and its band spans ± 1.96 standard errors."""
+    ref = pd.DataFrame({"setting": ["A"] * 3 + ["B"] * 3, "w2": [0.1, 0.2, 0.3, 0.05, 0.05, 0.08]})
+    fig = lines(sweep(), x="K", y="w2", hue="method", col="setting", logx=True, logy=True, reference=ref,
+                reference_label="floor")
+    for ax, values in zip(fig.axes, ([0.1, 0.2, 0.3], [0.05, 0.05, 0.08])):
+        (level,) = [ln for ln in ax.lines if ln.get_label() == "floor"]
+        assert level.get_ydata()[0] == pytest.approx(sum(values) / 3, rel=1e-12)
+        half = 1.96 * np.std(values, ddof=1) / np.sqrt(3)
+        band = ax.patches[-1]  # axhspan: a rectangle in data coordinates along y
+        assert (band.get_y(), band.get_y() + band.get_height()) == pytest.approx((sum(values) / 3 - half, sum(values) / 3 + half), rel=1e-6)
+    with pytest.raises(FigureError, match="no 'w2' value"):
+        lines(sweep(), x="K", y="w2", col="setting", reference=ref[ref.setting == "A"])
+    with pytest.raises(FigureError, match="needs columns"):
+        lines(sweep(), x="K", y="w2", col="setting", reference=ref.drop(columns="setting"))

@@ -71,10 +71,19 @@ def save_figure(fig: Figure, folder, name: str) -> list[Path]:
 
 def lines(frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None, col: str | None = None,
           logx: bool = False, logy: bool = False, xlabel: str | None = None, ylabel: str | None = None,
-          errorbar=None, floor: float | None = None) -> Figure:
+          errorbar=None, floor: float | None = None, reference: pd.DataFrame | None = None,
+          reference_label: str = "floor") -> Figure:
     """``y`` against ``x``, one line per ``hue``, one panel per ``col``. ``floor`` clips ``y`` from below before a
-    log axis (values under it, e.g. exact zeros, are drawn at the floor and the panel says so)."""
+    log axis (values under it, e.g. exact zeros, are drawn at the floor and the panel says so).
+
+    ``reference`` (columns ``y`` and ``col``) holds replicates of a level to compare with, such as a two-sample
+    metric's own Monte Carlo floor: each panel draws their mean as a dashed horizontal line labelled
+    ``reference_label`` and a band of ± 1.96 standard errors (the 95 % normal interval of the mean; the band's lower
+    edge is left out on a log axis where it is not positive).
+    """
     _require(frame, x, y, hue, col)
+    if reference is not None:
+        _require(reference, y, None, None, col)
     data = frame.copy()
     clipped = False
     if logy:
@@ -97,9 +106,29 @@ def lines(frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None, col: s
             ax.set_title(f"{col} = {value}")
         if clipped:  # mark the floor only where values were raised to it
             ax.axhline(floor, color="0.6", lw=0.8, ls=":")
+        if reference is not None:
+            _reference_level(ax, reference if col is None else reference[reference[col] == value], y, logy,
+                             reference_label)
         ax.set_xlabel(xlabel or x)
         ax.set_ylabel(ylabel or y)
     return fig
+
+
+def _reference_level(ax, reference: pd.DataFrame, y: str, logy: bool, label: str) -> None:
+    """A dashed line at the mean of ``reference[y]`` with a ± 1.96 SE band (see :func:`lines`)."""
+    values = reference[y].to_numpy(dtype=float)
+    if not len(values):
+        raise FigureError(f"the reference level has no {y!r} value for one of the panels.")
+    mean = float(values.mean())
+    half = 1.96 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+    lo, hi = mean - half, mean + half
+    if logy and lo <= 0:
+        lo = ax.get_ylim()[0]
+    ax.axhline(mean, color="0.25", lw=1.0, ls="--", label=label)
+    if half > 0:
+        ax.axhspan(lo, hi, color="0.5", alpha=0.15, lw=0)
+    legend = ax.get_legend()  # redraw the legend with the new entry, keeping seaborn's title (the hue's name)
+    ax.legend(fontsize="small", title=legend.get_title().get_text() if legend is not None else None)
 
 
 def error_vs_k(frame: pd.DataFrame, *, k: str, error: str, method: str = "method", col: str = "setting",
