@@ -117,6 +117,7 @@ def test_final_loss_is_the_mean_of_the_last_tenth():
     (dict(n_proj=0), "n_proj"),
     (dict(config="huge"), "default, small, paper"),
     (dict(n=10, config=NetworkConfig(batch=2)), "at least their number"),
+    (dict(n=10, config=5), "must be a NetworkConfig"),
 ])
 def test_invalid_inputs_raise_catcomp_errors_saying_what_is_valid(kwargs, match):
     args = {"setting": "FC_ID", "n": 10, "config": TINY, **SIZES, **kwargs}

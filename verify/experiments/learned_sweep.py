@@ -136,7 +136,7 @@ def learned_sweep(setting: str, n=ANALYTICAL, ks=(1, 4, 16, 64, 256), n_runs: in
     from verify.experiments.metrics import mmd2_unbiased, sliced_w2
     from verify.experiments.score_error_maps import network_config
     from verify.samplers.naive import naive_sde_sample
-    from verify.samplers.networks import network_scores, train_network
+    from verify.samplers.networks import check_config, network_scores, train_network
     from verify.samplers.scores import source_scores
     from verify.samplers.smc import fkc_sample
 
@@ -148,6 +148,8 @@ def learned_sweep(setting: str, n=ANALYTICAL, ks=(1, 4, 16, 64, 256), n_runs: in
     n_steps = _count(n_steps, "n_steps", 1)
     n_proj = _count(n_proj, "n_proj", 1)
     config = network_config(config)
+    if n != ANALYTICAL:
+        check_config(config, len(s.sources))  # before any work, not at the first training
     schedule = VPSchedule()
     comp = s.composition
     exact = source_scores(comp, schedule)
