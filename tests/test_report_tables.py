@@ -101,6 +101,19 @@ def test_pivot_layout_with_mean_and_standard_error_per_setting(tmp_path):
     assert row.split(" & ")[1] != expected  # the "exact" column holds its own runs
 
 
+def test_mean_sd_shows_the_replicates_standard_deviation(tmp_path):
+    path, frame = sweep_csv(tmp_path)
+    spec = TableSpec("sd", "c", columns=(Column("w2", "W2", kind="mean_sd"),), index=("K",), pivot="n",
+                     replicate="run", where={"setting": "FC_ID"})
+    cell = frame[(frame.setting == "FC_ID") & (frame.K == 16) & (frame.n == "exact")]["w2"].to_numpy()
+    row = next(line for line in render_table(spec, path)["sd"].splitlines() if line.startswith("16 &"))
+    assert row.split(" & ")[1] == format_mean_se(cell.mean(), cell.std(ddof=1))  # 4 runs: twice the standard error
+    with pytest.raises(TableError, match="no se column"):
+        Column("w2", kind="mean_sd", se="w2_se")
+    with pytest.raises(TableError, match="mean_sd"):
+        Column("w2", kind="mean_var")
+
+
 def test_a_replicate_free_duplicate_row_or_missing_column_is_an_error(tmp_path):
     path, _ = sweep_csv(tmp_path)
     with pytest.raises(TableError, match="share the labels"):

@@ -166,6 +166,17 @@ def _integrated(frame: pd.DataFrame, schedule, nodes, qweights, t_min: float) ->
 NAMED_CONFIGS = ("default", "small", "paper")
 
 
+def network_config(config, per_condition: bool = False) -> NetworkConfig:
+    """``config`` itself if a :class:`NetworkConfig`, else the named one of :data:`NAMED_CONFIGS` with
+    ``per_condition``; raises :class:`CatcompError` for another name."""
+    if isinstance(config, str):
+        if config not in NAMED_CONFIGS:
+            raise CatcompError(f"unknown network configuration {config!r}; valid: {', '.join(NAMED_CONFIGS)} or a "
+                               "NetworkConfig.")
+        return getattr(NetworkConfig, config)(per_condition=per_condition)
+    return config
+
+
 def score_error_maps(name: str = "NFC_OOD", sizes=(100, 10_000), seed: int = 0, config="default",
                      per_condition: bool = False, n_mc: int = 2000, n_nodes: int = 12, schedule=None,
                      progress: bool = False) -> pd.DataFrame:
@@ -181,11 +192,7 @@ def score_error_maps(name: str = "NFC_OOD", sizes=(100, 10_000), seed: int = 0, 
     at load average 6, about half of it compiling.
     """
     schedule = schedule or VPSchedule()
-    if isinstance(config, str):
-        if config not in NAMED_CONFIGS:
-            raise CatcompError(f"unknown network configuration {config!r}; valid: {', '.join(NAMED_CONFIGS)} or a "
-                               "NetworkConfig.")
-        config = getattr(NetworkConfig, config)(per_condition=per_condition)
+    config = network_config(config, per_condition)
     setting = paper_setting(name)
     if not setting.composition.has_closed_form_target:
         raise CatcompError(f"score_error_maps needs a closed-form target; {name} has none. Valid settings: FC_ID, "

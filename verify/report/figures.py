@@ -219,3 +219,41 @@ def amplification_vs_metric(frame: pd.DataFrame, *, measured: str = "A",
         ax.set_ylabel(measured)
     axes[-1].legend(fontsize="x-small", loc="upper left")
     return fig
+
+
+def heatmap(frame: pd.DataFrame, *, x: str, y: str, value: str, col: str | None = None, x_order=None, y_order=None,
+            log: bool = False, fmt: str = ".2g", xlabel: str | None = None, ylabel: str | None = None,
+            value_label: str | None = None) -> Figure:
+    """The mean of ``value`` over the rows of each (``y``, ``x``) pair as an annotated heat map, one panel per ``col``.
+
+    ``x_order`` / ``y_order`` fix the order of the columns / rows (the values' order of appearance by default); a pair
+    without rows is an error, not a blank cell. ``log`` colours on a logarithmic scale, shared by the panels (every
+    mean must then be positive); otherwise the colour scale is shared too, so panels compare at a glance.
+    """
+    from matplotlib.colors import LogNorm, Normalize
+
+    _require(frame, x, y, value, col)
+    panels = _panels(frame, col)
+    tables = []
+    for key, part in panels:
+        table = part.groupby([y, x], sort=False)[value].mean().unstack(x)
+        table = table.reindex(index=list(y_order) if y_order is not None else list(pd.unique(part[y])),
+                              columns=list(x_order) if x_order is not None else list(pd.unique(part[x])))
+        if table.isna().any().any():
+            raise FigureError(f"heat map of {value!r}: some ({y}, {x}) pairs have no rows"
+                              + (f" in {col} = {key}" if col else "") + ".")
+        tables.append(table)
+    lo = min(float(t.min().min()) for t in tables)
+    hi = max(float(t.max().max()) for t in tables)
+    if log and lo <= 0:
+        raise FigureError(f"log colour scale for {value!r} but a mean is ≤ 0 ({lo:g}).")
+    norm = LogNorm(lo, hi) if log else Normalize(lo, hi)
+    fig, axes = _grid(len(panels), width=4.2, height=3.4)
+    for ax, (key, _), table in zip(axes, panels, tables):
+        sns.heatmap(table, annot=True, fmt=fmt, norm=norm, cmap="viridis", ax=ax, annot_kws={"fontsize": 7},
+                    cbar_kws={"label": value_label or value})
+        if key is not None:
+            ax.set_title(f"{col} = {key}")
+        ax.set_xlabel(xlabel or x)
+        ax.set_ylabel(ylabel or y)
+    return fig

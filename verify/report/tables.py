@@ -156,7 +156,9 @@ class Column:
         The CSV column. For ``kind="mean_se"`` without ``se``, the column whose replicate rows are averaged.
     header : str, optional
         Header text (escaped); ``source`` when omitted.
-    kind : {"number", "integer", "text", "flag", "mean_se"}
+    kind : {"number", "integer", "text", "flag", "mean_se", "mean_sd"}
+        ``mean_sd`` shows ``mean ± standard deviation`` over the replicate runs (``std(ddof=1)``, ``n ≥ 2``), the
+        spread of one run rather than the uncertainty of the mean (as papers that print ``mean ± std`` do).
     se : str, optional
         For ``kind="mean_se"``: a CSV column holding the standard error already (no replicate averaging then).
     missing : str, optional
@@ -173,8 +175,11 @@ class Column:
     significant: int = 4
 
     def __post_init__(self):
-        if self.kind not in {"number", "integer", "text", "flag", "mean_se"}:
-            raise TableError(f"Column kind {self.kind!r} is not one of number, integer, text, flag, mean_se.")
+        if self.kind not in {"number", "integer", "text", "flag", "mean_se", "mean_sd"}:
+            raise TableError(f"Column kind {self.kind!r} is not one of number, integer, text, flag, mean_se, mean_sd.")
+        if self.kind == "mean_sd" and self.se is not None:
+            raise TableError(f"Column {self.source!r}: kind mean_sd computes the standard deviation over the "
+                             "replicates; it takes no se column.")
 
     @property
     def title(self) -> str:
@@ -255,14 +260,15 @@ def _aggregate(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             values = group[col.source].to_numpy()
             if col.kind == "mean_se" and col.se is not None:
                 row[col.title] = (float(values[0]), float(group[col.se].to_numpy()[0]))
-            elif col.kind == "mean_se":
+            elif col.kind in ("mean_se", "mean_sd"):
                 values = values.astype(np.float64)
                 if len(values) < 2:
                     raise TableError(f"table {spec.name!r}, column {col.source!r}: a standard error needs at least "
                                      f"two replicates, {row} has {len(values)}.")
                 if np.isnan(values).any():
                     raise TableError(f"table {spec.name!r}, column {col.source!r}: NaN among the replicates of {row}.")
-                row[col.title] = (float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values))))
+                sd = float(values.std(ddof=1))
+                row[col.title] = (float(values.mean()), sd if col.kind == "mean_sd" else sd / math.sqrt(len(values)))
             else:
                 distinct = pd.unique(values)
                 if len(distinct) > 1:
@@ -275,7 +281,7 @@ def _aggregate(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
 
 def _cell_formatter(col: Column):
     def fmt(value):
-        if col.kind == "mean_se":
+        if col.kind in ("mean_se", "mean_sd"):
             if math.isnan(value[0]) and col.missing is not None:
                 return col.missing
             return format_mean_se(*value)
