@@ -8,20 +8,23 @@ measured under the same load; the load average is printed with every timing (the
    ``paper`` configuration timed on ``--paper-steps`` steps only (not its 20 000). Ratios against ``default``.
 2. ``fkc`` — sampler throughput (particle-steps per second) with network scores (``default`` and ``paper``-size
    MLPs at their initial parameters: the cost does not depend on the values) beside the exact scores
-   (:func:`verify.source_scores`), naive (K = 1) and FKC at ``--particles``, ``--swarms`` swarms; fewer steps for the networks (``--net-steps``; the paper-size MLP ``--paper-net-steps`` and
-   ``--paper-net-swarms``, its cost being ~5 MFLOP per particle-step), the rate is per particle-step. Ratio exact /
-   network.
+   (:func:`verify.source_scores`), naive (K = 1) and FKC at ``--particles``, ``--swarms`` swarms; fewer steps for
+   the networks (``--net-steps``; the paper-size MLP ``--paper-net-steps`` and ``--paper-net-swarms``, its cost
+   being ~5 MFLOP per particle-step), the rate is per particle-step. Ratio exact / network.
 3. ``analytic`` — the analytic (exact-score) columns of the paper's sweep at its size: 4 Gaussian settings × K ∈ {1
    (naive), 4, 16, 64, 256} × 30 runs × 5000 swarms × 500 steps. Measured on NFC_OOD for ``--analytic-runs`` runs
-   at full size per K, extrapolated to 4 settings × 30 runs (the Gaussian settings share one compiled sampler and
-   one cost per particle-step).
+   at full size per K, extrapolated to 4 settings × 30 runs (assumed to cost the same per particle-step: their
+   scores have one form, diagonal Gaussians, and one compiled sampler per K).
 4. ``projection`` (needs 1 and 2) — the learned sweep at ``--size paper``, from the measured rates: 6 settings × n ∈
    {100, 1000, 10 000} × 30 runs of ``NetworkConfig.paper()`` training (20 000 steps), plus for every (setting, n ∈
    {100, 1000, 10 000, analytical}, run) the samplers at K ∈ {1, 4, 16, 64, 256} with 5000 swarms × 500 steps.
 
-By default the swarms are sharded over one emulated JAX CPU device per core, as in ``fkc_throughput.py``.
+By default the swarms are sharded over one emulated JAX CPU device per core, as in ``fkc_throughput.py``. A compile
+time is the first call less a later one: noisy under load, and 0 where an earlier part compiled the same shape (part 3
+reuses part 2's K = 16 and 64). The paper-size network's naive (K = 1) rate is measured on very little work, so it is
+underestimated; K = 1 is 1/341 of the projected sampling.
 
-    python benchmarks/network_cost.py                       # all parts (about 10 minutes on 2 loaded cores)
+    python benchmarks/network_cost.py                       # all parts (about 15 minutes on 2 loaded cores)
     python benchmarks/network_cost.py --parts training fkc  # the rates and the projection only
     python benchmarks/network_cost.py --parts analytic --analytic-runs 2
 """
@@ -64,7 +67,13 @@ import jax.numpy as jnp  # noqa: E402
 import verify  # noqa: E402,F401  (float64)
 from closed_form import VPSchedule, paper_setting  # noqa: E402
 from verify import fkc_sample, naive_sde_sample, source_scores  # noqa: E402
-from verify.samplers.networks import NetworkConfig, TrainResult, init_network, network_scores, train_network  # noqa: E402
+from verify.samplers.networks import (  # noqa: E402
+    NetworkConfig,
+    TrainResult,
+    init_network,
+    network_scores,
+    train_network,
+)
 
 #: The paper's sweep (the authors' sizes).
 PAPER_K = (1, 4, 16, 64, 256)
