@@ -111,3 +111,11 @@ def keyed_cell(key, n: int) -> pd.DataFrame:
     import jax
 
     return pd.DataFrame({"z": np.asarray(jax.random.normal(key, (n,)))})
+
+
+def network_cache_cell(a: float, seed: int) -> pd.DataFrame:
+    """The folder of the trained-parameter cache active while the cell runs (empty string when none)."""
+    from verify.samplers.network_cache import network_cache_dir
+
+    folder = network_cache_dir()
+    return pd.DataFrame({"a": [a], "folder": [str(folder) if folder is not None else ""]})

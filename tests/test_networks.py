@@ -5,6 +5,7 @@ routes (zero for the exact score, the closed-form DSM excess for an affine error
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,6 +24,8 @@ from verify.samplers import (
     source_scores,
     train_network,
 )
+from verify.samplers import network_cache
+from verify.samplers import networks as networks_module
 from verify.samplers.networks import check_config
 from verify.samplers.scores import GaussianScore
 
@@ -30,6 +33,8 @@ SCHEDULE = VPSchedule()
 SETTING = paper_setting("NFC_OOD")
 #: Tiny enough that one training run (300 steps) takes well under a second after compilation.
 TINY = NetworkConfig(width=16, depth=2, iterations=300, lr=3e-3, batch=96)
+#: Its per-condition twin, shortened (one compilation shared by the tests that train it, pools of 200).
+SEPARATE = TINY._replace(per_condition=True, iterations=50)
 #: Standard errors a Monte Carlo comparison may differ by (a fixed-seed test: ~6e-5 two-sided false alarms).
 K_SE = 4.0
 
@@ -79,8 +84,7 @@ def test_network_score_is_minus_eps_over_sigma(trained):
 
 
 def test_per_condition_models_are_stacked_and_plug_in():
-    cfg = TINY._replace(per_condition=True, iterations=50)
-    result = train_network(jax.random.key(0), SETTING.sources, SCHEDULE, 200, cfg, progress=False)
+    result = train_network(jax.random.key(0), SETTING.sources, SCHEDULE, 200, SEPARATE, progress=False)
     assert result.losses.shape == (50, 3)
     assert all(w.shape[0] == 3 for w in result.params.weights)
     assert result.params.weights[0].shape[1:] == (1 + 2, 16)  # input (t, x): no condition
@@ -226,3 +230,115 @@ def test_training_side_error_falls_with_the_pool_size():
         totals[n] = (rows["mean"].sum(), np.sqrt((rows["se"] ** 2).sum()))
     (small, se_small), (large, se_large) = totals[100], totals[10_000]
     assert small - large > K_SE * np.hypot(se_small, se_large), totals
+
+
+# ------------------------------------------------------------------------------------------------ parameter cache
+def _leaves_equal(a: TrainResult, b: TrainResult) -> None:
+    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params), strict=True):
+        assert x.dtype == y.dtype == jnp.float64
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a.losses, b.losses)
+    assert (a.config, a.n_conditions) == (b.config, b.n_conditions)
+
+
+def _no_training(monkeypatch):
+    """Make any training step fail, so a call that returns must have read the cache."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained although the cache holds this run")
+
+    monkeypatch.setattr(networks_module, "_train_chunk", refuse)
+
+
+def _train(key=0, n=1000, config=TINY, sources=SETTING.sources, **kwargs):
+    kwargs.setdefault("progress", False)
+    return train_network(jax.random.key(key), sources, SCHEDULE, n, config, **kwargs)
+
+
+def test_cached_parameters_are_bit_identical_to_fresh_ones(trained, tmp_path, monkeypatch):
+    """First call trains and stores (its result equals the uncached fixture's), the second loads without training
+    (training is disabled) and returns the same bits; the chunk size is not part of the key. Per-condition models
+    too."""
+    monkeypatch.delenv(network_cache.ENV_VAR, raising=False)
+    with network_cache.network_cache(tmp_path):
+        first = _train(chunk=100)
+        assert len(list(tmp_path.glob("*.npz"))) == 1
+        _leaves_equal(first, trained)
+        fresh_separate = _train(n=200, config=SEPARATE)
+        with monkeypatch.context() as m:
+            _no_training(m)
+            _leaves_equal(_train(chunk=300), trained)
+            _leaves_equal(_train(n=200, config=SEPARATE), fresh_separate)
+    assert network_cache.network_cache_dir() is None  # off again outside the block
+
+
+def test_a_different_key_n_config_source_or_schedule_misses(tmp_path):
+    """Each ingredient of the result changes the entry's file; the chunk and the progress bar do not."""
+    def path(key=0, n=1000, config=TINY, sources=SETTING.sources, schedule=SCHEDULE):
+        description = network_cache.entry_description(jax.random.key(key), sources, schedule, n, config)
+        return network_cache.entry_path(tmp_path, description)
+
+    moved = (Gaussian(np.asarray(SETTING.sources[0].mean) + 1e-12, SETTING.sources[0].cov),) + SETTING.sources[1:]
+    variants = [path(), path(key=1), path(n=999), path(config=TINY._replace(lr=TINY.lr * (1 + 1e-15))),
+                path(config=TINY._replace(per_condition=True)), path(sources=moved),
+                path(sources=SETTING.sources[::-1]), path(schedule=VPSchedule(beta_max=19.0))]
+    assert len(set(variants)) == len(variants)
+    assert path() == path()
+    # End to end: another key trains a second entry (same shapes, so no new compilation).
+    with network_cache.network_cache(tmp_path):
+        _train(key=0)
+        _train(key=1)
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_a_corrupt_entry_is_ignored_with_a_warning_and_rewritten(trained, tmp_path, monkeypatch):
+    with network_cache.network_cache(tmp_path):
+        _train()
+        (entry,) = tmp_path.glob("*.npz")
+        entry.write_bytes(entry.read_bytes()[:200])  # truncated, as by a full disk
+        with pytest.warns(UserWarning, match="ignoring unreadable network cache entry"):
+            again = _train()
+        _leaves_equal(again, trained)
+        with monkeypatch.context() as m:  # rewritten whole: now it loads
+            _no_training(m)
+            _leaves_equal(_train(), trained)
+        # A readable entry of another run under this run's name (copied by hand, say) is refused too.
+        other = _train(key=1)
+        (other_entry,) = set(tmp_path.glob("*.npz")) - {entry}
+        entry.write_bytes(other_entry.read_bytes())
+        with pytest.warns(UserWarning, match="its description differs"):
+            _leaves_equal(_train(), trained)
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporaries left behind
+
+
+def test_the_environment_variable_switches_the_cache_and_the_context_overrides_it(tmp_path, monkeypatch):
+    monkeypatch.setenv(network_cache.ENV_VAR, str(tmp_path / "env"))
+    assert network_cache.network_cache_dir() == tmp_path / "env"
+    with network_cache.network_cache(tmp_path / "ctx"):
+        assert network_cache.network_cache_dir() == tmp_path / "ctx"
+        with network_cache.network_cache(None):
+            assert network_cache.network_cache_dir() is None
+    monkeypatch.delenv(network_cache.ENV_VAR)
+    assert network_cache.network_cache_dir() is None
+
+
+def test_the_report_trains_through_its_cache_folder(tmp_path, monkeypatch):
+    """build_report runs every cell with the cache at ``<out>/cache/networks``, and leaves it off afterwards."""
+    from report_helpers import network_cache_cell  # noqa: F401  (the compute function the registry names)
+
+    from verify.report import build
+    from verify.report.cache import atomic_write
+    from verify.report.registry import Experiment, Registry
+
+    monkeypatch.delenv(network_cache.ENV_VAR, raising=False)
+    # The SymPy appendix is not what this test is about, and costs ~10 s of CPU.
+    monkeypatch.setattr(build, "_derivations_appendix",
+                        lambda cache, out: atomic_write(out / "appendix_derivations.tex", ""))
+    registry = Registry([Experiment(name="cache_dir", title="the active network cache",
+                                    compute="report_helpers:network_cache_cell", default=({"a": 1.0},),
+                                    quick=({"a": 1.0},))])
+    out = tmp_path / "out"
+    result = build.build_report(registry, out, cache_version="test", progress=False, echo=lambda line: None)
+    assert result.exit_code == 0
+    frame = pd.read_csv(out / "data" / "cache_dir.csv")
+    assert frame["folder"].tolist() == [str(out / "cache" / "networks")]
+    assert network_cache.network_cache_dir() is None

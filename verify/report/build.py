@@ -10,6 +10,8 @@ Layout of the output folder::
     appendix_derivations.tex  the closed forms derived by SymPy (theory.derivations), typeset
     summary.md                every claim with its verdict and the numbers behind it
     cache/                    finished cells, keyed by configuration, seed and code version
+    cache/networks/           trained network parameters (verify.samplers.network_cache), so recomputed cells
+                              do not retrain
 
 Exit status of :func:`build_report` (and of ``python -m verify``): 0 when nothing failed, 1 when an asserted check
 (a bound or identity the theory guarantees) fails, 2 when an experiment could not be completed (an exception in a
@@ -214,7 +216,8 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, si
             finish(runnable[name], finished[name])
 
     try:
-        stats = run_cells(runnable, planned, cache, executor, jobs, on_done)
+        stats = run_cells(runnable, planned, cache, executor, jobs, on_done,
+                          network_cache=str(cache.root / "networks"))
     finally:
         bar.close()
 

@@ -14,6 +14,7 @@ Any other executor works unchanged, e.g. a Dask cluster's ``Client.get_executor(
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import time
@@ -40,9 +41,14 @@ def cell_seed(seed: int, experiment: str, config: dict) -> int:
 
 
 def compute_cell(compute: str, config: dict, seed_argument: str | None, seed: int,
-                 allow_nan: tuple[str, ...] = (), seed_kind: str = "int") -> CachedCell:
+                 allow_nan: tuple[str, ...] = (), seed_kind: str = "int",
+                 network_cache: str | None = None) -> CachedCell:
     """Run one cell: ``function(**config, <seed_argument>=seed)`` (``jax.random.key(seed)`` for
     ``seed_kind="jax_key"``). Returns the frame, the compute time and the worker's float64 flag.
+
+    ``network_cache`` (a folder) switches on the trained-parameter cache of
+    :func:`verify.samplers.network_cache.network_cache` for the call, so networks a cell trained before are loaded
+    instead of retrained (bit-identical); passed as an argument, it reaches any executor's workers.
 
     Raises
     ------
@@ -61,8 +67,11 @@ def compute_cell(compute: str, config: dict, seed_argument: str | None, seed: in
             kwargs[seed_argument] = jax.random.key(seed)
         else:
             kwargs[seed_argument] = seed
+    from verify.samplers.network_cache import network_cache as parameter_cache
+
     start = time.perf_counter()
-    frame = function(**kwargs)
+    with parameter_cache(network_cache) if network_cache is not None else contextlib.nullcontext():
+        frame = function(**kwargs)
     elapsed = time.perf_counter() - start
     if not isinstance(frame, pd.DataFrame):
         raise CellError(f"{compute} returned {type(frame).__name__}; a compute function must return a DataFrame.")
@@ -169,12 +178,13 @@ def plan_cells(experiment: Experiment, quick: bool, seed: int, cache: CellCache,
 
 def run_cells(experiments: dict[str, Experiment], cells: Iterable[Cell], cache: CellCache,
               executor: cf.Executor | None, jobs: int, on_done: Callable[[CellOutcome], None],
-              max_in_flight: int | None = None) -> RunStats:
+              max_in_flight: int | None = None, network_cache: str | None = None) -> RunStats:
     """Run ``cells``: load cached ones, send the rest through ``executor`` (or a default one for ``jobs``), store
     each result in ``cache`` as it arrives and call ``on_done`` for every cell.
 
     At most ``max_in_flight`` cells are submitted at once (default ``2·jobs`` for executors made here, all cells for
-    one passed in), so results are stored, and experiments finish, while later cells still run.
+    one passed in), so results are stored, and experiments finish, while later cells still run. ``network_cache``
+    is handed to every :func:`compute_cell`.
     """
     stats = RunStats()
     pending: list[Cell] = []
@@ -201,7 +211,7 @@ def run_cells(experiments: dict[str, Experiment], cells: Iterable[Cell], cache: 
                 cell = queue.pop()
                 exp = experiments[cell.experiment]
                 future = executor.submit(compute_cell, exp.compute, cell.config, exp.seed_argument, cell.seed,
-                                         exp.allow_nan, exp.seed_kind)
+                                         exp.allow_nan, exp.seed_kind, network_cache)
                 in_flight[future] = cell
             done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
             for future in done:

@@ -31,12 +31,20 @@ between chunks. The key of iteration ``k`` is ``fold_in(key, k)``, so the result
 and the same key gives the same parameters. :func:`network_scores` turns parameters into one score function per
 source, a pytree whose arrays are the parameters, so the samplers (``naive_sde_sample``, ``fkc_sample``) take them
 unchanged and reuse their compiled code across networks of one shape.
+
+**Parameter cache.** Off by default. Inside ``with network_cache(folder):`` (or with the environment variable
+``CATCOMP_NETWORK_CACHE=folder``) :func:`train_network` loads the parameters and losses of a run it has seen before
+instead of retraining, and stores new ones; the entry is keyed by a hash of everything that determines the result
+(the key's data, the sources' arrays, the schedule, ``n``, the configuration, the training code and the library
+versions; not ``chunk``), so a cached result is bit-identical to a fresh one. An unreadable entry is ignored with a
+warning and rewritten. Details: :mod:`verify.samplers.network_cache`. The report sets ``<out>/cache/networks``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from functools import partial
 from typing import NamedTuple
 
@@ -44,6 +52,7 @@ import jax
 import jax.numpy as jnp
 
 from closed_form.errors import CatcompError, ShapeMismatchError
+from verify.samplers import network_cache
 
 #: Lower end of the training times ``t ∼ U[T_MIN, T]``: the samplers' time clamp.
 T_MIN = 1e-5
@@ -269,15 +278,21 @@ def _train_chunk(carry, steps, key, pools, problem: _Problem):
 _train_chunk = jax.jit(_train_chunk, static_argnames=("problem",))
 
 
-def draw_pools(key, sources, n: int):
-    """``n`` exact draws per source (``source.sample(key_i, n)``, one subkey per source), shape ``(C, n, d)``."""
-    n = _positive_int(n, "the pool size n")
-    sources = tuple(sources)
+def _source_dim(sources: tuple) -> int:
+    """The sources' common dimension; raises for an empty list or sources of different dimensions."""
     if not sources:
         raise CatcompError("at least one source is needed to train a network.")
     dims = {int(s.dim) for s in sources}
     if len(dims) != 1:
         raise ShapeMismatchError(f"the sources have different dimensions {sorted(dims)}; all must agree.")
+    return dims.pop()
+
+
+def draw_pools(key, sources, n: int):
+    """``n`` exact draws per source (``source.sample(key_i, n)``, one subkey per source), shape ``(C, n, d)``."""
+    n = _positive_int(n, "the pool size n")
+    sources = tuple(sources)
+    _source_dim(sources)
     keys = jax.random.split(key, len(sources))
     return jnp.stack([jnp.asarray(s.sample(k, n), jnp.float64) for s, k in zip(sources, keys)])
 
@@ -305,6 +320,8 @@ def train_network(key, sources, schedule, n: int, config: NetworkConfig | None =
     Returns
     -------
     TrainResult
+        From the parameter cache when one is active and holds this run (module doc); otherwise trained, and then
+        stored in the active cache.
 
     Raises
     ------
@@ -316,9 +333,19 @@ def train_network(key, sources, schedule, n: int, config: NetworkConfig | None =
     sources = tuple(sources)
     config = check_config(config, max(len(sources), 1))
     chunk = _positive_int(chunk, "chunk")
+    n, dim, n_cond = _positive_int(n, "the pool size n"), _source_dim(sources), len(sources)
     k_pool, k_init, k_steps = jax.random.split(key, 3)
+    entry = _cache_entry(key, sources, schedule, n, config)
+    if entry is not None:
+        params_shape = jax.eval_shape(lambda k: init_network(k, config, dim, n_cond), k_init)
+        leaf_shapes = [leaf.shape for leaf in jax.tree_util.tree_leaves(params_shape)]
+        losses_shape = (config.iterations, n_cond) if config.per_condition else (config.iterations,)
+        hit = network_cache.load_entry(entry[0], entry[1], leaf_shapes, losses_shape)
+        if hit is not None:
+            params = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params_shape),
+                                                  [jnp.asarray(leaf) for leaf in hit[0]])
+            return TrainResult(params, jnp.asarray(hit[1]), config, n_cond)
     pools = draw_pools(k_pool, sources, n)
-    n_cond, dim = pools.shape[0], pools.shape[2]
     params = init_network(k_init, config, dim, n_cond)
     opt = _optimizer(config)
     opt_state = jax.vmap(opt.init)(params) if config.per_condition else opt.init(params)
@@ -335,7 +362,24 @@ def train_network(key, sources, schedule, n: int, config: NetworkConfig | None =
             losses.append(chunk_losses)
             bar.update(len(steps))
             bar.set_postfix(loss=float(jnp.mean(chunk_losses)))
-    return TrainResult(carry[0], jnp.concatenate(losses), config, n_cond)
+    result = TrainResult(carry[0], jnp.concatenate(losses), config, n_cond)
+    if entry is not None:
+        network_cache.save_entry(entry[0], entry[1], jax.tree_util.tree_leaves(result.params), result.losses)
+    return result
+
+
+def _cache_entry(key, sources, schedule, n, config):
+    """``(path, description)`` of the run's entry in the active parameter cache (:mod:`verify.samplers.network_cache`),
+    or ``None`` when the cache is off or the sources cannot be described (then with a warning)."""
+    folder = network_cache.network_cache_dir()
+    if folder is None:
+        return None
+    description = network_cache.entry_description(key, sources, schedule, n, config)
+    if description is None:
+        warnings.warn("the network cache cannot describe these sources or this schedule (non-array leaves, or a "
+                      "schedule that is not a dataclass); training without it.", stacklevel=3)
+        return None
+    return network_cache.entry_path(folder, description), description
 
 
 # ------------------------------------------------------------------------------------------------ as scores
