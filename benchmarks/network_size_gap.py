@@ -18,6 +18,7 @@ once in the background at low priority::
 
     nice -n 15 python benchmarks/network_size_gap.py > /tmp/network_size_gap.log 2>&1 &
     python benchmarks/network_size_gap.py --paper-iterations 2000     # shorter; the output says how many steps
+    python benchmarks/network_size_gap.py --skip-default --paper-iterations 6000 --n-mc 2000   # paper side only
 
 It prints the machine and load, then one line per (configuration, source) and a JSON summary (also written to
 ``--out`` when given).
@@ -92,6 +93,7 @@ def main():
     parser.add_argument("--n-nodes", type=int, default=12)
     parser.add_argument("--tail", type=int, default=1000, help="final steps whose losses are averaged")
     parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--skip-default", action="store_true")
     parser.add_argument("--out", default=None, help="also write the JSON summary here")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
@@ -100,7 +102,7 @@ def main():
     setting = paper_setting(args.setting)
     minimum = loss_minimum(setting.sources, schedule, NetworkConfig().t_min)
     print(f"exact minimum of the loss under the exact sources: {minimum:.6f}", flush=True)
-    configs = [("default", NetworkConfig.default())]
+    configs = [] if args.skip_default else [("default", NetworkConfig.default())]
     if not args.skip_paper:
         paper = NetworkConfig.paper()
         if args.paper_iterations is not None:

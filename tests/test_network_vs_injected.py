@@ -206,3 +206,24 @@ def test_catalog_checks_turn_the_findings_into_outcomes():
     undefined = _frame(math.nan, {"precision": math.nan}, se=math.nan)
     assert _injected_model_agrees(undefined).status == "not applicable"
     assert _network_within_injected_span(undefined).status == "not applicable"
+
+
+def test_network_rows_repeat_score_error_maps():
+    """The experiment trains and measures exactly as score_error_maps (same seed derivation, configuration and map
+    draws): its network rows are that function's excesses and ratios, to the last bit."""
+    from verify.experiments.network_vs_injected import network_vs_injected
+    from verify.experiments.score_error_maps import score_error_maps
+    from verify.samplers.networks import NetworkConfig
+
+    tiny = NetworkConfig(width=16, depth=2, iterations=200, lr=3e-3, batch=96)
+    kwargs = dict(sizes=(100,), seed=3, config=tiny, n_mc=50, n_nodes=3)
+    rows = network_vs_injected(models=("precision", "shift"), **kwargs)
+    maps = score_error_maps(**kwargs)
+    net = rows[rows.model == "network"].set_index(["source", "law"])
+    for (source, law), row in net.iterrows():
+        ratio = maps[(maps.quantity == "ratio") & (maps.source == source) & (maps.law == law)]
+        excess = maps[(maps.quantity == "dsm_excess") & (maps.source == source) & (maps.law == law)]
+        assert row["ratio"] == ratio["mean"].item() and row["ratio_se"] == ratio["se"].item()
+        assert row["sampling_excess"] == excess["mean"].item()
+    assert set(rows.model) == {"network", "precision", "shift"} and len(rows) == 3 * 3 * 2
+    np.testing.assert_allclose(rows.loc[rows.model == "shift", "ratio"], 1.0, rtol=1e-12)

@@ -889,7 +889,11 @@ REGISTRY.register(Experiment(
           "error",
     compute="verify.experiments.network_vs_injected:network_vs_injected",
     seed_argument=None,  # seed 0 as score_error_maps: the same networks and map draws, so its network rows repeat those
-    # One cell, the networks of score_error_maps' cell (same sizes, configuration, map size): COST_TBD.
+    # One cell, the networks of score_error_maps' cell (same seed, sizes, configuration, map draws). Measured on the
+    # shared 2-core machine (load average ~7): 54 s CPU for `python -m verify --only network_vs_injected --jobs 1`,
+    # of which 17 s is training the two networks, which the report's parameter cache shares with score_error_maps,
+    # so ~37 s with it (by subtraction); the rest: the Monte Carlo map ~11 s, the worst direction and per-source
+    # calibration of the misspecification model ~10 s, the exact excesses ~6 s, startup and rendering ~3 s.
     default=grid(name=("NFC_OOD",), sizes=([100, 10_000],), config=("default",)),
     quick=(),  # network training dominates, as for score_error_maps
     # NaN: a ratio with an infinite sampling side has no standard error; a model that cannot reach the network's
