@@ -18,7 +18,6 @@ from closed_form import CatcompError, ShapeMismatchError, VPSchedule, paper_sett
 from closed_form.settings import MIXTURE_SETTING_NAMES
 from verify.experiments.network_vs_injected import (
     AGREEMENT_ALPHA,
-    MODELS,
     agreement_k,
     compare_to_injected,
     injected_errors,

@@ -19,8 +19,9 @@ checked against twice as many):
 
 * ``misspecification`` — the exact experiments' model (:func:`verify.experiments.error_models.misspecification_errors`):
   each source misspecified at ``t = 0`` along its block of the worst direction of
-  :func:`theory.amplification.amplification` (the sign :func:`~theory.amplification.worst_case_misspecification`
-  chooses), scaled by :func:`theory.amplification.calibrate` so that *this* source's excess is ``ε_i^2``; affine.
+  :func:`theory.amplification.amplification` (of its two signs the one with the larger ``KL(Q‖Q̂)``, the rule of
+  :func:`~theory.amplification.worst_case_misspecification`), scaled by :func:`theory.amplification.calibrate` so
+  that *this* source's excess is ``ε_i^2``; affine.
   Its ratio depends (weakly, beyond second order) on ``ε_i``; the others' do not.
 * ``precision`` — :func:`closed_form.perturbations.precision_error`: ``‖δ_i(·, t)‖_{L²(q^i_t)} = η`` at every ``t``,
   ``η^2 = ε_i^2/\bar σ^2`` with ``\bar σ^2 = (T − t_min)^{-1}∫σ_t^2 dt``; affine.
@@ -31,13 +32,14 @@ checked against twice as many):
   ``u = (1, …, 1)/√d``): the same error everywhere, ratio exactly 1, the reference for "no transfer".
 
 The ratio of the calibrated models is exact given the calibration (standard error 0, also when it is infinite); the
-network's carries the map's delta-method standard error. Where the network's training-side excess is 0 (exact scores) every ratio is ``0/0``:
-``ratio`` is NaN and ``ratio_status`` says ``"undefined (0/0)"``; an infinite sampling-side excess gives
-``ratio = inf``, status ``"infinite"``.
+network's carries the map's delta-method standard error. Where the network's training-side excess is 0 (exact
+scores) every ratio is ``0/0``: ``ratio`` is NaN and ``ratio_status`` says ``"undefined (0/0)"``; an infinite
+sampling-side excess gives ``ratio = inf``, status ``"infinite"``; a misspecification that leaves the
+positive-definite cone before reaching the network's size gives NaN rows with status ``"unreachable: …"``.
 
 :func:`ratio_agreement` and :func:`ratio_within_span` decide the report's findings: which model's ratio agrees with
 the network's within ``k`` standard errors (``k = Φ^{-1}(1 − α/2)``, :data:`AGREEMENT_ALPHA`), and whether the
-network's ratio lies within the span of the models' ratios (widened by ``k`` standard errors).
+network's ratio lies within the span of the models' finite ratios (widened by ``k`` standard errors).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from closed_form import Composition, VPSchedule, paper_setting
+from closed_form import VPSchedule, paper_setting
 from closed_form.errors import CatcompError, QuadratureNotConvergedError, ShapeMismatchError
 from closed_form.gaussian import Gaussian
 from closed_form.perturbations import (DensityPowerError, calibrated_affine_error, misspecification_error,
@@ -218,7 +220,10 @@ class _ExactLaws:
         means = jnp.concatenate([self.train[i][0]] + [m for m, _ in self.shared])
         covs = jnp.concatenate([self.train[i][1]] + [c for _, c in self.shared])
         times = jnp.asarray(np.tile(self.nodes, len(laws)))
-        sq = np.asarray(jax.vmap(lambda t, m, c: error.norm_under(Gaussian._unchecked(m, c), t) ** 2)(times, means, covs))
+        def sq_norm(t, mean, cov):
+            return error.norm_under(Gaussian._unchecked(mean, cov), t) ** 2
+
+        sq = np.asarray(jax.vmap(sq_norm)(times, means, covs))
         out = {}
         for law, values in zip(laws, sq.reshape(len(laws), -1)):
             coarse_sq, fine_sq = values[:self.n_nodes], values[self.n_nodes:]
