@@ -78,15 +78,24 @@ def gaussian_logpdf_numpy(mean, cov):
     return logpdf
 
 
+def cubature_logpdf(dist):
+    """``x ↦ log dist(x)`` for cubature integrands, points ``(n, d)`` to ``(n,)`` as NumPy: :func:`gaussian_logpdf_numpy`
+    for a :class:`~closed_form.Gaussian`, the jitted ``dist.logpdf`` for anything else."""
+    from closed_form.gaussian import Gaussian
+
+    if isinstance(dist, Gaussian):
+        return gaussian_logpdf_numpy(dist.mean, dist.cov)
+    import jax
+
+    jitted = jax.jit(dist.logpdf)
+    return lambda x: np.asarray(jitted(x))
+
+
 def total_variation(p, q, rtol: float = 1e-8) -> float:
     r"""``TV(p, q) = ½∫|p − q|`` between two distributions with ``.logpdf`` and ``.mean``/``.cov`` in 1-D or 2-D, by
     adaptive cubature over the box holding ``±15`` standard deviations of both, to relative tolerance ``rtol`` (and
     absolute ``1e-3·rtol``). The kink of ``|p − q|`` limits the attainable accuracy to about ``1e-8`` absolute.
-    Gaussians are evaluated by :func:`gaussian_logpdf_numpy`, anything else by its jitted ``logpdf``."""
-    import jax
-
-    from closed_form.gaussian import Gaussian
-
+    Log-densities by :func:`cubature_logpdf`."""
     lower, upper = gaussian_box([(np.asarray(p.mean), np.asarray(p.cov)), (np.asarray(q.mean), np.asarray(q.cov))])
-    lp, lq = (gaussian_logpdf_numpy(g.mean, g.cov) if isinstance(g, Gaussian) else jax.jit(g.logpdf) for g in (p, q))
+    lp, lq = cubature_logpdf(p), cubature_logpdf(q)
     return 0.5 * integrate_function(lambda x: np.abs(np.exp(lp(x)) - np.exp(lq(x))), lower, upper, rtol=rtol, atol=1e-3 * rtol)
