@@ -31,7 +31,7 @@ from closed_form.gaussian import Gaussian
 from closed_form.mixture import GaussianMixture
 from closed_form.products import gaussian_power_product
 from closed_form.pytree import FrozenPytree
-from closed_form.quadrature import gaussian_box, integrate_density
+from closed_form.quadrature import cubature_logpdf, gaussian_box, integrate_density
 from closed_form.schedules import diffused_variance, reverse_time_grid
 from closed_form.validation import check_finite, check_points
 
@@ -275,7 +275,10 @@ class Composition:
         if self.dim > 2:
             raise NoClosedFormError(f"quadrature is offered in dimensions 1 and 2 only; this composition has d={self.dim}.")
         lower, upper = gaussian_box(self._tail_terms, n_std=15.0)
-        return integrate_density(jax.jit(self.target_logpdf_unnormalized), lower, upper, rtol=rtol)
+        # Σ_i w_i log p_i(x) (target_logpdf_unnormalized) from NumPy log-densities: cubature calls it hundreds of
+        # times, and a compiled call per batch waits for XLA's thread pool whenever the cores are shared.
+        parts = [(wi, cubature_logpdf(s)) for wi, s in zip(self.weights, self.sources) if wi != 0]
+        return integrate_density(lambda x: sum(wi * lp(x) for wi, lp in parts), lower, upper, rtol=rtol)
 
     def target_logpdf(self, x):
         """Normalized ``log Q(x)`` (closed form, or via :meth:`log_normalizer` by quadrature in 1-D/2-D)."""

@@ -80,11 +80,20 @@ def gaussian_logpdf_numpy(mean, cov):
 
 def cubature_logpdf(dist):
     """``x ↦ log dist(x)`` for cubature integrands, points ``(n, d)`` to ``(n,)`` as NumPy: :func:`gaussian_logpdf_numpy`
-    for a :class:`~closed_form.Gaussian`, the jitted ``dist.logpdf`` for anything else."""
+    for a :class:`~closed_form.Gaussian`, ``log Σ_k π_k N(x; μ_k, Σ_k)`` by log-sum-exp of those for a
+    :class:`~closed_form.GaussianMixture` (zero-weight components drop out), the jitted ``dist.logpdf`` otherwise."""
+    from scipy.special import logsumexp
+
     from closed_form.gaussian import Gaussian
+    from closed_form.mixture import GaussianMixture
 
     if isinstance(dist, Gaussian):
         return gaussian_logpdf_numpy(dist.mean, dist.cov)
+    if isinstance(dist, GaussianMixture):
+        with np.errstate(divide="ignore"):  # log 0 = −inf for a zero-weight component
+            log_w = np.log(np.asarray(dist.weights, dtype=np.float64))
+        parts = [gaussian_logpdf_numpy(m, c) for m, c in zip(np.asarray(dist.means), np.asarray(dist.covs))]
+        return lambda x: logsumexp(np.stack([lw + lp(x) for lw, lp in zip(log_w, parts)]), axis=0)
     import jax
 
     jitted = jax.jit(dist.logpdf)
