@@ -30,7 +30,8 @@ from closed_form.fields import CodiagonalField, add_fields
 from closed_form.gaussian import Gaussian
 from closed_form.mixture import GaussianMixture
 from closed_form.products import gaussian_power_product
-from closed_form.quadrature import gaussian_box, integrate_density
+from closed_form.pytree import FrozenPytree
+from closed_form.quadrature import cubature_logpdf, gaussian_box, integrate_density
 from closed_form.schedules import diffused_variance, reverse_time_grid
 from closed_form.validation import check_finite, check_points
 
@@ -274,7 +275,10 @@ class Composition:
         if self.dim > 2:
             raise NoClosedFormError(f"quadrature is offered in dimensions 1 and 2 only; this composition has d={self.dim}.")
         lower, upper = gaussian_box(self._tail_terms, n_std=15.0)
-        return integrate_density(jax.jit(self.target_logpdf_unnormalized), lower, upper, rtol=rtol)
+        # Σ_i w_i log p_i(x) (target_logpdf_unnormalized) from NumPy log-densities: cubature calls it hundreds of
+        # times, and a compiled call per batch waits for XLA's thread pool whenever the cores are shared.
+        parts = [(wi, cubature_logpdf(s)) for wi, s in zip(self.weights, self.sources) if wi != 0]
+        return integrate_density(lambda x: sum(wi * lp(x) for wi, lp in parts), lower, upper, rtol=rtol)
 
     def target_logpdf(self, x):
         """Normalized ``log Q(x)`` (closed form, or via :meth:`log_normalizer` by quadrature in 1-D/2-D)."""
@@ -496,10 +500,20 @@ def _diffused_precision_field(g: Gaussian, weight, schedule):
     r"""``t ↦ w·(C(t)⁻¹, C(t)⁻¹α_tμ)``, ``C(t) = α_t²Σ + σ_t²I``, as a :class:`~closed_form.CodiagonalField` in the
     eigenbasis ``U`` of ``Σ``: per direction ``a(t) = w/(α_t²λ + σ_t²)``, ``c(t) = a(t)·α_t·(Uᵀμ)``."""
     lam, vecs = jnp.linalg.eigh(g.cov)
-    mean_v = vecs.T @ g.mean
+    return CodiagonalField(vecs, _DiffusedPrecision(lam, vecs.T @ g.mean, weight, schedule))
 
-    def diagonal(t):
-        prec = weight / diffused_variance(schedule, lam, t)
-        return prec, prec * (schedule.alpha(t) * mean_v)
 
-    return CodiagonalField(vecs, diagonal)
+class _DiffusedPrecision(FrozenPytree):
+    r"""``t ↦ (a(t), a(t)·α_t·μ̃)`` with ``a(t) = w/(α_t²λ + σ_t²)``: the per-direction coefficients of
+    :func:`_diffused_precision_field` (eigenvalues ``λ``, eigenbasis mean ``μ̃``, weight ``w``), as a pytree with the
+    schedule static, so that its evaluator compiles once per schedule and dimension, not once per source."""
+
+    _leaves = ("lam", "mean_v", "weight")
+    _static = ("schedule",)
+
+    def __init__(self, lam, mean_v, weight, schedule):
+        self._set(lam, mean_v, weight, schedule)
+
+    def __call__(self, t):
+        prec = self.weight / diffused_variance(self.schedule, self.lam, t)
+        return prec, prec * (self.schedule.alpha(t) * self.mean_v)

@@ -14,11 +14,14 @@ For any other field :func:`_common_eigenbasis` searches such a basis from a gene
 from Gaussians are sums (:class:`FieldSum`) of :class:`CodiagonalField` s, one per source in that source's
 eigenbasis; such a sum is evaluated in the eigenbasis of its first part (:func:`_framed_codiagonal_sum`), with its
 per-direction coefficients from one jitted call and one BLAS product per other part, so that no evaluation inverts a
-matrix.
+matrix. The per-direction coefficients of fields built from Gaussians are :class:`~closed_form.pytree.FrozenPytree` s
+whose arrays are leaves, so one compiled evaluator serves every field of the same structure and shapes (a new
+composition does not compile again); closures compile once per function object.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass
 from typing import Callable
@@ -35,6 +38,7 @@ from closed_form.errors import (
     ShapeMismatchError,
 )
 from closed_form.gaussian import Gaussian
+from closed_form.pytree import FrozenPytree
 from closed_form.schedules import diffused_variance
 
 #: Relative size of off-diagonal entries (in the common basis) below which a matrix counts as diagonal there: above
@@ -80,12 +84,7 @@ def add_fields(*fields):
     if len(flat) == 1:
         return flat[0]
     if all(isinstance(f, CodiagonalField) for f in flat) and _same_basis([f.basis for f in flat]):
-
-        def diagonal(t):
-            parts = [f.diagonal(t) for f in flat]
-            return sum(p[0] for p in parts), sum(p[1] for p in parts)
-
-        return CodiagonalField(flat[0].basis, diagonal)
+        return CodiagonalField(flat[0].basis, _SummedDiagonals(tuple(f.diagonal for f in flat)))
 
     return FieldSum(flat)
 
@@ -95,6 +94,52 @@ def _same_basis(bases) -> bool:
     if any(isinstance(v, jax.core.Tracer) for v in bases):
         return False
     return all(np.array_equal(np.asarray(v), np.asarray(bases[0])) for v in bases)
+
+
+class _SummedDiagonals(FrozenPytree):
+    """``t ↦ (Σ_j a_j(t), Σ_j c_j(t))`` for the per-direction coefficient functions ``parts``; a pytree whose leaves
+    are the parts' arrays when the parts are pytrees themselves (:func:`_pytree_jit`)."""
+
+    _leaves = ("parts",)
+
+    def __init__(self, parts):
+        self._set(tuple(parts))
+
+    def __call__(self, t):
+        values = [f(t) for f in self.parts]
+        return sum(v[0] for v in values), sum(v[1] for v in values)
+
+
+class _ConcatenatedDiagonals(FrozenPytree):
+    """``t ↦ ([a_1(t), …, a_k(t)], [c_1(t), …, c_k(t)])`` concatenated, for the per-direction coefficient functions
+    ``parts`` (a pytree like :class:`_SummedDiagonals`)."""
+
+    _leaves = ("parts",)
+
+    def __init__(self, parts):
+        self._set(tuple(parts))
+
+    def __call__(self, t):
+        values = [f(t) for f in self.parts]
+        return jnp.concatenate([v[0] for v in values]), jnp.concatenate([v[1] for v in values])
+
+
+class _WeightedPrecisions(FrozenPytree):
+    r"""``t ↦ (Σ_i w_i/C_{ik}(t), Σ_i w_i α_t μ̃_{ik}/C_{ik}(t))_k`` with ``C_{ik}(t) = α_t² v_{ik} + σ_t²``: the
+    per-direction coefficients of :func:`codiagonal_field`, as a pytree (leaves ``var``, ``mean`` of shape
+    ``(n, d)`` and ``weight`` of shape ``(n, 1)``; the schedule static), so that its evaluator compiles once per
+    schedule and shapes."""
+
+    _leaves = ("var", "mean", "weight")
+    _static = ("schedule",)
+
+    def __init__(self, var, mean, weight, schedule):
+        self._set(var, mean, weight, schedule)
+
+    def __call__(self, t):
+        prec = 1.0 / diffused_variance(self.schedule, self.var, t)
+        w = self.weight
+        return jnp.sum(w * prec, axis=0), jnp.sum(w * prec * (self.schedule.alpha(t) * self.mean), axis=0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,12 +193,7 @@ def codiagonal_field(composition, schedule, which: str = "naive") -> CodiagonalF
         var = jnp.asarray(np.diagonal(v.T @ np.asarray(target.cov) @ v))[None]
         mu = jnp.asarray(v.T @ np.asarray(target.mean))[None]
         w = jnp.ones((1, 1))
-
-    def diagonal(t):
-        prec = 1.0 / diffused_variance(schedule, var, t)
-        return jnp.sum(w * prec, axis=0), jnp.sum(w * prec * (schedule.alpha(t) * mu), axis=0)
-
-    return CodiagonalField(v, diagonal)
+    return CodiagonalField(v, _WeightedPrecisions(var, mu, w, schedule))
 
 
 def _check_field_output(a, b, dim):
@@ -167,6 +207,30 @@ def _check_field_output(a, b, dim):
 
 
 _NOT_TRACEABLE = (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _apply(treedef, leaves, t):
+    """``field(t)`` for the pytree field with structure ``treedef`` and arrays ``leaves``: compiled once per
+    structure (classes, static data such as the schedule) and leaf shapes, so that fields rebuilt with new arrays of
+    the same shapes (a new composition, a new error) reuse the compilation."""
+    return jax.tree_util.tree_unflatten(treedef, leaves)(t)
+
+
+def _pytree_jit(fn):
+    """``t ↦ fn(t)`` through :func:`_apply` when ``fn`` is a :class:`FrozenPytree` whose leaves are all arrays or
+    numbers and whose static data hash; ``None`` otherwise. The leaves are put on the device once, here: per call
+    this costs about what a jitted closure does (~27 µs against ~22 µs measured), without its compilation."""
+    if not isinstance(fn, FrozenPytree):
+        return None
+    leaves, treedef = jax.tree_util.tree_flatten(fn)
+    try:
+        hash(treedef)
+    except TypeError:
+        return None
+    if not all(isinstance(x, (np.ndarray, np.generic, jax.Array, float, int)) for x in leaves):
+        return None
+    return functools.partial(_apply, treedef, [jax.device_put(x) for x in leaves])
 
 
 def as_numpy_field(fn):
@@ -190,7 +254,9 @@ def as_numpy_field(fn):
         return call_sum
     if isinstance(fn, CodiagonalField):
         return _codiagonal_evaluator([np.asarray(fn.basis, dtype=np.float64)], as_numpy_field(fn.diagonal))
-    state = {"jitted": jax.jit(fn)}
+    # A closure's arrays are compile-time constants, so jax.jit(fn) compiles once per function object (~0.1–0.2 s);
+    # a pytree field passes its arrays as arguments instead and shares the compilation with every field like it.
+    state = {"jitted": _pytree_jit(fn) or jax.jit(fn)}
 
     def call(t):
         if state["jitted"] is not None:
@@ -237,12 +303,7 @@ def _fused(total, parts):
     """``(bases, diagonal)`` of the CodiagonalField ``parts`` of the FieldSum ``total``, made once per object."""
     if total not in _FUSED:
         bases = [np.asarray(f.basis, dtype=np.float64) for f in parts]
-
-        def diagonal(t):
-            values = [f.diagonal(t) for f in parts]
-            return jnp.concatenate([v[0] for v in values]), jnp.concatenate([v[1] for v in values])
-
-        _FUSED[total] = (bases, as_numpy_field(diagonal))
+        _FUSED[total] = (bases, as_numpy_field(_ConcatenatedDiagonals(f.diagonal for f in parts)))
     return _FUSED[total]
 
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import jax
 import numpy as np
 from scipy.integrate import solve_ivp
 
@@ -67,7 +66,7 @@ from closed_form.errors import (
 from closed_form.fields import _check_field_output, as_numpy_field
 from closed_form.gaussian import Gaussian
 from closed_form.laws import DEFAULT_RTOL, _check_start
-from closed_form.schedules import reverse_time_grid
+from closed_form.schedules import reverse_time_grid, scalar_coefficients
 from closed_form.validation import check_weights_for
 
 
@@ -86,12 +85,12 @@ class _Potential:
         self.fields = [as_numpy_field(f) for f in source_fields]
         self.weights = weights
         self.dim = dim
-        self.beta_at = jax.jit(schedule.beta)
+        self.schedule = schedule
         self.const = (1.0 - math.fsum(weights)) * dim
 
     def __call__(self, t):
         d = self.dim
-        beta = float(self.beta_at(np.float64(t)))
+        beta = scalar_coefficients(self.schedule, t)[2]  # compiled once per schedule, not once per law
         a_sum, b_sum = np.zeros((d, d)), np.zeros(d)
         quad, lin, const = np.zeros((d, d)), np.zeros(d), self.const
         for w, f in zip(self.weights, self.fields):

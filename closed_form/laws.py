@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import math
 
-import jax
 import numpy as np
 from scipy.integrate import solve_ivp
 
@@ -71,7 +70,7 @@ from closed_form.fields import (
     as_numpy_field,
 )
 from closed_form.gaussian import Gaussian
-from closed_form.schedules import reverse_time_grid
+from closed_form.schedules import reverse_time_grid, scalar_coefficients
 #: Default relative tolerance of the moment-ODE integration.
 DEFAULT_RTOL = 1e-11
 _METHODS = ("auto", "diagonal", "general")
@@ -274,10 +273,10 @@ def _moment_ode_law(field, schedule, start, t_min, t_max, kind, rtol, method):
     # on NFC_OOD); capping the step at 1/16 of the span keeps it at the level of rtol for ~5% more evaluations.
     max_step = (t_max - t_min) / 16.0
 
-    beta_at = jax.jit(schedule.beta)  # one dispatch per evaluation instead of one per jnp operation
-
     def beta(t):
-        return float(beta_at(np.float64(t)))
+        # One compiled call, shared by every law on this schedule (jax.jit(schedule.beta) compiled once per law: a
+        # bound method is a new function each time).
+        return scalar_coefficients(schedule, t)[2]
 
     def integrate(rhs, y0):
         # Forward time t decreases from t_max to t_min: d/dt = −d/dτ, hence the minus signs in the right-hand sides.

@@ -40,6 +40,7 @@ from closed_form.errors import CatcompError, ShapeMismatchError
 from closed_form.fields import CodiagonalField, FieldSum
 from closed_form.gaussian import Gaussian
 from closed_form.mixture import GaussianMixture
+from closed_form.pytree import FrozenPytree
 from closed_form.schedules import diffused_covariance
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
 from closed_form.validation import check_error_size, is_concrete
@@ -95,10 +96,23 @@ class AffineScoreError:
         return affine_dsm_excess(self.field, path, self.schedule, n_nodes)
 
 
+class _ScaledDiagonal(FrozenPytree):
+    """``t ↦ (w·a(t), w·c(t))`` for per-direction coefficients ``diagonal``; a pytree (leaves: the weight and the
+    diagonal's arrays) when the diagonal is one, so that the laws compile it once per shape, not once per error."""
+
+    _leaves = ("weight", "diagonal")
+
+    def __init__(self, weight, diagonal):
+        self._set(weight, diagonal)
+
+    def __call__(self, t):
+        return tuple(self.weight * v for v in self.diagonal(t))
+
+
 def _scaled(weight, field):
     """``weight ·`` a field, keeping the per-direction structure the exact laws' fast routes need."""
     if isinstance(field, CodiagonalField):
-        return CodiagonalField(field.basis, lambda t: tuple(weight * v for v in field.diagonal(t)))
+        return CodiagonalField(field.basis, _ScaledDiagonal(weight, field.diagonal))
     if isinstance(field, FieldSum):
         return FieldSum(tuple(_scaled(weight, part) for part in field.parts))
 

@@ -14,10 +14,13 @@ covariance, ``α_t²Σ + σ_t²I``, in one place.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from closed_form.errors import CatcompError
 
@@ -148,6 +151,26 @@ def diffused_covariance(schedule, cov, t):
     return schedule.alpha(t) ** 2 * cov + schedule.sigma2(t) * jnp.eye(cov.shape[-1])
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _scalar_coefficients(schedule, t):
+    return schedule.alpha(t), schedule.sigma2(t), schedule.beta(t)
+
+
+def scalar_coefficients(schedule, t) -> tuple[float, float, float]:
+    r"""``(α_t, σ_t², β(t))`` as Python floats for a scalar ``t``, from one compiled call.
+
+    For code that evaluates a schedule at one time after another (quadratures, ODE right-hand sides): op by op every
+    ``jax.numpy`` operation is a dispatch, ~2 ms for ``α_t`` alone here against ~15 µs for the compiled triple
+    (measured). The schedule is a static argument (schedules are frozen dataclasses, hashed by value), so each
+    schedule compiles once per process; an unhashable schedule is evaluated op by op.
+    """
+    try:
+        values = _scalar_coefficients(schedule, np.float64(t))
+    except (TypeError, ValueError):  # an unhashable schedule cannot be a static argument
+        values = (schedule.alpha(t), schedule.sigma2(t), schedule.beta(t))
+    return tuple(float(v) for v in values)
+
+
 def reverse_time_grid(schedule, n_steps: int, eps: float = 1e-5):
     r"""The samplers' time grid: ``n_steps + 1`` uniform times from ``T`` down to ``0``, clamped to
     ``[eps, T − eps]`` (the paper's grid: 500 steps, ``eps = 1e-5``).
@@ -155,8 +178,6 @@ def reverse_time_grid(schedule, n_steps: int, eps: float = 1e-5):
     Step ``k`` of a reverse sampler goes from ``grid[k]`` to ``grid[k + 1]`` with step size
     ``h_k = grid[k] − grid[k + 1]`` and evaluates its drift and score at ``grid[k]``. Returns a float64 NumPy array.
     """
-    import numpy as np
-
     if int(n_steps) != n_steps or n_steps < 1:
         raise CatcompError(f"n_steps must be a positive integer, got {n_steps!r}.")
     if not (0 <= eps < schedule.T / 2):

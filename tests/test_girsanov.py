@@ -22,6 +22,7 @@ from closed_form import (
     sde_law,
     w2,
 )
+from closed_form.pytree import FrozenPytree
 from theory import girsanov_kl_bound, synchronous_coupling_w2_bound
 
 SCHEDULE = VPSchedule()
@@ -39,11 +40,24 @@ def _start(comp, kind, t):
     return Gaussian.standard(comp.dim)
 
 
+class _AffineError(FrozenPytree):
+    """A smooth, time-dependent, non-symmetric affine error δ(x, t) = −(E₀ + tE₁)x + c₀cos(2t), as a field. A pytree
+    (its arrays are leaves), so the laws' and bounds' evaluators compile it once per dimension, not once per
+    example."""
+
+    _leaves = ("e0", "e1", "c0")
+
+    def __init__(self, e0, e1, c0):
+        self._set(e0, e1, c0)
+
+    def __call__(self, t):
+        return self.e0 + t * self.e1, self.c0 * jnp.cos(2.0 * t)
+
+
 def _affine_error(rng, d, size):
-    """A smooth, time-dependent, non-symmetric affine error δ(x, t) = −(E₀ + tE₁)x + c₀cos(2t), as a field."""
+    """An :class:`_AffineError` with entries of scale ``size``."""
     e0, e1 = (jnp.asarray(size * rng.normal(size=(d, d))) for _ in range(2))
-    c0 = jnp.asarray(size * rng.normal(size=d))
-    return lambda t: (e0 + t * e1, c0 * jnp.cos(2.0 * t))
+    return _AffineError(e0, e1, jnp.asarray(size * rng.normal(size=d)))
 
 
 @st.composite

@@ -104,3 +104,18 @@ def test_ress_along_t_never_increases():
     assert np.all(np.isinf(r[0]))  # OOD at t = 0: infinite for every source
     assert np.all(np.isfinite(r[-1]))  # at t = T both laws are ≈ N(0, I)
     assert np.all(r[1:] <= r[:-1] * (1 + 1e-12))  # inf ≤ inf holds; finite values must not grow
+
+
+def test_numpy_gaussian_logpdf_of_the_cubature_matches_scipy():
+    """The cubature's plain-NumPy log-density (no JAX dispatch per call) is log N(x; μ, Σ), against SciPy."""
+    from scipy.stats import multivariate_normal
+    from strategies import spd_matrix
+
+    from closed_form.quadrature import gaussian_logpdf_numpy
+
+    rng = np.random.default_rng(5)
+    for d in (1, 2, 3):
+        mean, cov = rng.normal(size=d), spd_matrix(rng, d, 2.0, 1.5)
+        x = mean + 3.0 * rng.normal(size=(50, d))
+        np.testing.assert_allclose(gaussian_logpdf_numpy(mean, cov)(x), multivariate_normal(mean, cov).logpdf(x),
+                                   rtol=1e-12)

@@ -142,3 +142,26 @@ def test_diffused_covariance_is_the_forward_kernels_covariance(d, seed, log10_co
     eig = np.linalg.eigvalsh(cov)
     np.testing.assert_allclose(np.asarray(diffused_variance(schedule, eig, t)),
                                np.linalg.eigvalsh(want), rtol=1e-10, atol=1e-11 * np.max(np.abs(want)))
+
+
+def test_scalar_coefficients_are_the_schedules_values_from_one_compiled_call():
+    """(α_t, σ_t², β(t)) as floats equal the schedule's own op-by-op values (same formulas, compiled together), for
+    hashable schedules and, op by op, for an unhashable one."""
+    from closed_form.schedules import scalar_coefficients
+
+    @dataclass(eq=True)  # eq without frozen: unhashable, so it cannot be a static argument
+    class Unhashable(Schedule):
+        T: float = 1.0
+
+        def beta(self, t):
+            return 2.0 + 0.0 * jnp.asarray(t)
+
+        def log_alpha(self, t):
+            return -jnp.asarray(t)
+
+    for schedule in (VPSchedule(), VPSchedule(0.5, 5.0, 2.0), CosineSchedule(), Unhashable()):
+        for t in (1e-5, 0.3, 0.9 * schedule.T):
+            got = scalar_coefficients(schedule, t)
+            assert all(type(v) is float for v in got)
+            expected = (schedule.alpha(t), schedule.sigma2(t), schedule.beta(t))
+            np.testing.assert_allclose(got, [float(v) for v in expected], rtol=1e-14, atol=0)

@@ -30,6 +30,7 @@ from scipy.integrate import solve_ivp
 
 from closed_form import CatcompError, Gaussian, add_fields, w2
 from closed_form.fields import as_numpy_field
+from closed_form.schedules import scalar_coefficients
 from theory.girsanov import affine_error_moment, check_interval, target_score_field
 
 
@@ -60,7 +61,7 @@ def synchronous_coupling_w2_bound(field, target: Gaussian, schedule, start: Gaus
     def rates(t):
         a, b = f(t)
         a_q, b_q, m, p = exact(t)
-        beta = float(schedule.beta(t))
+        beta = scalar_coefficients(schedule, t)[2]
         lip = beta * float(np.linalg.eigvalsh(half - 0.5 * (a + a.T))[-1])
         err = np.sqrt(max(affine_error_moment(a - a_q, b - b_q, m, p), 0.0))
         return lip, beta * err

@@ -21,7 +21,7 @@ import numpy as np
 from closed_form.divergences import ress_inverse
 from closed_form.gaussian import Gaussian
 from closed_form.perturbations import AffineScoreError, DensityPowerError
-from closed_form.quadrature import gaussian_box, integrate_function
+from closed_form.quadrature import cubature_logpdf, gaussian_box, integrate_function
 
 
 class TransferBound(NamedTuple):
@@ -60,7 +60,7 @@ def _abs_moment(error, dist: Gaussian, t, rtol=1e-10):
     if dist.dim > 2:
         raise ValueError("the first absolute moment is computed by cubature in dimensions 1 and 2 only.")
     lower, upper = gaussian_box([(np.asarray(dist.mean), np.asarray(dist.cov))])
-    logq = jax.jit(dist.logpdf)
+    logq = cubature_logpdf(dist)
     delta = jax.jit(lambda x: error.delta(x, t))
 
     def f(x):

@@ -26,7 +26,7 @@ from scipy.spatial import cKDTree
 
 from closed_form.errors import CatcompError
 from closed_form.ood import gaussian_hdr_threshold
-from closed_form.quadrature import integrate_function
+from closed_form.quadrature import cubature_logpdf, integrate_function
 
 
 class TwoPointBound(NamedTuple):
@@ -102,7 +102,9 @@ def two_point_bound(composition, eps: float, center=None, radius=None, level: fl
 
     def under(dist, f):
         """``∫_B dist(x) f(x) dx`` in polar coordinates around the center (smooth integrand, no kink at ∂B)."""
-        lp = logpdfs.setdefault(id(dist), jax.jit(dist.logpdf))
+        if id(dist) not in logpdfs:
+            logpdfs[id(dist)] = cubature_logpdf(dist)
+        lp = logpdfs[id(dist)]
 
         def g(pts):
             rho, phi = pts[:, 0], pts[:, 1]
