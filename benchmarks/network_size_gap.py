@@ -19,6 +19,7 @@ once in the background at low priority::
     nice -n 15 python benchmarks/network_size_gap.py > /tmp/network_size_gap.log 2>&1 &
     python benchmarks/network_size_gap.py --paper-iterations 2000     # shorter; the output says how many steps
     python benchmarks/network_size_gap.py --skip-default --paper-iterations 6000 --n-mc 2000   # paper side only
+    python benchmarks/network_size_gap.py --skip-paper --with-small --n-mc 2000   # small and default only (a minute)
 
 It prints the machine and load, then one line per (configuration, source) and a JSON summary (also written to
 ``--out`` when given).
@@ -94,6 +95,8 @@ def main():
     parser.add_argument("--tail", type=int, default=1000, help="final steps whose losses are averaged")
     parser.add_argument("--skip-paper", action="store_true")
     parser.add_argument("--skip-default", action="store_true")
+    parser.add_argument("--with-small", action="store_true",
+                        help="also NetworkConfig.small() (the learned sweep's default-size network)")
     parser.add_argument("--out", default=None, help="also write the JSON summary here")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
@@ -102,7 +105,8 @@ def main():
     setting = paper_setting(args.setting)
     minimum = loss_minimum(setting.sources, schedule, NetworkConfig().t_min)
     print(f"exact minimum of the loss under the exact sources: {minimum:.6f}", flush=True)
-    configs = [] if args.skip_default else [("default", NetworkConfig.default())]
+    configs = [("small", NetworkConfig.small())] if args.with_small else []
+    configs += [] if args.skip_default else [("default", NetworkConfig.default())]
     if not args.skip_paper:
         paper = NetworkConfig.paper()
         if args.paper_iterations is not None:
