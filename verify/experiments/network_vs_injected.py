@@ -56,8 +56,8 @@ from closed_form.errors import CatcompError, QuadratureNotConvergedError, ShapeM
 from closed_form.gaussian import Gaussian
 from closed_form.perturbations import (DensityPowerError, calibrated_affine_error, misspecification_error,
                                        precision_error)
-from verify.experiments.score_error_maps import (PAPER_SOURCE_NAMES, _laws_at, score_error_map, score_error_maps,
-                                                 sqrt_time_nodes)
+from verify.experiments.score_error_maps import (PAPER_SOURCE_NAMES, _laws_at, excess_ratio, score_error_map,
+                                                 score_error_maps, sqrt_time_nodes)
 from verify.samplers.networks import T_MIN
 
 #: The injected models compared (``density_power`` once per ``gamma``).
@@ -237,18 +237,6 @@ class _ExactLaws:
         return out
 
 
-def _ratio(a: float, b: float, se_a: float, se_b: float):
-    """``(a/b, se, status)``: delta-method standard error for independent ``a``, ``b`` (as the error map's);
-    ``0/0`` undefined, ``a/0`` and ``∞/b`` infinite."""
-    if b == 0:
-        return (math.nan, math.nan, "undefined (0/0)") if a == 0 else (math.inf, math.nan, "infinite")
-    if not math.isfinite(a):
-        return math.inf, math.nan, "infinite"
-    r = a / b
-    se = r * math.sqrt((se_a / a) ** 2 + (se_b / b) ** 2) if a > 0 else se_a / b
-    return r, se, "finite"
-
-
 def compare_to_injected(scores, composition, schedule, key, *, models=MODELS, gammas=(0.05, 0.1), n_mc: int = 2000,
                         n_nodes: int = 12, t_min: float = T_MIN, source_names=None, map_frame=None,
                         exact_nodes: int = N_EXACT_NODES, exact_laws=None) -> pd.DataFrame:
@@ -301,7 +289,7 @@ def compare_to_injected(scores, composition, schedule, key, *, models=MODELS, ga
         b, se_b = exc.loc[(nm, "train"), ["mean", "se"]]
         for law in SAMPLING_LAWS:
             a, se_a = exc.loc[(nm, law), ["mean", "se"]]
-            r, se, status = _ratio(float(a), float(b), float(se_a), float(se_b))
+            r, se, status = excess_ratio(float(a), float(b), float(se_a), float(se_b))
             rows.append({"source": nm, "model": "network", "law": law, "ratio": r, "ratio_se": se,
                          "ratio_status": status, "train_excess": float(b), "train_excess_se": float(se_b),
                          "sampling_excess": float(a), "sampling_excess_se": float(se_a)})
@@ -327,7 +315,7 @@ def compare_to_injected(scores, composition, schedule, key, *, models=MODELS, ga
             b = excess["train"]
             for law in SAMPLING_LAWS:
                 a = excess[law]
-                r, _, status = _ratio(a, b, 0.0, 0.0)
+                r, _, status = excess_ratio(a, b, 0.0, 0.0)
                 rows.append({"source": nm, "model": label, "law": law, "ratio": r,
                              "ratio_se": math.nan if status == "undefined (0/0)" else 0.0, "ratio_status": status,
                              "train_excess": b, "train_excess_se": 0.0, "sampling_excess": a,

@@ -136,6 +136,19 @@ def score_error_map(scores, composition, schedule, key, *, n_mc: int = 4000, n_n
                      ignore_index=True)
 
 
+def excess_ratio(a: float, b: float, se_a: float, se_b: float) -> tuple[float, float, str]:
+    r"""``(a/b, se, status)`` for a sampling-side excess ``a ± se_a`` over a training-side one ``b ± se_b``, measured
+    independently: the delta-method standard error ``r (se_a²/a² + se_b²/b²)^{1/2}`` (``se_a/b`` when ``a = 0``).
+    ``status`` is ``"finite"``, ``"infinite"`` (``a/0`` with ``a > 0``, or ``a = ∞``; standard error NaN) or
+    ``"undefined (0/0)"`` (both 0, as for exact scores; ratio and standard error NaN)."""
+    if b == 0:
+        return (math.nan, math.nan, "undefined (0/0)") if a == 0 else (math.inf, math.nan, "infinite")
+    if not math.isfinite(a):
+        return math.inf, math.nan, "infinite"
+    r = a / b
+    return r, (r * math.sqrt((se_a / a) ** 2 + (se_b / b) ** 2) if a > 0 else se_a / b), "finite"
+
+
 def _integrated(frame: pd.DataFrame, schedule, nodes, qweights, t_min: float) -> pd.DataFrame:
     """The DSM excess rows (module doc) and the sampling-side / training-side ratio rows of an error map."""
     length = float(schedule.T) - t_min
@@ -152,11 +165,7 @@ def _integrated(frame: pd.DataFrame, schedule, nodes, qweights, t_min: float) ->
         b, se_b = excess[name, "train"]
         for law in ("target", "path"):
             a, se_a = excess[name, law]
-            if b > 0:
-                r = a / b
-                se = r * math.sqrt((se_a / a) ** 2 + (se_b / b) ** 2) if a > 0 else se_a / b
-            else:  # exact training-side scores: the ratio is 0/0 (undefined) or a/0 = ∞
-                r, se = (np.inf if a > 0 else np.nan), np.nan
+            r, se, _ = excess_ratio(a, b, se_a, se_b)
             rows.append({"quantity": "ratio", "source": name, "t": np.nan, "law": law, "mean": r, "se": se,
                          "n_mc": int(frame["n_mc"].iloc[0])})
     return pd.DataFrame(rows)

@@ -14,7 +14,7 @@ import pandas as pd
 from closed_form import SETTING_NAMES
 from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from verify.report.claims import Check, Outcome
-from verify.report.figures import FigureSpec, lines, measured_vs_bound, scatter_2d, stacked_split
+from verify.report.figures import FigureSpec, heatmap, lines, measured_vs_bound, scatter_2d, stacked_split
 from verify.report.registry import Experiment, Registry, grid
 from verify.report.tables import Column, TableSpec
 
@@ -392,8 +392,7 @@ def _k_label(k: float) -> str:
 
 
 def _sweep_derived(frame: pd.DataFrame) -> pd.DataFrame:
-    # The floor rows (K = 0) after the samplers' rows, so that tables, which keep the data's order, end with them.
-    frame = frame.iloc[np.argsort(frame["K"].eq(0).to_numpy(), kind="stable")].reset_index(drop=True)
+    frame = frame.copy()
     frame["K_label"] = [_k_label(k) for k in frame["K"]]
     frame["exact"] = frame["exact"].astype(bool)
     return frame
@@ -953,12 +952,6 @@ def _learned_checks():
     return tuple(checks)
 
 
-def _learned_heatmap(frame: pd.DataFrame, **kwargs):
-    from verify.report.figures import heatmap
-
-    return heatmap(frame, **kwargs)
-
-
 def _sizes(c: dict) -> str:
     return (f"NetworkConfig.{c['config']}, {c['n_runs']} runs × {c['n_swarms']} outputs, {c['n_steps']} steps, "
             f"K ≤ {max(c['ks'])}, {c['n_proj']} projections")
@@ -1001,9 +994,9 @@ REGISTRY.register(Experiment(
         "learned_sweep",
         "Sliced W2 to exact target draws (mean over runs, log colour scale) over particles K × training size n per "
         "setting, naive composition K = 1, the floor of two exact samples as the last row.",
-        lambda frame: _learned_heatmap(frame, x="n_label", y="K_label", value="sw2", col="setting",
-                              x_order=_learned_n_order(frame), y_order=_learned_k_order(frame), log=True,
-                              xlabel="n (training draws per source)", ylabel="K", value_label="sliced W₂"),
+        lambda frame: heatmap(frame, x="n_label", y="K_label", value="sw2", col="setting",
+                      x_order=_learned_n_order(frame), y_order=_learned_k_order(frame), log=True,
+                      xlabel="n (training draws per source)", ylabel="K", value_label="sliced W₂"),
     ),),
     checks=_learned_checks(),
 ))
