@@ -8,12 +8,19 @@ watchdogs against hangs.
 * Per session: if the whole session is still running after :data:`SESSION_LIMIT_S` (it covers a run stuck between
   tests), the controlling process writes its stacks to stderr and exits with status 3, so that CI fails with a
   diagnosis instead of running into its own time limit.
+
+Compiling is most of what the suite spends: XLA compiled programs are kept in JAX's persistent compilation cache
+under pytest's cache folder (``.pytest_cache/d/jax-compilation-cache``), shared by the xdist workers and by the
+processes the tests start (notebook kernels, ``python -m verify``). A program whose optimized HLO, compile options,
+XLA flags, backend and JAX version all match is loaded instead of compiled, so results do not depend on the cache.
+See :func:`compilation_cache_settings` for how to turn it off or clear it.
 """
 
 import faulthandler
 import os
 import sys
 import threading
+from pathlib import Path
 
 import jax
 import pytest
@@ -46,6 +53,41 @@ SESSION_LIMIT_S = float(os.environ.get("CATCOMP_TEST_SESSION_LIMIT_S", 45 * 60))
 _STDERR = {}
 
 
+#: The controlling process empties the compilation cache at the start of a session when it holds more than this (a
+#: full run adds about 50 MB of small files; entries of code that has since changed are never read again).
+COMPILATION_CACHE_LIMIT_BYTES = 2**30
+
+
+def compilation_cache_settings(config) -> dict[str, str]:
+    """The ``JAX_*`` environment variables that turn on the persistent compilation cache for this session, or ``{}``.
+
+    ``{}`` when ``CATCOMP_TEST_COMPILATION_CACHE=0``, when ``JAX_COMPILATION_CACHE_DIR`` is already set (the user's
+    cache wins; xdist workers inherit the controller's this way) or when pytest's cache is disabled
+    (``-p no:cacheprovider``). ``pytest --cache-clear`` empties it, and so does :func:`trim_compilation_cache` once it
+    outgrows :data:`COMPILATION_CACHE_LIMIT_BYTES`.
+    """
+    if os.environ.get("CATCOMP_TEST_COMPILATION_CACHE", "1") == "0" or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return {}
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return {}
+    return {
+        "JAX_COMPILATION_CACHE_DIR": str(cache.mkdir("jax-compilation-cache")),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+
+
+def trim_compilation_cache(folder, limit: int = COMPILATION_CACHE_LIMIT_BYTES) -> bool:
+    """Delete every file in ``folder`` if together they exceed ``limit`` bytes; return whether it did."""
+    files = [f for f in Path(folder).iterdir() if f.is_file()]
+    if sum(f.stat().st_size for f in files) <= limit:
+        return False
+    for f in files:
+        f.unlink(missing_ok=True)
+    return True
+
+
 def _session_watchdog():
     sys.stderr.write(f"\ntests/conftest.py: the test session exceeded {SESSION_LIMIT_S:g} s; stacks follow.\n")
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
@@ -56,6 +98,14 @@ def _session_watchdog():
 def pytest_configure(config):
     # Output capturing is suspended while plugins configure: fd 2 is the real stderr here, not a capture file.
     _STDERR["file"] = os.fdopen(os.dup(2), "w")
+    # Before anything compiles. The environment carries it to the xdist workers and to every subprocess.
+    settings = compilation_cache_settings(config)
+    if settings:
+        trim_compilation_cache(settings["JAX_COMPILATION_CACHE_DIR"])
+    for name, value in settings.items():
+        os.environ[name] = value
+        jax.config.update(name.lower(), int(value) if name.endswith("_BYTES") else
+                          float(value) if name.endswith("_SECS") else value)
     if os.environ.get("PYTEST_XDIST_WORKER") is None:  # the controlling process (or a run without xdist)
         timer = threading.Timer(SESSION_LIMIT_S, _session_watchdog)
         timer.daemon = True
