@@ -11,7 +11,7 @@ watchdogs against hangs.
 
 Compiling is most of what the suite spends: XLA compiled programs are kept in JAX's persistent compilation cache
 under pytest's cache folder (``.pytest_cache/d/jax-compilation-cache``), shared by the xdist workers and by the
-processes the tests start (notebook kernels, ``python -m verify``). A program whose optimized HLO, compile options,
+processes the tests start (notebook kernels, ``python -m verify``). A program whose lowered StableHLO, compile options,
 XLA flags, backend and JAX version all match is loaded instead of compiled, so results do not depend on the cache.
 See :func:`compilation_cache_settings` for how to turn it off or clear it.
 """
@@ -47,14 +47,17 @@ def key():
 
 #: The longest test takes about a minute here; ten means stuck. ``CATCOMP_TEST_LIMIT_S`` overrides it.
 TEST_LIMIT_S = float(os.environ.get("CATCOMP_TEST_LIMIT_S", 600))
-#: The whole suite takes about 8 minutes on the project's 2-core machine (``README.md``); 45 minutes means stuck.
+#: The whole suite takes 4–10 minutes on the project's 2-core machine (``README.md``); 45 minutes means stuck.
 #: ``CATCOMP_TEST_SESSION_LIMIT_S`` overrides it (to try the watchdog, say).
 SESSION_LIMIT_S = float(os.environ.get("CATCOMP_TEST_SESSION_LIMIT_S", 45 * 60))
 _STDERR = {}
 
 
 #: The controlling process empties the compilation cache at the start of a session when it holds more than this (a
-#: full run adds about 50 MB of small files; entries of code that has since changed are never read again).
+#: full run adds about 50 MB of small files; entries of code that has since changed are never read again). JAX's own
+#: size limit (``jax_compilation_cache_max_size``) is not used: it rescans the whole folder under a file lock on
+#: every write, which made a first run 13.2 min instead of 9.3 here. Without it JAX writes entries unlocked; a
+#: worker that meets another's half-written entry gets a warning and compiles (a damaged entry fails to decompress).
 COMPILATION_CACHE_LIMIT_BYTES = 2**30
 
 
