@@ -53,6 +53,19 @@ class PaperSetting(NamedTuple):
     in_distribution: bool
 
 
+def in_distribution(name: str) -> bool:
+    """Whether the paper labels setting ``name`` in-distribution (``*_ID``), known without building its sources.
+
+    Raises
+    ------
+    CatcompError
+        For an unknown name; the message lists the valid ones.
+    """
+    if name not in SETTING_NAMES:
+        raise CatcompError(f"unknown paper setting {name!r}; valid names are {', '.join(SETTING_NAMES)}.")
+    return name.endswith("_ID")
+
+
 def _uniform_over(idx, k):
     w = np.zeros(k)
     w[list(idx)] = 1.0 / len(idx)
@@ -84,8 +97,8 @@ def paper_setting(name: str) -> PaperSetting:
         fc = None  # the factorization notion of the Gaussian design is not defined for these mixtures
     else:
         raise CatcompError(f"unknown paper setting {name!r}; valid names are {', '.join(SETTING_NAMES)}.")
-    return PaperSetting(name, sources, PAPER_WEIGHTS, compose(sources, PAPER_WEIGHTS), fc, name.endswith("_ID"))
+    return PaperSetting(name, sources, PAPER_WEIGHTS, compose(sources, PAPER_WEIGHTS), fc, in_distribution(name))
 
 
 __all__ = ["GAUSSIAN_SETTING_NAMES", "MIXTURE_SETTING_NAMES", "PAPER_WEIGHTS", "SETTING_NAMES", "PaperSetting",
-           "paper_setting"]
+           "in_distribution", "paper_setting"]

@@ -274,6 +274,19 @@ def test_invalid_compositions_raise(sources, weights, exc, match):
         compose(sources, weights)
 
 
+def test_in_distribution_labels_are_the_papers_without_building_the_setting():
+    from closed_form.settings import in_distribution
+
+    papers_labels = {"FC_ID": True, "NFC_ID": True, "GMM_ID": True, "FC_OOD": False, "NFC_OOD": False,
+                     "GMM_OOD": False}
+    assert set(papers_labels) == set(SETTING_NAMES)
+    for name, label in papers_labels.items():
+        assert in_distribution(name) is label
+        assert paper_setting(name).in_distribution is label
+    with pytest.raises(CatcompError, match="valid names are"):
+        in_distribution("FC_MAYBE")
+
+
 def test_other_documented_errors():
     with pytest.raises(CatcompError, match="valid names are"):
         paper_setting("FC_MAYBE")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,7 +122,11 @@ def test_list_names_every_experiment():
     assert names == list(REGISTRY.names())
 
 
-def test_only_runs_the_named_experiment(tmp_path):
+def test_only_runs_the_named_experiment(tmp_path, quick_report):
+    # The SymPy appendix (about 10 s of CPU) comes from the quick report's cache; this test is about --only.
+    (tmp_path / "cache").mkdir()
+    for tex in (quick_report[0] / "cache").glob("appendix_derivations_*.tex"):
+        shutil.copy(tex, tmp_path / "cache" / tex.name)
     proc = run_verify("--quick", "--jobs", "1", "--only", "path_gap", "--no-progress", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(p.name for p in (tmp_path / "data").glob("*.csv")) == ["path_gap.csv"]

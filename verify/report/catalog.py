@@ -939,11 +939,11 @@ def _learned_finding(setting: str, in_distribution: bool):
 
 
 def _learned_checks():
-    from closed_form import paper_setting
+    from closed_form.settings import in_distribution
 
     checks = []
     for setting in SETTING_NAMES:
-        in_dist = paper_setting(setting).in_distribution
+        in_dist = in_distribution(setting)
         verdict = "reaches the analytical level" if in_dist else "stalls above the analytical level"
         checks.append(Check("P3", f"{setting} ({'ID' if in_dist else 'OOD'}): FKC at the largest K with scores "
                             f"learned from the largest n {verdict} (unbiased MMD²; stalls iff the difference exceeds "
