@@ -80,13 +80,14 @@ def paper_setting(name: str) -> PaperSetting:
     CatcompError
         For an unknown name; the message lists the valid ones.
     """
+    label = in_distribution(name)  # raises for an unknown name
     if name in _GAUSSIAN_BASE_VARIANCE:
         a1 = Gaussian(np.zeros(2), np.diag([10.0, 1.0]))
         a2 = Gaussian(np.zeros(2), np.diag([1.0, 10.0]))
         base = Gaussian.isotropic(np.zeros(2), _GAUSSIAN_BASE_VARIANCE[name])
         sources = (a1, a2, base)
         fc = name.startswith("FC")
-    elif name in _GMM:
+    else:  # one of the mixture settings (the name was checked above)
         spec = _GMM[name]
         means = np.asarray(spec["means"], dtype=np.float64)
         k = len(means)
@@ -95,9 +96,7 @@ def paper_setting(name: str) -> PaperSetting:
         base = GaussianMixture.isotropic(np.full(k, 1.0 / k), means, spec["std"])
         sources = (a1, a2, base)
         fc = None  # the factorization notion of the Gaussian design is not defined for these mixtures
-    else:
-        raise CatcompError(f"unknown paper setting {name!r}; valid names are {', '.join(SETTING_NAMES)}.")
-    return PaperSetting(name, sources, PAPER_WEIGHTS, compose(sources, PAPER_WEIGHTS), fc, in_distribution(name))
+    return PaperSetting(name, sources, PAPER_WEIGHTS, compose(sources, PAPER_WEIGHTS), fc, label)
 
 
 __all__ = ["GAUSSIAN_SETTING_NAMES", "MIXTURE_SETTING_NAMES", "PAPER_WEIGHTS", "SETTING_NAMES", "PaperSetting",
