@@ -21,11 +21,12 @@ import tempfile
 import time
 
 
-def timed(args) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the child and its children) of ``python *args``."""
+def timed(args, env=None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child and its children) of ``python *args`` (in environment ``env``, by
+    default this process's)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, *args], check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, *args], check=True, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

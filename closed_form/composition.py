@@ -26,13 +26,12 @@ from closed_form.errors import (
     NoClosedFormError,
     ShapeMismatchError,
 )
-from closed_form.fields import CodiagonalField, add_fields
+from closed_form.fields import CodiagonalField, _WeightedPrecisions, add_fields
 from closed_form.gaussian import Gaussian
 from closed_form.mixture import GaussianMixture
 from closed_form.products import gaussian_power_product
-from closed_form.pytree import FrozenPytree
 from closed_form.quadrature import cubature_logpdf, gaussian_box, integrate_density
-from closed_form.schedules import diffused_variance, reverse_time_grid
+from closed_form.schedules import reverse_time_grid
 from closed_form.validation import check_finite, check_points
 
 MAX_PRODUCT_TERMS = 100_000
@@ -498,22 +497,8 @@ def geometric_field(sources, weights, schedule):
 
 def _diffused_precision_field(g: Gaussian, weight, schedule):
     r"""``t ↦ w·(C(t)⁻¹, C(t)⁻¹α_tμ)``, ``C(t) = α_t²Σ + σ_t²I``, as a :class:`~closed_form.CodiagonalField` in the
-    eigenbasis ``U`` of ``Σ``: per direction ``a(t) = w/(α_t²λ + σ_t²)``, ``c(t) = a(t)·α_t·(Uᵀμ)``."""
+    eigenbasis ``U`` of ``Σ``: per direction ``a(t) = w/(α_t²λ + σ_t²)``, ``c(t) = a(t)·α_t·(Uᵀμ)`` — the one-source
+    case of :func:`~closed_form.fields.codiagonal_field`'s coefficients."""
     lam, vecs = jnp.linalg.eigh(g.cov)
-    return CodiagonalField(vecs, _DiffusedPrecision(lam, vecs.T @ g.mean, weight, schedule))
-
-
-class _DiffusedPrecision(FrozenPytree):
-    r"""``t ↦ (a(t), a(t)·α_t·μ̃)`` with ``a(t) = w/(α_t²λ + σ_t²)``: the per-direction coefficients of
-    :func:`_diffused_precision_field` (eigenvalues ``λ``, eigenbasis mean ``μ̃``, weight ``w``), as a pytree with the
-    schedule static, so that its evaluator compiles once per schedule and dimension, not once per source."""
-
-    _leaves = ("lam", "mean_v", "weight")
-    _static = ("schedule",)
-
-    def __init__(self, lam, mean_v, weight, schedule):
-        self._set(lam, mean_v, weight, schedule)
-
-    def __call__(self, t):
-        prec = self.weight / diffused_variance(self.schedule, self.lam, t)
-        return prec, prec * (self.schedule.alpha(t) * self.mean_v)
+    w = jnp.reshape(jnp.asarray(weight, dtype=jnp.float64), (1, 1))
+    return CodiagonalField(vecs, _WeightedPrecisions(lam[None], (vecs.T @ g.mean)[None], w, schedule))

@@ -84,7 +84,7 @@ def add_fields(*fields):
     if len(flat) == 1:
         return flat[0]
     if all(isinstance(f, CodiagonalField) for f in flat) and _same_basis([f.basis for f in flat]):
-        return CodiagonalField(flat[0].basis, _SummedDiagonals(tuple(f.diagonal for f in flat)))
+        return CodiagonalField(flat[0].basis, _CombinedDiagonals((f.diagonal for f in flat), "sum"))
 
     return FieldSum(flat)
 
@@ -96,31 +96,21 @@ def _same_basis(bases) -> bool:
     return all(np.array_equal(np.asarray(v), np.asarray(bases[0])) for v in bases)
 
 
-class _SummedDiagonals(FrozenPytree):
-    """``t ↦ (Σ_j a_j(t), Σ_j c_j(t))`` for the per-direction coefficient functions ``parts``; a pytree whose leaves
-    are the parts' arrays when the parts are pytrees themselves (:func:`_pytree_jit`)."""
+class _CombinedDiagonals(FrozenPytree):
+    """``t ↦ (Σ_j a_j(t), Σ_j c_j(t))`` (``how="sum"``) or the ``a_j(t)`` and the ``c_j(t)`` concatenated
+    (``how="concatenate"``) for the per-direction coefficient functions ``parts``; a pytree whose leaves are the
+    parts' arrays when the parts are pytrees themselves (:func:`_pytree_jit`)."""
 
     _leaves = ("parts",)
+    _static = ("how",)
 
-    def __init__(self, parts):
-        self._set(tuple(parts))
+    def __init__(self, parts, how: str):
+        self._set(tuple(parts), how)
 
     def __call__(self, t):
         values = [f(t) for f in self.parts]
-        return sum(v[0] for v in values), sum(v[1] for v in values)
-
-
-class _ConcatenatedDiagonals(FrozenPytree):
-    """``t ↦ ([a_1(t), …, a_k(t)], [c_1(t), …, c_k(t)])`` concatenated, for the per-direction coefficient functions
-    ``parts`` (a pytree like :class:`_SummedDiagonals`)."""
-
-    _leaves = ("parts",)
-
-    def __init__(self, parts):
-        self._set(tuple(parts))
-
-    def __call__(self, t):
-        values = [f(t) for f in self.parts]
+        if self.how == "sum":
+            return sum(v[0] for v in values), sum(v[1] for v in values)
         return jnp.concatenate([v[0] for v in values]), jnp.concatenate([v[1] for v in values])
 
 
@@ -303,7 +293,7 @@ def _fused(total, parts):
     """``(bases, diagonal)`` of the CodiagonalField ``parts`` of the FieldSum ``total``, made once per object."""
     if total not in _FUSED:
         bases = [np.asarray(f.basis, dtype=np.float64) for f in parts]
-        _FUSED[total] = (bases, as_numpy_field(_ConcatenatedDiagonals(f.diagonal for f in parts)))
+        _FUSED[total] = (bases, as_numpy_field(_CombinedDiagonals((f.diagonal for f in parts), "concatenate")))
     return _FUSED[total]
 
 

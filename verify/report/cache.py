@@ -1,8 +1,8 @@
-"""Atomic file writes and the report's cell cache.
+"""The report's cell cache, and the atomic writes every file of the report goes through.
 
-Every file the report writes goes through :func:`atomic_write`: the bytes land in a temporary file in the destination
-folder, are flushed to disk, and only then renamed over the destination (``os.replace``, atomic on POSIX). A run that
-is killed mid-write therefore leaves either the old file or the new one, never half of one.
+:func:`atomic_write` and :func:`canonical_json` live in :mod:`verify.samplers.files` (the trained-parameter cache uses
+them too) and are re-exported here: the bytes land in a temporary file in the destination folder, are flushed to
+disk, and only then renamed over the destination, so a run killed mid-write leaves the old file or the new one.
 
 A *cell* is one call of an experiment's compute function with one configuration. :class:`CellCache` stores each
 finished cell's result under a key that hashes the experiment name, the configuration, the seed and the *code
@@ -14,55 +14,19 @@ any change to the computing code invalidates every cached cell.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from verify.samplers.files import atomic_write, canonical_json  # noqa: F401  (re-exported)
 
 #: The packages a cell's result can depend on, hashed whole: a module added to any of them counts without a list to
 #: update. ``verify.report`` (registrations, tables, figures, checks, this cache) is left out entirely, so editing a
 #: caption or a check recomputes no cell; so are ``verify/__init__.py`` (re-exports and the float64 switch, whose
 #: effect each cell records) and ``verify/__main__.py``.
 PACKAGES = ("closed_form", "theory", "verify.samplers", "verify.experiments")
-
-
-def atomic_write(path, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, then rename).
-
-    Parent folders are created. On any error the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def canonical_json(value: Any) -> str:
-    """A deterministic JSON text of ``value`` (sorted keys, no whitespace): the input of every hash here.
-
-    Raises
-    ------
-    TypeError
-        For values JSON cannot represent; a cell configuration must be plain data (numbers, strings, lists, dicts).
-    """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def stable_hash(value: Any, length: int = 16) -> str:

@@ -35,14 +35,14 @@ import functools
 import hashlib
 import importlib.util
 import io
-import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import jax
 import numpy as np
+
+from verify.samplers.files import atomic_write, canonical_json
 
 #: The environment variable naming the cache folder for a whole process (and the processes it starts).
 ENV_VAR = "CATCOMP_NETWORK_CACHE"
@@ -127,13 +127,9 @@ def entry_description(key, sources, schedule, n: int, config) -> dict | None:
     }
 
 
-def _canonical(description: dict) -> str:
-    return json.dumps(description, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
 def entry_path(folder, description: dict) -> Path:
     """``<folder>/<SHA-256 of the canonical JSON of description>.npz``."""
-    return Path(folder) / f"{hashlib.sha256(_canonical(description).encode()).hexdigest()}.npz"
+    return Path(folder) / f"{hashlib.sha256(canonical_json(description).encode()).hexdigest()}.npz"
 
 
 def load_entry(path: Path, description: dict, leaf_shapes, losses_shape) -> tuple[list, np.ndarray] | None:
@@ -153,7 +149,7 @@ def load_entry(path: Path, description: dict, leaf_shapes, losses_shape) -> tupl
                       stacklevel=3)
         return None
     problems = []
-    if stored != _canonical(description):
+    if stored != canonical_json(description):
         problems.append("its description differs from this run's")
     if extra:
         problems.append(f"it has unexpected arrays {sorted(extra)}")
@@ -169,24 +165,11 @@ def load_entry(path: Path, description: dict, leaf_shapes, losses_shape) -> tupl
 
 
 def save_entry(path: Path, description: dict, leaves, losses) -> Path:
-    """Write an entry atomically: the ``.npz`` bytes go to a temporary file in the folder, are flushed to disk, and
-    the file is renamed over ``path`` (``os.replace``); on any error the temporary file is removed."""
+    """Write an entry atomically (:func:`verify.samplers.files.atomic_write`)."""
     buffer = io.BytesIO()
     arrays = {f"leaf{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-    np.savez(buffer, __meta__=np.asarray(_canonical(description)), losses=np.asarray(losses), **arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buffer.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    np.savez(buffer, __meta__=np.asarray(canonical_json(description)), losses=np.asarray(losses), **arrays)
+    return atomic_write(path, buffer.getvalue())
 
 
 __all__ = ["ENV_VAR", "entry_description", "entry_path", "load_entry", "network_cache", "network_cache_dir",
