@@ -20,6 +20,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 PHASES = {
     "/jax/core/compile/jaxpr_trace_duration": "tracing",
     "/jax/core/compile/jaxpr_to_mlir_module_duration": "lowering",
@@ -66,14 +68,18 @@ def _tag(item, when):
         recorder.where = item.nodeid if when == "call" else f"{item.nodeid} ({when})"
 
 
+# tryfirst: the tag must be in place before pytest's own hooks set up fixtures, run the test or tear down.
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     _tag(item, "setup")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item):
     _tag(item, "call")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item):
     _tag(item, "teardown")
 

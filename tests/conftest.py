@@ -74,11 +74,18 @@ def compilation_cache_settings(config) -> dict[str, str]:
     cache = getattr(config, "cache", None)
     if cache is None:
         return {}
-    return {
-        "JAX_COMPILATION_CACHE_DIR": str(cache.mkdir("jax-compilation-cache")),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
+    return compilation_cache_environment(cache.mkdir("jax-compilation-cache"))
+
+
+#: Every environment variable that decides whether and where this suite's processes cache compiled programs.
+COMPILATION_CACHE_VARIABLES = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                               "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "CATCOMP_TEST_COMPILATION_CACHE")
+
+
+def compilation_cache_environment(folder) -> dict[str, str]:
+    """The ``JAX_*`` variables that make a JAX process keep every compiled program, however small, in ``folder``."""
+    return {"JAX_COMPILATION_CACHE_DIR": str(folder), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def trim_compilation_cache(folder, limit: int = COMPILATION_CACHE_LIMIT_BYTES) -> bool:
@@ -105,10 +112,11 @@ def pytest_configure(config):
     settings = compilation_cache_settings(config)
     if settings:
         trim_compilation_cache(settings["JAX_COMPILATION_CACHE_DIR"])
-    for name, value in settings.items():
-        os.environ[name] = value
-        jax.config.update(name.lower(), int(value) if name.endswith("_BYTES") else
-                          float(value) if name.endswith("_SECS") else value)
+        os.environ.update(settings)
+        # JAX read its environment when conftest imported it, so this process is told directly.
+        jax.config.update("jax_compilation_cache_dir", settings["JAX_COMPILATION_CACHE_DIR"])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     if os.environ.get("PYTEST_XDIST_WORKER") is None:  # the controlling process (or a run without xdist)
         timer = threading.Timer(SESSION_LIMIT_S, _session_watchdog)
         timer.daemon = True

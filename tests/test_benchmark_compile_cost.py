@@ -20,13 +20,19 @@ def compile_cost(monkeypatch):
 
 def test_plugin_tags_each_compilation_with_its_test_and_phase(pytester, compile_cost, tmp_path):
     pytester.makepyfile(test_inner="""
-        import jax, jax.numpy as jnp
+        import jax, jax.numpy as jnp, pytest
+
+        @pytest.fixture
+        def compiled_in_setup():
+            def in_fixture(x):
+                return jnp.cos(x) + 2.0
+            return jax.jit(in_fixture)(jnp.arange(5.0)).block_until_ready()
 
         def test_compiles():
             jax.jit(lambda x: jnp.sin(x) * 3.0)(jnp.arange(7.0)).block_until_ready()
 
-        def test_compiles_nothing():
-            assert 1 + 1 == 2
+        def test_compiles_nothing(compiled_in_setup):
+            assert compiled_in_setup.shape == (5,)
     """)
     result = pytester.runpytest_inprocess("-p", "compile_cost", "--compile-cost-dir", str(tmp_path / "cc"),
                                           "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:benchmark")
@@ -35,7 +41,9 @@ def test_plugin_tags_each_compilation_with_its_test_and_phase(pytester, compile_
     mine = [e for e in events if e["test"] == "test_inner.py::test_compiles"]
     assert {e["phase"] for e in mine} == {"tracing", "lowering", "XLA compilation"}
     assert any(e["program"] == "jit(<lambda>)" and e["phase"] == "XLA compilation" for e in mine)
-    assert not any(e["test"].startswith("test_inner.py::test_compiles_nothing") for e in events)
+    fixture = [e for e in events if e["program"] == "jit(in_fixture)"]
+    assert fixture and {e["test"] for e in fixture} == {"test_inner.py::test_compiles_nothing (setup)"}
+    assert not any(e["test"] == "test_inner.py::test_compiles_nothing" for e in events)  # its call compiles nothing
     assert all(e["seconds"] >= 0 for e in events)
 
 

@@ -14,11 +14,14 @@ from types import SimpleNamespace
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import compilation_cache_settings, trim_compilation_cache
+from conftest import (
+    COMPILATION_CACHE_VARIABLES,
+    compilation_cache_environment,
+    compilation_cache_settings,
+    trim_compilation_cache,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE_VARIABLES = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
-                   "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "CATCOMP_TEST_COMPILATION_CACHE")
 
 
 class FakeCache:
@@ -33,7 +36,7 @@ class FakeCache:
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in CACHE_VARIABLES:
+    for name in COMPILATION_CACHE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -96,10 +99,9 @@ SAMPLER_RUN = textwrap.dedent("""
 
 
 def _run_sampler(cache_dir: Path | None) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in CACHE_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in COMPILATION_CACHE_VARIABLES}
     if cache_dir is not None:
-        env.update(JAX_COMPILATION_CACHE_DIR=str(cache_dir), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+        env.update(compilation_cache_environment(cache_dir))
     out = subprocess.run([sys.executable, "-c", SAMPLER_RUN], cwd=ROOT, env=env, capture_output=True, text=True,
                          check=True, timeout=300)
     return json.loads(out.stdout.strip().splitlines()[-1])
