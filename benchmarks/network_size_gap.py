@@ -2,7 +2,7 @@ r"""Small vs paper-size networks: the training-side DSM excess of ``NetworkConfi
 
 On ``NFC_OOD`` with pools of ``n = 1000`` exact draws per source, both configurations are trained from the same key
 (so on the same pools, the key derivation of ``verify.experiments.score_error_maps``) and measured by the same
-Monte Carlo error map (:func:`verify.experiments.score_error_maps.score_error_map`, same draws for both):
+Monte Carlo error map (:func:`verify.analysis.score_errors.score_error_map`, same draws for both):
 
 * the training-side DSM excess per source ``ε_i^2(q^i) = (T − t_min)^{-1}∫σ_t^2 E_{q^i_t}‖ŝ_i − s_i‖^2 dt`` with its
   standard error, and their mean over the sources (the loss averages the conditions, so this mean is the excess of
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from closed_form import VPSchedule, paper_setting
-from verify.experiments.score_error_maps import PAPER_SOURCE_NAMES, score_error_map, sqrt_time_nodes
+from verify.analysis.score_errors import PAPER_SOURCE_NAMES, score_error_map, sqrt_time_nodes
 from verify.samplers.networks import NetworkConfig, network_scores, train_network
 
 

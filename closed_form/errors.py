@@ -31,6 +31,11 @@ class ShapeMismatchError(CatcompError):
     """Arrays whose shapes do not fit together (e.g. a mean of dimension 2 with a 3×3 covariance)."""
 
 
+class NotGaussianSettingError(CatcompError):
+    """An operation that needs Gaussian sources (closed-form laws, amplification eigenvalues) was given a setting
+    with a Gaussian-mixture source; the message names the operation and the setting."""
+
+
 class NonFiniteInputError(CatcompError):
     """An input array holds NaN or ±inf."""
 

@@ -9,7 +9,7 @@ regions.
   quadratic form is a generalized chi-square ``Σ_j λ_j (z_j + c_j)²`` whose tail is computed by Imhof's (1961)
   inversion formula to ~1e-10 (:mod:`closed_form.generalized_chi2`).
 
-Their Monte Carlo counterparts for mixtures (estimates with standard errors) are in :mod:`verify.experiments.montecarlo`.
+Their Monte Carlo counterparts for mixtures (estimates with standard errors) are in :mod:`verify.analysis.montecarlo`.
 """
 
 from __future__ import annotations

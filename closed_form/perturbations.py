@@ -11,7 +11,7 @@ Models, each stated as what it is:
 
 1. Source misspecification — the default training-side error model. :func:`misspecification_error` (Gaussians) and
    :class:`MixtureMisspecificationError` (mixtures; :func:`misspecified_mixture`; the strength that makes its DSM
-   excess ``ε²`` is found by Monte Carlo, :func:`verify.experiments.montecarlo.calibrated_mixture_misspecification`) use the
+   excess ``ε²`` is found by Monte Carlo, :func:`verify.analysis.montecarlo.calibrated_mixture_misspecification`) use the
    exact scores of a misspecified source diffused exactly:
    every perturbed score is a true diffusion score (a gradient field, consistent across ``t``), so FKC's
    ``K → ∞`` target is the composition of the misspecified sources.
@@ -284,7 +284,7 @@ class MixtureMisspecificationError:
     :func:`misspecified_mixture`) in place of the source's. A gradient field at every ``t``, consistent across ``t``
     (both are diffusions), so FKC's target with it is the composition of the misspecified sources.
 
-    Its DSM excess has no closed form: :func:`verify.experiments.montecarlo.mixture_dsm_excess_monte_carlo` estimates it.
+    Its DSM excess has no closed form: :func:`verify.analysis.montecarlo.mixture_dsm_excess_monte_carlo` estimates it.
     ``score``/``fitted_score`` are optional faster equivalents of the two exact scores ``(x, t) ↦ ∇log``
     (the samplers' compiled ones); by default each mixture's own ``noised(…).score``.
     """

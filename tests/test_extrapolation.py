@@ -9,8 +9,8 @@ from closed_form import VPSchedule, compose, paper_setting
 from closed_form.divergences import kl
 from closed_form.laws import euler_maruyama_law
 from closed_form.perturbations import misspecification_error
-from verify.experiments.error_models import misspecification_errors
-from verify.experiments.montecarlo import fit_gaussian_mle
+from verify.analysis.error_models import misspecification_errors
+from verify.analysis.montecarlo import fit_gaussian_mle
 from verify.experiments.fkc_sweep import fkc_sweep, sweep_errors
 from verify.experiments.ood_family import ood_family
 from verify.experiments.score_error_along_t import score_error_along_t
@@ -32,13 +32,14 @@ def test_family_is_ordered_and_its_naive_law_with_errors_is_the_naive_law_of_the
     "total" law (naive field + each source's misspecification error) is the naive law of the misspecified
     sources, computed the other way round (their geometric field)."""
     from theory.amplification import worst_case_misspecification
-    from verify.experiments.amplification import family_composition, naive_with_errors_law
+    from closed_form.settings import id_ood_family
+    from verify.analysis.error_models import naive_with_errors_law
 
     f = family.sort_values("outside_hdr_max")
     assert np.all(np.diff(f["outside_hdr_max"]) > 0)
     assert f["kl_fkc_exact"].max() < 1e-9
     for _, row in f.iterrows():
-        comp = family_composition(row["base_variance"])
+        comp = id_ood_family(row["base_variance"]).composition
         fitted, _ = worst_case_misspecification(comp, SCHEDULE, row["eps"])
         law = naive_with_errors_law(comp, fitted, SCHEDULE, 1e-4)
         np.testing.assert_allclose(float(kl(comp.noised_target(SCHEDULE, 1e-4), law)), row["kl_total"], rtol=1e-8)

@@ -1,6 +1,6 @@
 """The package layout's one-way doors, read from the source with ``ast`` (nothing is imported to check them):
 
-    closed_form  ←  theory  ←  verify.samplers  ←  verify.experiments  ←  verify.report
+    closed_form  ←  theory  ←  verify.samplers  ←  verify.analysis  ←  verify.report  ←  verify.experiments
 
 A module may import only packages to its left (and its own). Every import statement counts, including ones inside
 functions and relative ones; ``from verify import experiments`` counts as importing ``verify.experiments``.
@@ -15,13 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: For each layer (a dotted prefix), the packages its modules must not import (each forbids its subpackages too).
 #: To a layer inside verify, a forbidden ``verify`` means the facade module alone (``import verify``, ``from verify
-#: import fkc_sample``): the samplers may not use it because its ``__init__`` imports verify.experiments.
+#: import fkc_sample``): the samplers and the shared analysis may not use it because its ``__init__`` imports them.
 FORBIDDEN = {
     "closed_form": ("theory", "verify"),
     "theory": ("verify",),
-    "verify.samplers": ("verify.experiments", "verify.report", "verify"),
-    "verify.experiments": ("verify.report",),
-    "verify.__init__": ("verify.report",),  # the facade (module "verify"): ``import verify`` stays light
+    "verify.samplers": ("verify.analysis", "verify.experiments", "verify.report", "verify"),
+    "verify.analysis": ("verify.experiments", "verify.report", "verify"),
+    "verify.report": ("verify.experiments",),  # the report renders and decides; it names no experiment
+    "verify.__init__": ("verify.report", "verify.experiments"),  # the facade: ``import verify`` stays light
 }
 
 
@@ -89,14 +90,14 @@ def test_every_module_keeps_the_one_way_doors(path, module, is_package):
 
 
 def test_the_layout_has_its_three_subpackages_and_no_loose_modules():
-    """verify holds the samplers, experiments and report subpackages and, besides them, only its facade."""
+    """verify holds the samplers, analysis, experiments and report subpackages and, besides them, only its facade."""
     packages = {p.parent.name for p in (ROOT / "verify").glob("*/__init__.py")}
-    assert packages == {"samplers", "experiments", "report"}, packages
+    assert packages == {"samplers", "analysis", "experiments", "report"}, packages
     assert {p.name for p in (ROOT / "verify").glob("*.py")} == {"__init__.py", "__main__.py"}
 
 
 def test_every_registered_experiment_computes_in_verify_experiments():
-    from verify.report.catalog import REGISTRY
+    from verify.experiments import REGISTRY
 
     outside = {e.name: e.compute for e in REGISTRY.select(None) if not e.compute.startswith("verify.experiments.")}
     assert not outside, outside
@@ -104,18 +105,20 @@ def test_every_registered_experiment_computes_in_verify_experiments():
 
 @pytest.mark.parametrize("module, source", [
     ("verify.samplers.planted", "from verify.report.cache import atomic_write\n"),
-    ("verify.samplers.planted", "def f():\n    from verify.experiments.metrics import sliced_w2\n"),
+    ("verify.samplers.planted", "def f():\n    from verify.analysis.metrics import sliced_w2\n"),
     ("verify.samplers.planted", "from ..experiments import metrics\n"),
     ("verify.samplers.planted", "from verify import experiments\n"),
     ("verify.samplers.planted", "from verify import fkc_sample\n"),
     ("verify.samplers.planted", "import verify.report.build as b\n"),
-    ("verify.experiments.planted", "from verify.report.registry import grid\n"),
-    ("verify.experiments.planted", "from ..report import claims\n"),
+    ("verify.report.planted", "from verify.experiments import REGISTRY\n"),
+    ("verify.report.planted", "from ..experiments import fkc_sweep\n"),
+    ("verify.analysis.planted", "from verify.report.claims import Outcome\n"),
+    ("verify.analysis.planted", "from verify.experiments.fkc_sweep import fkc_sweep\n"),
     ("theory.planted", "from verify.samplers.scores import exact_score\n"),
     ("theory.derivations.planted", "import verify\n"),
     ("closed_form.planted", "from theory import girsanov_kl_bound\n"),
     ("closed_form.planted", "import verify.samplers\n"),
-    ("verify", "from verify.report.catalog import REGISTRY\n"),
+    ("verify", "from verify.experiments import REGISTRY\n"),
     ("verify", "from .report import build\n"),
 ])
 def test_the_checker_catches_a_planted_violation(module, source):
@@ -126,8 +129,9 @@ def test_the_checker_catches_a_planted_violation(module, source):
     ("verify.samplers.planted", "from verify.samplers.scores import exact_score\nfrom .noise import hash_normal\n"),
     ("verify.samplers.planted", "from closed_form import Gaussian\nfrom theory import two_point\n"),
     ("verify.experiments.planted", "from verify.samplers.smc import fkc_sample\nimport verify\n"),
-    ("verify.experiments.planted", "from ..samplers import scores\nfrom .metrics import sliced_w2\n"),
-    ("verify.report.planted", "from verify.experiments.fkc_convergence import rate\n"),
+    ("verify.experiments.planted", "from ..samplers import scores\nfrom ..analysis.metrics import sliced_w2\n"),
+    ("verify.experiments.planted", "from verify.report.registry import grid\nfrom ..report import claims\n"),
+    ("verify.analysis.planted", "from verify.samplers.smc import fkc_sample\nfrom .stats import welch\n"),
     ("theory.planted", "from closed_form.errors import CatcompError\n"),
 ])
 def test_the_checker_passes_the_open_doors(module, source):

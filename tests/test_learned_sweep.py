@@ -25,10 +25,10 @@ from verify.experiments.learned_sweep import (
     learned_sweep,
     run_keys,
 )
-from verify.experiments.metrics import mmd2_unbiased, sliced_w2
-from verify.experiments.score_error_maps import network_config
-from verify.report import catalog
-from verify.report.catalog import REGISTRY
+from verify.analysis.metrics import mmd2_unbiased, sliced_w2
+from verify.analysis.score_errors import network_config
+from verify.experiments import REGISTRY
+from verify.experiments import learned_sweep as catalog
 from verify.report.claims import FAILS, HOLDS, NOT_APPLICABLE
 from verify.report.figures import FigureError, heatmap
 from verify.report.tables import format_mean_se, render_table
@@ -133,7 +133,7 @@ def test_negative_training_sizes_are_refused(n):
 
 def test_paper_grid_is_the_authors_configuration():
     experiment = REGISTRY["learned_sweep"]
-    cells = experiment.cells(False, "paper")
+    cells = experiment.cells("paper")
     assert {(c["setting"], c["n"]) for c in cells} == {(s, n) for s in SETTING_NAMES for n in (100, 1000, 10_000, 0)}
     assert len(cells) == 24
     for cell in cells:
@@ -142,7 +142,7 @@ def test_paper_grid_is_the_authors_configuration():
         assert network_config(cell["config"]) == NetworkConfig.paper()
     assert NetworkConfig.paper() == NetworkConfig(width=512, depth=4, iterations=20_000, lr=2e-4, batch=512)
     # The default covers the same settings and columns at reduced sizes.
-    assert {(c["setting"], c["n"]) for c in experiment.cells(False)} == {(c["setting"], c["n"]) for c in cells}
+    assert {(c["setting"], c["n"]) for c in experiment.cells("default")} == {(c["setting"], c["n"]) for c in cells}
 
 
 # ------------------------------------------------------------------------------------------------ the finding

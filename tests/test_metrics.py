@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from closed_form import ShapeMismatchError
-from verify.experiments.metrics import median_heuristic, mmd2_unbiased, sliced_w2
+from verify.analysis.metrics import median_heuristic, mmd2_unbiased, sliced_w2
 
 
 def test_sliced_w2_of_a_shift_matches_closed_form(key):

@@ -25,7 +25,7 @@ from verify.experiments.network_vs_injected import (
     ratio_agreement,
     ratio_within_span,
 )
-from verify.experiments.score_error_maps import score_error_map, sqrt_time_nodes
+from verify.analysis.score_errors import score_error_map, sqrt_time_nodes
 from verify.samplers.networks import T_MIN
 from verify.samplers.perturbed import perturbed_scores
 from verify.samplers.scores import source_scores
@@ -196,8 +196,8 @@ def test_span_finding_both_ways():
     assert ratio_within_span(below)["numbers"]["rows below it"] == 1
 
 
-def test_catalog_checks_turn_the_findings_into_outcomes():
-    from verify.report.catalog import _injected_model_agrees, _network_within_injected_span
+def test_registered_checks_turn_the_findings_into_outcomes():
+    from verify.experiments.network_vs_injected import _injected_model_agrees, _network_within_injected_span
 
     assert _injected_model_agrees(_frame(2.0, {"precision": 2.0})).status == "holds"
     assert _injected_model_agrees(_frame(2.0, {"precision": 5.0})).status == "fails"

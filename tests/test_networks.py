@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from closed_form import CatcompError, Gaussian, ShapeMismatchError, VPSchedule, paper_setting
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
-from verify.experiments.score_error_maps import score_error_map, score_error_maps, sqrt_time_nodes
+from verify.analysis.score_errors import score_error_map, sqrt_time_nodes
+from verify.experiments.score_error_maps import score_error_maps
 from verify.samplers import (
     NetworkConfig,
     NetworkScore,

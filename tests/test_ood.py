@@ -10,7 +10,7 @@ from scipy import stats
 from closed_form import GAUSSIAN_SETTING_NAMES, GaussianMixture, paper_setting
 from closed_form.generalized_chi2 import generalized_chi2_sf
 from closed_form.ood import fraction_outside_hdr
-from verify.experiments.montecarlo import fraction_outside_hdr_monte_carlo, hdr_log_density_threshold
+from verify.analysis.montecarlo import fraction_outside_hdr_monte_carlo, hdr_log_density_threshold
 
 
 @given(st.integers(1, 5), st.floats(0.05, 20.0), st.floats(0.1, 30.0), st.floats(0.0, 3.0))

@@ -18,7 +18,7 @@ from closed_form.perturbations import (
     misspecified_mixture,
     precision_error,
 )
-from verify.experiments.montecarlo import calibrated_mixture_misspecification, fit_gaussian_mle, mixture_dsm_excess_monte_carlo
+from verify.analysis.montecarlo import calibrated_mixture_misspecification, fit_gaussian_mle, mixture_dsm_excess_monte_carlo
 
 SCHEDULE = VPSchedule()
 TIMES = [1e-4, 0.1, 0.5, 1.0]

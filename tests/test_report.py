@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from report_helpers import compile_latex, require_latex
 
-from verify.report.catalog import REGISTRY
+from verify.experiments import REGISTRY
 from verify.report.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE
 
 ROOT = Path(__file__).resolve().parents[1]

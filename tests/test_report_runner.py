@@ -13,7 +13,7 @@ import pytest
 from report_helpers import count_calls, toy_registry
 
 from verify.report.cache import atomic_write
-from verify.report.catalog import REGISTRY
+from verify.experiments import REGISTRY
 from verify.report.registry import Experiment, RegistryError, grid
 from verify.report.build import EXIT_ASSERTION_FAILED, EXIT_ERROR, EXIT_OK, build_report
 from verify.report.runner import cell_seed
@@ -110,9 +110,9 @@ def test_dask_client_executor_runs_a_quick_experiment_unchanged(tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        result = build(REGISTRY, tmp_path / "dask", names=["path_gap"], quick=True, executor=client.get_executor())
+        result = build(REGISTRY, tmp_path / "dask", names=["path_gap"], size="quick", executor=client.get_executor())
     assert result.exit_code == EXIT_OK and result.computed == len(REGISTRY["path_gap"].quick)
-    inline = build(REGISTRY, tmp_path / "inline", names=["path_gap"], quick=True, jobs=1)
+    inline = build(REGISTRY, tmp_path / "inline", names=["path_gap"], size="quick", jobs=1)
     assert inline.exit_code == EXIT_OK
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "dask" / "data" / "path_gap.csv"),
                                   pd.read_csv(tmp_path / "inline" / "data" / "path_gap.csv"))
@@ -187,8 +187,8 @@ def test_an_experiment_without_quick_cells_is_skipped_at_quick_size(tmp_path):
     markers.mkdir()
     slow = dataclasses.replace(toy_registry(markers)["toy"], quick=())
     registry = type(REGISTRY)([slow])
-    quick = build(registry, tmp_path / "quick", quick=True)
-    assert quick.records[0].status == "skipped at --quick" and count_calls(markers) == 0
+    quick = build(registry, tmp_path / "quick", size="quick")
+    assert quick.records[0].status == "skipped at --size quick" and count_calls(markers) == 0
     assert "runs only at the default size" in (tmp_path / "quick" / "summary.md").read_text()
     full = build(registry, tmp_path / "full")
     assert full.records[0].status == "ran" and count_calls(markers) == 4
@@ -218,15 +218,16 @@ def test_code_version_hashes_whole_packages_and_nothing_outside_them(tmp_path, m
 
 
 def test_code_version_covers_the_computing_packages_and_not_the_report():
-    """The default version hashes every module of closed_form, theory, verify.samplers and verify.experiments and
-    none of verify.report: exactly the source tree's .py files less verify/report/ and verify's two facade files."""
+    """The default version hashes every module of closed_form, theory, verify.samplers and verify.analysis and none
+    of verify.report or verify.experiments (each experiment's module is hashed into its own cells' keys): exactly the
+    source tree's .py files less verify/report/, verify/experiments/ and verify's two facade files."""
     from verify.report.cache import hashed_files
 
     root = Path(__file__).resolve().parents[1]
     expected = {p.relative_to(root).as_posix() for top in ("closed_form", "theory", "verify")
                 for p in (root / top).rglob("*.py")}
-    expected = {p for p in expected if not p.startswith("verify/report/")} - {"verify/__init__.py",
-                                                                              "verify/__main__.py"}
+    expected = {p for p in expected if not p.startswith(("verify/report/", "verify/experiments/"))} - {
+        "verify/__init__.py", "verify/__main__.py"}
     files = dict(hashed_files())
     assert all(f is not None for f in files.values()), files
     assert set(files) == expected, set(files) ^ expected

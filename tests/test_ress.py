@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 
 from closed_form import Gaussian, exact_log_ress_inverse, family_config, log1p_chi2
-from verify.experiments.ress import (
+from verify.experiments.ress_families import (
     delta_method_sd,
     fourth_moment_finite,
     log_weight_moment,

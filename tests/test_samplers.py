@@ -39,7 +39,7 @@ from verify import (
     start_law,
 )
 from verify.samplers.discretization import composed
-from verify.experiments.metrics import median_heuristic
+from verify.analysis.metrics import median_heuristic
 
 SCHEDULE = VPSchedule()
 GRID = reverse_time_grid(SCHEDULE, 500)

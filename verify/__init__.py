@@ -51,7 +51,7 @@ from verify.samplers import (  # noqa: E402
 
 # Experiments' shared tools: the exact error decomposition and the paper's Gaussian table, sample metrics, and Monte
 # Carlo estimators with standard errors (mixtures' OOD quantifiers, refits, the mixture error's calibration).
-from verify.experiments import (  # noqa: E402
+from verify.analysis import (  # noqa: E402
     MonteCarloEstimate,
     calibrated_mixture_misspecification,
     error_decomposition,
@@ -60,12 +60,11 @@ from verify.experiments import (  # noqa: E402
     hdr_log_density_threshold,
     mixture_dsm_excess_monte_carlo,
     mmd2_unbiased,
-    paper_gaussian_table,
     ress_inverse_monte_carlo,
     sliced_w2,
 )
 
-import verify.experiments as _experiments  # noqa: E402
+import verify.analysis as _analysis  # noqa: E402
 import verify.samplers as _samplers  # noqa: E402
 
-__all__ = sorted([*_samplers.__all__, *_experiments.__all__, "start_law"])
+__all__ = sorted([*_samplers.__all__, *_analysis.__all__, "start_law"])

@@ -1,29 +1,59 @@
-"""The report's experiments: one module per registered experiment (a compute function returning a tidy DataFrame),
-plus the sample metrics and error models they share. May use :mod:`verify.samplers`, never :mod:`verify.report`
-(``tests/test_layout.py`` checks)."""
+"""The report's experiments, one module each, named as the experiment: its compute function (a tidy DataFrame per
+cell) and its registration ``EXPERIMENT`` — cells per size, tables, figures and the checks that decide claims.
+What several experiments share lives in :mod:`verify.analysis`. :data:`REGISTRY` lists them in the report's order.
+"""
 
-from verify.experiments.decomposition import error_decomposition, paper_gaussian_table
-from verify.experiments.metrics import mmd2_unbiased, sliced_w2
-from verify.experiments.montecarlo import (
-    MonteCarloEstimate,
-    calibrated_mixture_misspecification,
-    fit_gaussian_mle,
-    fraction_outside_hdr_monte_carlo,
-    hdr_log_density_threshold,
-    mixture_dsm_excess_monte_carlo,
-    ress_inverse_monte_carlo,
+from verify.experiments import (
+    amplification,
+    fkc_clip_cost,
+    fkc_convergence,
+    fkc_sweep,
+    gaussian_table,
+    learned_sweep,
+    naive_error_sweep,
+    network_vs_injected,
+    ood_family,
+    ood_measures,
+    paper_targets,
+    path_gap,
+    ress_families,
+    sampler_draws,
+    score_error_along_t,
+    score_error_maps,
+    sensitivity,
+    target_samples,
+    transfer_bound,
+    two_point,
+    vlb_estimator,
+)
+from verify.report.registry import Registry
+
+#: The modules of the report's experiments, in the order the report runs and lists them.
+MODULES = (
+    paper_targets,
+    target_samples,
+    sampler_draws,
+    path_gap,
+    ood_measures,
+    gaussian_table,
+    fkc_sweep,
+    fkc_convergence,
+    ood_family,
+    amplification,
+    naive_error_sweep,
+    score_error_along_t,
+    score_error_maps,
+    learned_sweep,
+    network_vs_injected,
+    transfer_bound,
+    sensitivity,
+    two_point,
+    ress_families,
+    vlb_estimator,
+    fkc_clip_cost,
 )
 
-__all__ = [
-    "MonteCarloEstimate",
-    "calibrated_mixture_misspecification",
-    "error_decomposition",
-    "fit_gaussian_mle",
-    "fraction_outside_hdr_monte_carlo",
-    "hdr_log_density_threshold",
-    "mixture_dsm_excess_monte_carlo",
-    "mmd2_unbiased",
-    "paper_gaussian_table",
-    "ress_inverse_monte_carlo",
-    "sliced_w2",
-]
+#: What ``python -m verify`` runs.
+REGISTRY = Registry(module.EXPERIMENT for module in MODULES)
+
+__all__ = ["MODULES", "REGISTRY"]

@@ -11,8 +11,8 @@ One call is one *cell* ``(setting, n)``. Each of its ``n_runs`` independent runs
    (:func:`verify.samplers.smc.fkc_sample`), ``n_steps`` Euler–Maruyama steps from ``N(0, I)``, the setting's
    weights ``(1, 1, −1)``;
 3. measures each output against one fresh exact target sample ``Y_r`` of ``n_swarms`` draws: sliced W2
-   (:func:`verify.experiments.metrics.sliced_w2`, ``n_proj`` directions) and unbiased RBF MMD² with the median
-   heuristic (:func:`verify.experiments.metrics.mmd2_unbiased`);
+   (:func:`verify.analysis.metrics.sliced_w2`, ``n_proj`` directions) and unbiased RBF MMD² with the median
+   heuristic (:func:`verify.analysis.metrics.mmd2_unbiased`);
 4. measures the *noise floor*: the same two metrics between ``Y_r`` and a second, independent exact target sample of
    the same size (a row with ``K = FLOOR_K``). Its expectation is what a perfect sampler scores, so the floor carries
    a mean and a standard error over runs like every other row.
@@ -31,8 +31,12 @@ import jax
 import numpy as np
 import pandas as pd
 
-from closed_form import VPSchedule, paper_setting
+from closed_form import SETTING_NAMES, VPSchedule, as_setting
 from closed_form.errors import CatcompError
+from verify.report.claims import Check, Outcome
+from verify.report.figures import FigureSpec, heatmap
+from verify.report.registry import Experiment, grid
+from verify.report.tables import Column, TableSpec, particle_label
 
 #: The ``n`` of a cell sampled with exact scores instead of a network (the paper's "analytical" column).
 ANALYTICAL = 0
@@ -114,7 +118,7 @@ def learned_sweep(setting: str, n=ANALYTICAL, ks=(1, 4, 16, 64, 256), n_runs: in
     n_steps, n_proj : int
         Euler–Maruyama steps; random directions of sliced W2.
     config : :class:`~verify.samplers.networks.NetworkConfig` or str
-        The network, or a name of :data:`verify.experiments.score_error_maps.NAMED_CONFIGS`; unused for exact scores.
+        The network, or a name of :data:`verify.analysis.score_errors.NAMED_CONFIGS`; unused for exact scores.
     seed : int
     progress : bool
         Show the training's progress bar.
@@ -133,14 +137,14 @@ def learned_sweep(setting: str, n=ANALYTICAL, ks=(1, 4, 16, 64, 256), n_runs: in
         empty, non-positive or repeated ``ks``, ``n_runs < 2``, ``n_swarms < 2``, or non-positive ``n_steps`` /
         ``n_proj`` (the message says what is valid).
     """
-    from verify.experiments.metrics import mmd2_unbiased, sliced_w2
-    from verify.experiments.score_error_maps import network_config
+    from verify.analysis.metrics import mmd2_unbiased, sliced_w2
+    from verify.analysis.score_errors import network_config
     from verify.samplers.naive import naive_sde_sample
     from verify.samplers.networks import check_config, network_scores, train_network
     from verify.samplers.scores import source_scores
     from verify.samplers.smc import fkc_sample
 
-    s = paper_setting(setting)
+    s = setting = as_setting(setting)
     n = check_training_size(n)
     ks = check_particle_counts(ks)
     n_runs = _count(n_runs, "n_runs (a standard error needs two runs)", 2)
@@ -178,9 +182,145 @@ def learned_sweep(setting: str, n=ANALYTICAL, ks=(1, 4, 16, 64, 256), n_runs: in
         rows.append({"K": FLOOR_K, "run": r, **measured(floor), "train_loss": np.nan})
     frame = pd.DataFrame(rows)
     frame.insert(0, "n", n)
-    frame.insert(0, "setting", setting)
+    frame.insert(0, "setting", setting.name)
     return frame.assign(n_swarms=n_swarms, n_steps=n_steps)
 
 
 __all__ = ["ANALYTICAL", "FINAL_LOSS_FRACTION", "FLOOR_K", "RunKeys", "check_particle_counts", "check_training_size",
            "final_loss", "learned_sweep", "run_keys"]
+
+
+# ---------------------------------------------------------------------------------------------- registration
+LEARNED_NS = (100, 1_000, 10_000, 0)  # 0: the analytical column (exact scores), last as in the paper's table
+#: The authors' sizes (``--size paper``): every K, 30 runs (retrainings) × 5000 outputs, 500 steps, 2000 projections.
+LEARNED_PAPER = dict(ks=[1, 4, 16, 64, 256], n_runs=30, n_swarms=5_000, n_steps=500, n_proj=2_000, config="paper")
+#: The default sizes: K = 64 (a 12 800-particle cloud per run at these sizes) and K = 256 do not fit the report's
+#: budget; three runs so that the stall test's Welch t has at least two degrees of freedom.
+LEARNED_DEFAULT = dict(ks=[1, 4, 16], n_runs=3, n_swarms=100, n_steps=50, n_proj=200, config="small")
+#: One-sided level of the stall test: learned scores "stall" when their error at the largest K and n exceeds the
+#: analytical one by more than the Welch t quantile t_{1−α}(ν) standard errors of the difference (≈ 1.96 for many
+#: runs; larger for few runs, where the standard errors are themselves uncertain).
+LEARNED_STALL_ALPHA = 0.025
+
+
+def _learned_derived(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(K_label=[particle_label(k) for k in frame["K"]],
+                        n_label=["analytical" if n == 0 else str(int(n)) for n in frame["n"]])
+
+
+def _learned_k_order(frame: pd.DataFrame) -> list:
+    """Row labels by K, the floor (K = 0) last."""
+    ks = sorted(frame["K"].unique(), key=lambda k: (k == 0, k))
+    return [particle_label(k) for k in ks]
+
+
+def _learned_n_order(frame: pd.DataFrame) -> list:
+    ns = sorted(frame["n"].unique(), key=lambda n: (n == 0, n))
+    return ["analytical" if n == 0 else str(int(n)) for n in ns]
+
+
+def learned_stall_test(frame: pd.DataFrame, setting: str, metric: str = "mmd2") -> dict:
+    r"""Does FKC at the largest K with scores learned from the largest n stall above the analytical column?
+
+    Over the runs of ``setting`` at ``K = max K``: ``d = mean(n_max) − mean(analytical)`` of ``metric``, with the
+    standard error ``se = √(se_n² + se_a²)`` of independent runs (``se = std(ddof=1)/√runs``) and the Welch degrees
+    of freedom ``ν``. It stalls when ``d > t_{1−α}(ν)·se``, :data:`LEARNED_STALL_ALPHA` ``= α``: a one-sided test
+    whose false-alarm probability is ``α`` when learned scores do as well as exact ones (better is not a stall).
+    Returns the numbers and ``stalls`` (``None`` where the frame lacks the analytical or a learned column).
+    """
+    from scipy.stats import t as student_t
+
+    part = frame[(frame["setting"] == setting) & (frame["K"] > 0)]
+    learned = part[part["n"] > 0]
+    if learned.empty or not (part["n"] == 0).any():
+        return {"stalls": None}
+    k_max, n_max = int(part["K"].max()), int(learned["n"].max())
+    a = part[(part["K"] == k_max) & (part["n"] == 0)][metric].to_numpy(float)
+    b = part[(part["K"] == k_max) & (part["n"] == n_max)][metric].to_numpy(float)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = float(np.sqrt(va + vb))
+    nu = float((va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))) if se > 0 else np.inf
+    k = float(student_t.isf(LEARNED_STALL_ALPHA, nu))
+    d = float(b.mean() - a.mean())
+    return {"K": k_max, "n": n_max, "analytical": float(a.mean()), "learned": float(b.mean()), "difference": d,
+            "se": se, "dof": nu, "k": k, "stalls": bool(d > k * se)}
+
+
+def _learned_finding(setting: str, in_distribution: bool):
+    def evaluate(frame: pd.DataFrame) -> Outcome:
+        test = learned_stall_test(frame, setting)
+        if test["stalls"] is None:
+            return Outcome("not applicable", {}, f"{setting}: no analytical or no learned column in this run")
+        sw2 = learned_stall_test(frame, setting, "sw2")
+        numbers = {f"MMD² at K = {test['K']}, analytical": test["analytical"],
+                   f"MMD² at K = {test['K']}, n = {test['n']}": test["learned"],
+                   "difference": test["difference"], "its standard error": test["se"],
+                   "threshold k = t quantile": test["k"], "Welch degrees of freedom": test["dof"],
+                   "sliced W2 difference (not judged)": sw2["difference"], "its standard error ": sw2["se"]}
+        return Outcome.decide(test["stalls"] != in_distribution, numbers,
+                              f"stalls iff difference > k·SE, one-sided Welch t test at α = {LEARNED_STALL_ALPHA:g}")
+    return evaluate
+
+
+def _learned_checks():
+    from closed_form.settings import in_distribution
+
+    checks = []
+    for setting in SETTING_NAMES:
+        in_dist = in_distribution(setting)
+        verdict = "reaches the analytical level" if in_dist else "stalls above the analytical level"
+        checks.append(Check("P3", f"{setting} ({'ID' if in_dist else 'OOD'}): FKC at the largest K with scores "
+                            f"learned from the largest n {verdict} (unbiased MMD²; stalls iff the difference exceeds "
+                            f"t_(1−{LEARNED_STALL_ALPHA:g}) Welch standard errors)",
+                            _learned_finding(setting, in_dist), asserted=False))
+    return tuple(checks)
+
+
+def _sizes(c: dict) -> str:
+    return (f"NetworkConfig.{c['config']}, {c['n_runs']} runs × {c['n_swarms']} outputs, {c['n_steps']} steps, "
+            f"K ≤ {max(c['ks'])}, {c['n_proj']} projections")
+
+
+def _learned_table(name: str, metric: str, header: str, kind: str, what: str) -> TableSpec:
+    return TableSpec(
+        name=name,
+        caption=f"{header} of naive composition (K = 1) and FKC with K particles per swarm to exact target draws, "
+                f"{what} over runs, scores of the authors' ε-MLP retrained in each run on n exact draws per source "
+                "(analytical: exact scores); floor: two independent exact target samples. Default size reduced "
+                f"({_sizes(LEARNED_DEFAULT)}); --size paper: the authors' ({_sizes(LEARNED_PAPER)})",
+        index=("K_label",), index_header="K", pivot="n_label", pivot_header="n", replicate="run", split_by="setting",
+        columns=(Column(metric, header, kind=kind),),
+    )
+
+
+EXPERIMENT = Experiment(
+    name="learned_sweep",
+    title="The paper's table with learned scores: naive and FKC × K, training size n × particles K, retrained per run",
+    compute=learned_sweep,
+    # Default, 24 cells measured with --jobs 1 on this project's shared 2-core machine at load average 7: 386 s wall
+    # of cell compute, about 136 s CPU (158 s CPU for the whole --only run, report overhead included), most of it
+    # compiling (3 training pool shapes; naive + 2 FKC particle counts for the network, Gaussian and two mixture
+    # score types). Steady state is about 0.4 s per run. Paper size: 24 cells × 30 trainings of ~30 min each here.
+    default=grid(setting=SETTING_NAMES, n=LEARNED_NS, **{k: (v,) for k, v in LEARNED_DEFAULT.items()}),
+    quick=(),  # compiling alone (training and three samplers per score type) exceeds a quick cell's budget
+    paper=grid(setting=SETTING_NAMES, n=LEARNED_NS, **{k: (v,) for k, v in LEARNED_PAPER.items()}),
+    derive=_learned_derived,
+    allow_nan=("train_loss",),
+    tables=(
+        _learned_table("learned_sweep_sw2", "sw2", "Sliced W2", "mean_se", "mean ± standard error"),
+        _learned_table("learned_sweep_mmd2", "mmd2", "Unbiased MMD²", "mean_se", "mean ± standard error"),
+        _learned_table("learned_sweep_sw2_sd", "sw2", "Sliced W2", "mean_sd", "mean ± standard deviation (the "
+                       "authors' way)"),
+        _learned_table("learned_sweep_mmd2_sd", "mmd2", "Unbiased MMD²", "mean_sd", "mean ± standard deviation (the "
+                       "authors' way)"),
+    ),
+    figures=(FigureSpec(
+        "learned_sweep",
+        "Sliced W2 to exact target draws (mean over runs, log colour scale) over particles K × training size n per "
+        "setting, naive composition K = 1, the floor of two exact samples as the last row.",
+        lambda frame: heatmap(frame, x="n_label", y="K_label", value="sw2", col="setting",
+                      x_order=_learned_n_order(frame), y_order=_learned_k_order(frame), log=True,
+                      xlabel="n (training draws per source)", ylabel="K", value_label="sliced W₂"),
+    ),),
+    checks=_learned_checks(),
+)

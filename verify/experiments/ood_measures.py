@@ -11,10 +11,19 @@ import jax
 import numpy as np
 import pandas as pd
 
-from closed_form import Gaussian, paper_setting
+from closed_form import SETTING_NAMES, Gaussian, as_setting
 from closed_form.divergences import ress_inverse
 from closed_form.ood import fraction_outside_hdr
-from verify.experiments.montecarlo import fraction_outside_hdr_monte_carlo, hdr_log_density_threshold, ress_inverse_monte_carlo
+from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
+from closed_form.settings import PAPER_SOURCE_LABELS as SOURCE_LABELS
+from verify.analysis.montecarlo import (
+    fraction_outside_hdr_monte_carlo,
+    hdr_log_density_threshold,
+    ress_inverse_monte_carlo,
+)
+from verify.report.claims import Check, Outcome
+from verify.report.registry import Experiment, grid
+from verify.report.tables import Column, TableSpec
 
 SOURCE_NAMES = ("P_a1", "P_a2", "P_0")
 
@@ -27,7 +36,7 @@ def ood_summary(setting: str, n_samples: int, seed: int, level: float = 0.95) ->
     (``exact`` or ``Monte Carlo``). The fraction outside all HDRs at once is Monte Carlo in every setting (from
     ``n_samples`` exact target draws), with thresholds exact for Gaussian sources.
     """
-    s = paper_setting(setting)
+    s = setting = as_setting(setting)
     comp = s.composition
     key_draw, key_thr = jax.random.split(jax.random.key(seed))
     draws = comp.sample_target(key_draw, int(n_samples)).samples
@@ -49,11 +58,53 @@ def ood_summary(setting: str, n_samples: int, seed: int, level: float = 0.95) ->
             est = ress_inverse_monte_carlo(comp.target_logpdf, source, draws)
             row = {"ress_inverse": est.value, "ress_inverse_se": est.stderr, "frac_outside_hdr": frac_mc.value,
                    "frac_outside_hdr_se": frac_mc.stderr, "method": "Monte Carlo"}
-        rows.append({"setting": setting, "regime": "ID" if s.in_distribution else "OOD", "source": name, **row})
-    rows.append({"setting": setting, "regime": "ID" if s.in_distribution else "OOD", "source": "all",
+        rows.append({"setting": setting.name, "regime": "ID" if s.in_distribution else "OOD", "source": name, **row})
+    rows.append({"setting": setting.name, "regime": "ID" if s.in_distribution else "OOD", "source": "all",
                  "ress_inverse": float("nan"), "ress_inverse_se": float("nan"),
                  "frac_outside_hdr": mc["all"].value, "frac_outside_hdr_se": mc["all"].stderr,
                  "method": "Monte Carlo"})
     frame = pd.DataFrame(rows)
     frame["log10_ress_inverse"] = np.log10(frame["ress_inverse"])
     return frame
+
+
+# ---------------------------------------------------------------------------------------------- registration
+def _ood_labels_match(frame: pd.DataFrame) -> Outcome:
+    gaussian = frame[frame["setting"].isin(GAUSSIAN_SETTINGS) & (frame["source"] != "all")]
+    ood = gaussian[gaussian["regime"] == "OOD"]["ress_inverse"].to_numpy()
+    iid = gaussian[gaussian["regime"] == "ID"]["ress_inverse"].to_numpy()
+    return Outcome.decide(len(ood) > 0 and len(iid) > 0 and bool(np.all(np.isinf(ood)) and np.all(np.isfinite(iid))),
+                          {"OOD sources with 1 + χ² = ∞": f"{int(np.isinf(ood).sum())} of {len(ood)}",
+                           "largest finite 1 + χ² (ID)": float(np.max(iid)) if len(iid) else float("inf")})
+
+
+EXPERIMENT = Experiment(
+    name="ood_measures",
+    title="How far each target lies outside its sources: 1 + χ²(Q‖P_i) and mass outside the 95 % HDRs",
+    compute=ood_summary,
+    default=grid(setting=SETTING_NAMES, n_samples=(20_000,)),
+    quick=grid(setting=GAUSSIAN_SETTINGS, n_samples=(1_000,)),  # the mixtures' Monte Carlo: default size only
+    allow_nan=("ress_inverse", "ress_inverse_se", "log10_ress_inverse"),
+    requires=("closed_form.divergences",),
+    tables=(
+        TableSpec(
+            name="ood_ress",
+            caption="Sensitivity of each paper target to its sources: rESS_i⁻¹ = 1 + χ²(Q‖P_i), exact for the "
+                    "Gaussian settings (∞ where 2Σ_i − Σ_Q is not positive definite), Monte Carlo ± standard "
+                    "error for the mixtures.",
+            index=("setting",), pivot="source", pivot_header="source P_i", where={"source": SOURCE_LABELS},
+            columns=(Column("ress_inverse", "1 + χ²(Q‖P_i)", kind="mean_se", se="ress_inverse_se"),),
+        ),
+        TableSpec(
+            name="ood_hdr",
+            caption="Fraction of the target's mass outside each source's 95 % highest-density region and outside "
+                    "all of them at once (exact for single Gaussian sources, else Monte Carlo ± standard error).",
+            index=("setting",), pivot="source", pivot_header="outside the 95 % HDR of",
+            columns=(Column("frac_outside_hdr", "fraction", kind="mean_se", se="frac_outside_hdr_se"),),
+        ),
+    ),
+    checks=(
+        Check("F6", "Gaussian OOD settings have 1 + χ²(Q‖P_i) = ∞ for every source, ID settings finite",
+              _ood_labels_match, asserted=False),
+    ),
+)

@@ -11,7 +11,9 @@ import jax
 import numpy as np
 import pandas as pd
 
-from closed_form import VPSchedule, paper_setting
+from closed_form import SETTING_NAMES, VPSchedule, as_setting
+from verify.report.figures import FigureSpec, scatter_2d
+from verify.report.registry import Experiment, grid
 from verify.samplers.naive import naive_sde_sample
 from verify.samplers.scores import source_scores
 from verify.samplers.smc import fkc_sample
@@ -21,7 +23,7 @@ def sampler_draws(setting: str, n_samples: int, n_particles: int, n_steps: int, 
     """``n_samples`` draws each of the target ``Q``, the naive SDE and FKC with ``n_particles`` per swarm (one output
     per swarm), ``n_steps`` Euler–Maruyama steps on the paper's VP schedule. Columns ``setting``, ``distribution``,
     ``x0``, ``x1``; the target rows come last so that plots draw them on top."""
-    s = paper_setting(setting)
+    s = setting = as_setting(setting)
     comp = s.composition
     schedule = VPSchedule()
     scores = source_scores(comp, schedule)
@@ -31,5 +33,20 @@ def sampler_draws(setting: str, n_samples: int, n_particles: int, n_steps: int, 
                      n_steps=int(n_steps)).samples
     target = comp.sample_target(k_target, int(n_samples)).samples
     parts = [("naive SDE", naive), (f"FKC K={int(n_particles)}", fkc), ("target Q", target)]
-    return pd.concat([pd.DataFrame({"setting": setting, "distribution": name, "x0": np.asarray(x)[:, 0],
+    return pd.concat([pd.DataFrame({"setting": setting.name, "distribution": name, "x0": np.asarray(x)[:, 0],
                                     "x1": np.asarray(x)[:, 1]}) for name, x in parts], ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------- registration
+EXPERIMENT = Experiment(
+    name="sampler_draws",
+    title="Naive SDE and FKC draws (exact scores) beside exact target draws, per paper setting",
+    compute=sampler_draws,
+    default=grid(setting=SETTING_NAMES, n_samples=(1_500,), n_particles=(32,), n_steps=(500,)),
+    quick=grid(setting=("GMM_OOD",), n_samples=(200,), n_particles=(4,), n_steps=(50,)),
+    figures=(FigureSpec(
+        "sampler_draws",
+        "Exact draws of the target against the naive composed SDE and FKC (exact scores, N(0, I) start).",
+        lambda frame: scatter_2d(frame, hue="distribution", col="setting"),
+    ),),
+)

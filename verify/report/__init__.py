@@ -1,6 +1,6 @@
-"""The verification report: the experiment registry and catalog, the cell runner and cache, tables, figures, claims
-and ``summary.md``, and the command line (``python -m verify``). Names experiments' compute functions by import
-path, so nothing here runs an experiment until the report does."""
+"""The verification report: the registry's building blocks, the cell runner and cache, tables, figures, claims and
+their verdicts, ``summary.md``, and the command line. It renders and decides; it names no experiment (those are in
+:mod:`verify.experiments`, whose registry ``python -m verify`` passes in)."""
 
 from verify.report.build import build_report
 from verify.report.cli import main

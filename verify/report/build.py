@@ -32,7 +32,7 @@ from typing import Callable
 import pandas as pd
 
 from verify.report.cache import CellCache, atomic_write, code_version
-from verify.report.claims import FAILS, CheckResult, Outcome
+from verify.report.claims import FAILS, INCONCLUSIVE, CheckResult, Outcome
 from verify.report.provenance import git_state, package_versions, x64_enabled
 from verify.report.registry import Experiment, Registry
 from verify.report.runner import CellOutcome, plan_cells, run_cells
@@ -71,15 +71,15 @@ def assemble(cells: list[CellOutcome]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _sidecar(experiment: Experiment, cells: list[CellOutcome], frame: pd.DataFrame, quick: bool, seed: int,
-             cache: CellCache, elapsed: float, size: str = "default") -> dict:
+def _sidecar(experiment: Experiment, cells: list[CellOutcome], frame: pd.DataFrame, seed: int, cache: CellCache,
+             elapsed: float, size: str = "default") -> dict:
     ordered = sorted(cells, key=lambda o: o.cell.index)
     return {
         "experiment": experiment.name,
         "title": experiment.title,
         "configuration": {
             "compute": experiment.compute,
-            "size": "quick" if quick else size,
+            "size": size,
             "cells": [{"config": o.cell.config, "seed": o.cell.seed, "cache_key": o.cell.key,
                        "wall_time_s": o.result.wall_time, "cached": o.cached} for o in ordered],
         },
@@ -102,13 +102,16 @@ def _evaluate_checks(experiment: Experiment, frame: pd.DataFrame) -> list[CheckR
             outcome = check.evaluate(frame)
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"check returned {type(outcome).__name__}, not an Outcome")
+            if check.asserted and outcome.status == INCONCLUSIVE:
+                outcome = Outcome(FAILS, outcome.numbers, "an asserted check must decide, but it returned "
+                                  f"inconclusive: {outcome.note}", outcome.judged)
         except Exception as err:  # noqa: BLE001 - a check that cannot be evaluated fails, visibly
             outcome = Outcome(FAILS, {}, f"the check raised {type(err).__name__}: {err}")
         results.append(CheckResult(experiment.name, check, outcome))
     return results
 
 
-def build_report(registry: Registry, out, *, names=None, quick: bool = False, size: str = "default", seed: int = 0,
+def build_report(registry: Registry, out, *, names=None, size: str = "default", settings=None, seed: int = 0,
                  executor: cf.Executor | None = None, jobs: int = 1, progress: bool | None = None,
                  echo: Callable[[str], None] = print, cache_version: str | None = None) -> ReportResult:
     """Run the selected experiments of ``registry`` and write the report to ``out`` (layout in the module docstring).
@@ -117,9 +120,12 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, si
     ----------
     names : iterable of str, optional
         Experiments to run (``--only``); all registered ones when omitted.
-    size : {"default", "paper"}
-        ``"paper"`` runs the authors' sizes where an experiment defines them (``--size paper``); ignored with
-        ``quick``.
+    size : {"quick", "default", "paper"}
+        ``"quick"``: small cells (what the tests run); ``"paper"``: the authors' sizes where an experiment defines
+        them (``--size paper``).
+    settings : sequence of closed_form.Setting, optional
+        Run every experiment that takes a setting on these instead of its own (``--settings FILE``); the others are
+        reported as not applicable, with the reason.
     executor : concurrent.futures.Executor, optional
         Where cells run (e.g. ``dask.distributed.Client(...).get_executor()``); by default local processes
         (``jobs`` of them; ``jobs == 1`` runs in this process). An executor passed in is not shut down.
@@ -147,10 +153,14 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, si
             record.status, record.missing = "awaiting", missing
             echo(f"- {experiment.name}: awaits {', '.join(missing)} (not run)")
             continue
-        cells = plan_cells(experiment, quick, seed, cache, size)
+        cells = plan_cells(experiment, seed, cache, size, settings)
+        if not cells and settings is not None:
+            record.status, record.error = "not applicable", experiment.not_applicable(size, settings)
+            echo(f"- {experiment.name}: not applicable ({record.error})")
+            continue
         if not cells:
-            record.status = "skipped at --quick"
-            echo(f"- {experiment.name}: no quick cells (too slow for --quick; runs at the default size)")
+            record.status = "skipped at --size quick"
+            echo(f"- {experiment.name}: no quick cells (too slow for --size quick; runs at the default size)")
             continue
         runnable[experiment.name] = experiment
         record.cells = len(cells)
@@ -180,7 +190,7 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, si
             csv_path = out / "data" / f"{experiment.name}.csv"
             atomic_write(csv_path, frame.to_csv(index=False, float_format="%.17g"))
             elapsed = time.perf_counter() - started.get(experiment.name, start)
-            sidecar = _sidecar(experiment, cells, frame, quick, seed, cache, elapsed, size)
+            sidecar = _sidecar(experiment, cells, frame, seed, cache, elapsed, size)
             atomic_write(csv_path.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=False) + "\n")
             record.outputs.append(f"data/{experiment.name}.csv")
             for spec in experiment.tables:
@@ -231,7 +241,8 @@ def build_report(registry: Registry, out, *, names=None, quick: bool = False, si
     git = git_state()
     run_info = {
         "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "size": "quick (`--quick`)" if quick else size,
+        "size": size,
+        "settings": "the paper's" if settings is None else ", ".join(s.name for s in settings),
         "seed": seed,
         "experiments": f"{sum(r.status == 'ran' for r in records.values())} ran of {len(records)} registered",
         "cells": f"{stats.computed} computed, {stats.cached} from the cache, {stats.failed} failed",
@@ -264,6 +275,6 @@ def describe(registry: Registry) -> str:
         missing = e.missing_requirements()
         state = f"awaits {', '.join(missing)}" if missing else "ready"
         claims = ",".join(e.claims) or "-"
-        lines.append(f"{e.name:24s} {len(e.default):4d} cells ({len(e.quick)} quick)  claims {claims:10s} {state:36s}"
+        lines.append(f"{e.name:24s} {len(e.default):4d} cells ({len(e.quick)} quick)  claims {claims:14s} {state:10s}"
                      f"  {e.title}")
     return "\n".join(lines)

@@ -5,10 +5,11 @@ them too) and are re-exported here: the bytes land in a temporary file in the de
 disk, and only then renamed over the destination, so a run killed mid-write leaves the old file or the new one.
 
 A *cell* is one call of an experiment's compute function with one configuration. :class:`CellCache` stores each
-finished cell's result under a key that hashes the experiment name, the configuration, the seed and the *code
+finished cell's result under a key that hashes the experiment name, the configuration, the seed, the *code
 version* (a hash of the source of every package a cell's result can depend on: ``closed_form``, ``theory``,
-``verify.samplers`` and ``verify.experiments``), so an interrupted run resumes without recomputing finished cells, and
-any change to the computing code invalidates every cached cell.
+``verify.samplers`` and ``verify.analysis``) and the source of the experiment's own module, so an interrupted run
+resumes without recomputing finished cells, any change to shared computing code invalidates every cached cell, and a
+change to one experiment's module (its computation or its registration) recomputes that experiment alone.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from typing import Any
 
 from verify.samplers.files import atomic_write, canonical_json  # noqa: F401  (re-exported)
 
-#: The packages a cell's result can depend on, hashed whole: a module added to any of them counts without a list to
-#: update. ``verify.report`` (registrations, tables, figures, checks, this cache) is left out entirely, so editing a
-#: caption or a check recomputes no cell; so are ``verify/__init__.py`` (re-exports and the float64 switch, whose
-#: effect each cell records) and ``verify/__main__.py``.
-PACKAGES = ("closed_form", "theory", "verify.samplers", "verify.experiments")
+#: The shared packages a cell's result can depend on, hashed whole: a module added to any of them counts without a
+#: list to update. Each experiment's own module is hashed into its cells' keys (:func:`module_version`).
+#: ``verify.report`` (tables, figures, claims, this cache) is left out entirely, so editing how a table or a summary
+#: is rendered recomputes no cell; so are ``verify/__init__.py`` (re-exports and the float64 switch, whose effect
+#: each cell records) and ``verify/__main__.py``.
+PACKAGES = ("closed_form", "theory", "verify.samplers", "verify.analysis")
 
 
 def stable_hash(value: Any, length: int = 16) -> str:
@@ -68,6 +70,16 @@ def code_version(packages: tuple[str, ...] = PACKAGES) -> str:
     return digest.hexdigest()[:16]
 
 
+def module_version(module: str) -> str:
+    """A hash of one module's source file (``"absent"`` when it cannot be found)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return "absent"
+    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class CachedCell:
     """A finished cell: its result ``frame`` (a pandas DataFrame), compute time in seconds, and the worker's x64 flag."""
@@ -92,9 +104,13 @@ class CellCache:
         self.root = Path(root)
         self.version = code_version() if version is None else version
 
-    def key(self, experiment: str, config: dict, seed: int) -> str:
-        """The cell's key: a hash of the experiment name, its configuration, its seed and the code version."""
-        return stable_hash({"experiment": experiment, "config": config, "seed": seed, "code": self.version})
+    def key(self, experiment: str, config: dict, seed: int, module: str = "") -> str:
+        """The cell's key: a hash of the experiment name, its configuration, its seed, the code version and
+        ``module`` (the experiment module's :func:`module_version`)."""
+        value = {"experiment": experiment, "config": config, "seed": seed, "code": self.version}
+        if module:
+            value["module"] = module
+        return stable_hash(value)
 
     def path(self, experiment: str, key: str) -> Path:
         return self.root / experiment / f"{key}.pkl"

@@ -15,13 +15,17 @@ import os
 import sys
 import time
 
+from verify.report.registry import SIZES
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes (under a minute; what the tests run)")
-    parser.add_argument("--size", choices=("default", "paper"), default="default",
-                        help="'paper' runs the authors' sizes in the experiments that define them (long)")
+    parser.add_argument("--size", choices=SIZES, default="default",
+                        help="'quick': small cells (what the tests run); 'default'; 'paper': the authors' sizes in the "
+                             "experiments that define them (long)")
+    parser.add_argument("--quick", action="store_const", dest="size", const="quick",
+                        help="the same as --size quick")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (see --list)")
     parser.add_argument("--list", action="store_true", help="list the registered experiments and exit")
     parser.add_argument("--seed", type=int, default=0, help="run seed; each cell derives its own (default 0)")
@@ -32,9 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None, registry) -> int:
+    """Parse ``argv`` and run the report on the experiments of ``registry`` (a :class:`~verify.report.registry.Registry`;
+    ``python -m verify`` passes :data:`verify.experiments.REGISTRY`)."""
     args = _parser().parse_args(argv)
-    from verify.report.catalog import REGISTRY
+    REGISTRY = registry
     from verify.report.registry import RegistryError
     from verify.report.build import build_report, describe
 
@@ -46,15 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except RegistryError as err:
         print(f"python -m verify: {err}", file=sys.stderr)
         return 2
-    if args.quick and args.size != "default":
-        print("python -m verify: --quick and --size paper exclude each other", file=sys.stderr)
-        return 2
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         print(f"python -m verify: --jobs must be at least 1, got {jobs}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    result = build_report(REGISTRY, args.out, names=args.only, quick=args.quick, size=args.size, seed=args.seed,
+    result = build_report(REGISTRY, args.out, names=args.only, size=args.size, seed=args.seed,
                           jobs=jobs,
                           progress=False if args.no_progress else None)
     from verify.report.claims import FAILS

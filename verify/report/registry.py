@@ -1,15 +1,20 @@
 """The experiment registry: what ``python -m verify`` runs, at which sizes, and what it makes of the results.
 
-An :class:`Experiment` is a compute function named by its import path (``"package.module:function"``, so worker
-processes and Dask workers can import it and nothing is imported until it runs), the list of *cells*
-(configurations, one call each) at the default and at the ``--quick`` size, and what the report builds from the
-concatenated result: tables, figures and checks of claims. Adding an experiment is one :meth:`Registry.register`
-call; the report's own registrations live in :mod:`verify.report.catalog`.
+An :class:`Experiment` is a compute function (given as the function or as its import path
+``"package.module:function"``; worker processes and Dask workers import it by that path), the list of *cells*
+(configurations, one call each) at each size — ``quick``, ``default`` and ``paper`` — and what the report builds
+from the concatenated result: tables, figures and checks of claims. Each module of :mod:`verify.experiments` holds
+one experiment and its registration; :data:`verify.experiments.REGISTRY` lists them in order.
 
 The compute function is called as ``function(**config, seed=cell_seed)`` (the keyword is ``seed_argument``, ``None``
 for deterministic functions; ``seed_kind="jax_key"`` passes ``jax.random.key(cell_seed)``) and returns a tidy
 :class:`pandas.DataFrame`. The report adds the configuration's keys as columns where the frame lacks them, so cells
 concatenate into one table.
+
+A cell's ``setting`` (a paper setting's name, or a :meth:`closed_form.Setting.to_spec` mapping) reaches the compute
+function as a :class:`closed_form.Setting`. Run on other settings (``python -m verify --settings FILE``), an
+experiment whose cells take a ``setting`` runs its cells once per setting it applies to (``applies_to``); one whose
+cells take none is not applicable there.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from verify.report.figures import FigureSpec
 from verify.report.tables import TableSpec
 
 
-#: The report sizes besides ``--quick``: the default, and the authors' sizes where an experiment defines them.
-SIZES = ("default", "paper")
+#: The report sizes: ``quick`` (what the tests run), ``default``, and ``paper`` (the authors' sizes where an experiment
+#: defines them; its default cells otherwise).
+SIZES = ("quick", "default", "paper")
 
 
 class RegistryError(ValueError):
@@ -41,6 +47,24 @@ def grid(**axes) -> tuple[dict, ...]:
     dicts, in order (last axis fastest)."""
     names = list(axes)
     return tuple(dict(zip(names, values)) for values in itertools.product(*(tuple(axes[n]) for n in names)))
+
+
+def setting_label(value) -> str:
+    """The name of a cell's ``setting`` value without building it: a paper name itself, ``spec["paper"]`` or
+    ``spec["name"]``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return str(value.get("paper", value.get("name", "?")))
+    return str(getattr(value, "name", value))
+
+
+def gaussian_only(setting) -> str | None:
+    """``applies_to`` of an experiment that needs Gaussian sources (closed-form laws): the reason it does not apply
+    to ``setting``, or ``None``."""
+    if setting.is_gaussian:
+        return None
+    return f"needs Gaussian sources (closed-form laws); {setting.name} has a Gaussian-mixture source"
 
 
 def resolve(path: str):
@@ -61,11 +85,14 @@ class Experiment:
         Identifier: the CSV is ``<name>.csv``; ``--only NAME`` selects it.
     title : str
         One line saying what it measures.
-    compute : str
-        ``"package.module:function"``.
+    compute : str or callable
+        The compute function, or its path ``"package.module:function"`` (a function is stored as its path).
     default, quick : tuple of dict
-        Cell configurations at the default and the ``--quick`` size (plain JSON data). ``quick`` may be empty for an
+        Cell configurations at the default and the quick size (plain JSON data). ``quick`` may be empty for an
         experiment too slow for the quick run; it is then reported as skipped there.
+    applies_to : callable, optional
+        ``setting -> reason or None``: why the experiment does not apply to a :class:`closed_form.Setting` (e.g.
+        :func:`gaussian_only`), ``None`` where it does. Used when the report runs on other settings.
     seed_argument : str or None
         Keyword through which each cell receives its own seed.
     seed_kind : {"int", "jax_key"}
@@ -88,7 +115,7 @@ class Experiment:
 
     name: str
     title: str
-    compute: str
+    compute: str | Callable
     default: tuple[dict, ...]
     quick: tuple[dict, ...]
     seed_argument: str | None = "seed"
@@ -100,8 +127,11 @@ class Experiment:
     allow_nan: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     paper: tuple[dict, ...] = ()
+    applies_to: Callable | None = None
 
     def __post_init__(self):
+        if callable(self.compute):
+            object.__setattr__(self, "compute", f"{self.compute.__module__}:{self.compute.__qualname__}")
         if not self.name.isidentifier():
             raise RegistryError(f"experiment name {self.name!r} must be an identifier (letters, digits, '_').")
         if self.seed_kind not in ("int", "jax_key"):
@@ -122,16 +152,37 @@ class Experiment:
                     raise RegistryError(f"experiment {self.name!r}: cell {cell!r} sets {self.seed_argument!r}, which "
                                         "the report sets per cell.")
 
-    def cells(self, quick: bool, size: str = "default") -> tuple[dict, ...]:
-        """The configurations to run at the chosen size: ``quick``, else ``size`` (``"default"`` or ``"paper"``;
-        ``"paper"`` falls back to the default cells of an experiment that defines no paper-size ones)."""
+    def cells(self, size: str = "default", settings=None) -> tuple[dict, ...]:
+        """The configurations to run at ``size`` (one of :data:`SIZES`; ``"paper"`` falls back to the default cells
+        of an experiment that defines no paper-size ones).
+
+        With ``settings`` (a sequence of :class:`closed_form.Setting`), each configuration's other keys run once per
+        setting the experiment applies to, in place of its own settings; an experiment whose cells take no
+        ``setting`` has no cells then (:meth:`not_applicable` says why)."""
         if size not in SIZES:
             raise RegistryError(f"size must be one of {', '.join(SIZES)}, got {size!r}.")
-        if quick:
-            chosen = self.quick
-        else:
-            chosen = self.paper if size == "paper" and self.paper else self.default
-        return tuple(dict(c) for c in chosen)
+        chosen = {"quick": self.quick, "default": self.default, "paper": self.paper or self.default}[size]
+        if settings is None:
+            return tuple(dict(c) for c in chosen)
+        if not any("setting" in c for c in chosen):
+            return ()
+        rest = list({canonical_json({k: v for k, v in c.items() if k != "setting"}): {k: v for k, v in c.items()
+                                                                                       if k != "setting"}
+                     for c in chosen}.values())
+        applicable = [s for s in settings if self.reason_not_applicable(s) is None]
+        return tuple({"setting": s.to_spec(), **r} for s in applicable for r in rest)
+
+    def reason_not_applicable(self, setting) -> str | None:
+        """Why this experiment does not apply to ``setting`` (``None`` if it does)."""
+        return None if self.applies_to is None else self.applies_to(setting)
+
+    def not_applicable(self, size: str, settings) -> str:
+        """Why :meth:`cells` gave no cells for ``settings`` at ``size``: the reasons, one per setting."""
+        chosen = {"quick": self.quick, "default": self.default, "paper": self.paper or self.default}[size]
+        if chosen and not any("setting" in c for c in chosen):
+            return "it does not take a setting (it runs on its own fixed compositions)"
+        reasons = [f"{s.name}: {self.reason_not_applicable(s)}" for s in settings]
+        return "; ".join(reasons) or "no setting given"
 
     def missing_requirements(self) -> tuple[str, ...]:
         """The modules of ``requires`` (and the compute function's module) that cannot be imported here."""

@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from verify.report.cache import CachedCell, CellCache, stable_hash
+from verify.report.cache import CachedCell, CellCache, module_version, stable_hash
 from verify.report.registry import Experiment, resolve
 
 
@@ -60,6 +60,10 @@ def compute_cell(compute: str, config: dict, seed_argument: str | None, seed: in
 
     function = resolve(compute)
     kwargs = dict(config)
+    if "setting" in kwargs:
+        from closed_form import as_setting
+
+        kwargs["setting"] = as_setting(kwargs["setting"])
     if seed_argument:
         if seed_kind == "jax_key":
             import jax
@@ -167,12 +171,13 @@ class RunStats:
     errors: list[str] = field(default_factory=list)
 
 
-def plan_cells(experiment: Experiment, quick: bool, seed: int, cache: CellCache, size: str = "default") -> list[Cell]:
-    """The experiment's cells at the chosen size, each with its seed and cache key."""
+def plan_cells(experiment: Experiment, seed: int, cache: CellCache, size: str = "default", settings=None) -> list[Cell]:
+    """The experiment's cells at ``size`` (on ``settings`` where given), each with its seed and cache key."""
     cells = []
-    for index, config in enumerate(experiment.cells(quick, size)):
+    module = module_version(experiment.compute.partition(":")[0])
+    for index, config in enumerate(experiment.cells(size, settings)):
         s = cell_seed(seed, experiment.name, config)
-        cells.append(Cell(experiment.name, index, config, s, cache.key(experiment.name, config, s)))
+        cells.append(Cell(experiment.name, index, config, s, cache.key(experiment.name, config, s, module)))
     return cells
 
 

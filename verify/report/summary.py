@@ -14,7 +14,8 @@ class ExperimentRecord:
     """How one registered experiment fared in a run.
 
     ``status``: ``"ran"``, ``"error"``, ``"awaiting"`` (code it needs has not landed: ``missing``),
-    ``"not selected"`` (left out by ``--only``) or ``"skipped at --quick"`` (no quick cells).
+    ``"not selected"`` (left out by ``--only``), ``"skipped at --size quick"`` (no quick cells) or
+    ``"not applicable"`` (to the settings given; ``error`` says why).
     """
 
     name: str
@@ -60,8 +61,10 @@ def _reason_not_applicable(claim_id: str, records: list[ExperimentRecord]) -> st
             parts.append(f"`{r.name}` awaits {', '.join(f'`{m}`' for m in r.missing)}")
         elif r.status == "not selected":
             parts.append(f"`{r.name}` was not selected (`--only`)")
-        elif r.status == "skipped at --quick":
-            parts.append(f"`{r.name}` runs only at the default size (not with `--quick`)")
+        elif r.status == "skipped at --size quick":
+            parts.append(f"`{r.name}` runs only at the default size (not with `--size quick`)")
+        elif r.status == "not applicable":
+            parts.append(f"`{r.name}` is not applicable to these settings: {r.error}")
         elif r.status == "error":
             parts.append(f"`{r.name}` failed with an error")
     return "; ".join(parts) or "its checks did not apply"

@@ -126,6 +126,13 @@ def format_number(x, significant: int = 4) -> str:
     return f"${text}$" if x < 0 else text
 
 
+def particle_label(k: float) -> str:
+    """A particle count ``K`` as a table label: ``"floor"`` for 0 (the metrics' noise floor), ``"∞ (limit)"`` for ∞."""
+    if k == 0:
+        return "floor"
+    return "∞ (limit)" if np.isinf(k) else str(int(k))
+
+
 def format_mean_se(mean, se, se_digits: int = 2) -> str:
     r"""``mean ± se`` as LaTeX, the mean rounded to the standard error's ``se_digits``-th significant digit, in
     scientific notation ``(m ± s)\times10^{e}`` (one shared exponent) when the mean is small or large."""

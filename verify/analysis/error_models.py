@@ -3,6 +3,8 @@ the worst direction, calibrated to a DSM excess ``ε²`` (affine errors, so ever
 
 from __future__ import annotations
 
+from closed_form.composition import geometric_field
+from closed_form.laws import sde_law
 from closed_form.perturbations import misspecification_error
 
 
@@ -15,3 +17,10 @@ def misspecification_errors(composition, schedule, eps: float):
 
     fitted, _ = worst_case_misspecification(composition, schedule, eps)
     return [misspecification_error(s, f, schedule) for s, f in zip(composition.sources, fitted)]
+
+
+def naive_with_errors_law(composition, fitted, schedule, t_min: float):
+    r"""The continuous-time naive SDE's law at ``t_min`` (start ``Q_T``) driven by ``Σ_i w_i ∇log p̂^i_t``, the
+    naive field of the misspecified sources (defined whether or not ``Q̂`` is proper)."""
+    field = geometric_field(fitted, composition.weights, schedule)
+    return sde_law(field, schedule, composition.noised_target(schedule, schedule.T), t_min)

@@ -1,4 +1,4 @@
-r"""Exact error decomposition of composed samplers for Gaussian compositions, and the paper's Gaussian table.
+r"""Exact error decomposition of composed samplers for Gaussian compositions.
 
 Every number here comes from exact Gaussian laws (:mod:`closed_form.laws`) and exact divergences
 (:mod:`closed_form.divergences`): no Monte Carlo. The *ideal* sampler is the continuous-time reverse SDE driven by
@@ -24,7 +24,6 @@ The KL direction is ``KL(target‖sampler)``, as in the paper's reference values
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from closed_form import (
@@ -33,21 +32,16 @@ from closed_form import (
     add_fields,
     euler_maruyama_law,
     kl,
-    ode_law,
-    paper_setting,
-    ress_inverse,
     reverse_time_grid,
     sde_law,
     w2,
 )
 from closed_form.errors import CatcompError
-from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
-from theory import girsanov_kl_bound, synchronous_coupling_w2_bound
 
 START_NAMES = ("exact", "standard", "path")
 
 
-def _start_gaussian(composition, schedule, start, t: float) -> Gaussian:
+def start_gaussian(composition, schedule, start, t: float) -> Gaussian:
     """The start law at time ``t``: ``"exact"`` → ``Q_t``, ``"standard"`` → ``N(0, I)`` (the paper's),
     ``"path"`` → ``π_t`` (the geometric path of the diffused sources), or a given :class:`Gaussian`."""
     if isinstance(start, Gaussian):
@@ -104,8 +98,8 @@ def error_decomposition(composition, schedule=None, *, estimation_error=None, st
     exact, naive = composition.target_field(schedule), composition.naive_field(schedule)
     grid = reverse_time_grid(schedule, n_steps, eps)
     q_start = composition.noised_target(schedule, schedule.T)
-    user_start_T = _start_gaussian(composition, schedule, start, schedule.T)
-    user_start_grid = _start_gaussian(composition, schedule, start, float(grid[0]))
+    user_start_T = start_gaussian(composition, schedule, start, schedule.T)
+    user_start_grid = start_gaussian(composition, schedule, start, float(grid[0]))
     start_name = start if isinstance(start, str) else "given"
     sampler_field = naive if estimation_error is None else add_fields(naive, estimation_error)
 
@@ -132,72 +126,4 @@ def error_decomposition(composition, schedule=None, *, estimation_error=None, st
     df = pd.DataFrame(rows).set_index("component")
     df.attrs["laws"] = laws
     df.attrs["kl_direction"] = "KL(target || sampler law)"
-    return df
-
-
-def paper_gaussian_table(schedule=None, *, start="exact", n_steps: int = 500, t_min: float = 1e-4,
-                         eps: float = 1e-5) -> pd.DataFrame:
-    r"""The paper's 2×2 Gaussian design (FC/NFC × ID/OOD), naive composition with exact scores, all exact.
-
-    One row per setting (``FC_ID``, ``NFC_ID``, ``FC_OOD``, ``NFC_OOD``). Samplers: the continuous reverse SDE and the
-    probability-flow ODE from ``T`` to ``t_min``, and Euler–Maruyama with ``n_steps`` on the paper's grid (clamped to
-    ``[eps, T − eps]``); all started from ``start`` at their first time (default ``"exact"``: ``Q_T`` — the setup
-    of the reference values for the paper's settings; ``"standard"``: the paper's ``N(0, I)``).
-
-    Columns
-    -------
-    factorized, in_distribution : bool
-    target_cov, sde_cov, ode_cov, em_cov : ndarray (d, d)
-        Covariances of ``Q₀`` and of the three output laws (all means are zero here).
-    target_var, sde_var, ode_var, em_var : float
-        ``tr(cov)/d`` — the variance of each isotropic law (every one in this design is isotropic).
-    sde_kl, ode_kl, em_kl, sde_w2, ode_w2, em_w2 : float
-        ``KL(Q₀‖out)`` and ``W₂(Q₀, out)``.
-    girsanov_total, girsanov_start, girsanov_inference, girsanov_estimation : float
-        :func:`theory.girsanov_kl_bound` for the SDE sampler (estimation term zero: exact source scores), which
-        bounds ``sde_kl_at_t_min = KL(Q_{t_min}‖SDE law)``.
-    coupling_w2_bound, sde_w2_at_t_min : float
-        :func:`theory.synchronous_coupling_w2_bound` and the ``W₂(Q_{t_min}, SDE law)`` it bounds.
-    one_plus_chi2_a1, one_plus_chi2_a2, one_plus_chi2_base : float
-        ``1 + χ²(Q₀‖P_i) = rESS_i⁻¹`` (``inf`` when ``2Σ_i − Σ_Q`` is not positive definite).
-    """
-    schedule = VPSchedule() if schedule is None else schedule
-    grid = reverse_time_grid(schedule, n_steps, eps)
-    rows = []
-    for name in GAUSSIAN_SETTINGS:
-        setting = paper_setting(name)
-        comp = setting.composition
-        target = comp.target
-        naive = comp.naive_field(schedule)
-        s_T = _start_gaussian(comp, schedule, start, schedule.T)
-        outs = {
-            "sde": sde_law(naive, schedule, s_T, t_min=t_min),
-            "ode": ode_law(naive, schedule, s_T, t_min=t_min),
-            "em": euler_maruyama_law(naive, schedule, _start_gaussian(comp, schedule, start, float(grid[0])),
-                                     n_steps=n_steps, eps=eps),
-        }
-        row = {"setting": name, "factorized": setting.factorized, "in_distribution": setting.in_distribution,
-               "target_cov": np.asarray(target.cov), "target_var": float(np.trace(target.cov)) / comp.dim}
-        for key, law in outs.items():
-            row[f"{key}_cov"] = np.asarray(law.cov)
-            row[f"{key}_var"] = float(np.trace(law.cov)) / comp.dim
-            row[f"{key}_kl"] = float(kl(target, law))
-            row[f"{key}_w2"] = float(w2(target, law))
-        bound = girsanov_kl_bound(naive, target, schedule, s_T, t_min=t_min)
-        stopped = target.noised(schedule, t_min)
-        row.update(
-            girsanov_total=bound.total,
-            girsanov_start=bound.start_term,
-            girsanov_inference=bound.inference_term,
-            girsanov_estimation=bound.estimation_term,
-            sde_kl_at_t_min=float(kl(stopped, outs["sde"])),
-            coupling_w2_bound=synchronous_coupling_w2_bound(naive, target, schedule, s_T, t_min=t_min).total,
-            sde_w2_at_t_min=float(w2(stopped, outs["sde"])),
-        )
-        for label, source in zip(("a1", "a2", "base"), setting.sources):
-            row[f"one_plus_chi2_{label}"] = ress_inverse(target, source)
-        rows.append(row)
-    df = pd.DataFrame(rows).set_index("setting")
-    df.attrs.update(start=start if isinstance(start, str) else "given", n_steps=n_steps, t_min=t_min, eps=eps,
-                    kl_direction="KL(target || sampler law)")
     return df
