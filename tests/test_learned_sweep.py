@@ -29,7 +29,7 @@ from verify.analysis.metrics import mmd2_unbiased, sliced_w2
 from verify.analysis.score_errors import network_config
 from verify.experiments import REGISTRY
 from verify.experiments import learned_sweep as catalog
-from verify.report.claims import FAILS, HOLDS, NOT_APPLICABLE
+from verify.report.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE
 from verify.report.figures import FigureError, heatmap
 from verify.report.tables import format_mean_se, render_table
 from verify.samplers.naive import naive_sde_sample
@@ -54,7 +54,9 @@ def analytical():
 
 def test_frame_has_one_row_per_run_and_k_plus_a_floor_row_per_run(learned, analytical):
     for frame, n in ((learned, 40), (analytical, ANALYTICAL)):
-        assert list(frame.columns) == ["setting", "n", "K", "run", "sw2", "mmd2", "train_loss", "n_swarms", "n_steps"]
+        assert list(frame.columns) == ["setting", "n", "K", "run", "sw2", "mmd2", "train_loss", "n_swarms", "n_steps",
+                                       "conditionals", "regime"]
+        assert (frame["conditionals"] == "NFC").all() and (frame["regime"] == "ID").all()
         assert len(frame) == SIZES["n_runs"] * (len(SIZES["ks"]) + 1)
         assert sorted(map(tuple, frame[["run", "K"]].to_numpy().tolist())) == [
             (r, k) for r in range(2) for k in sorted([FLOOR_K, 1, 3])]
@@ -120,7 +122,7 @@ def test_final_loss_is_the_mean_of_the_last_tenth():
     (dict(n=10, config=5), "must be a NetworkConfig"),
 ])
 def test_invalid_inputs_raise_catcomp_errors_saying_what_is_valid(kwargs, match):
-    args = {"setting": "FC_ID", "n": 10, "config": TINY, **SIZES, **kwargs}
+    args = {"setting": "FC_ID", "n": 10, "config": TINY, "seed": 0, **SIZES, **kwargs}
     with pytest.raises(CatcompError, match=match):
         learned_sweep(**args)
 
@@ -175,23 +177,77 @@ def test_stall_test_uses_the_welch_standard_error_of_the_largest_k_and_n():
     assert catalog.learned_stall_test(_hand_frame("FC_OOD", 0.99 * threshold), "FC_OOD")["stalls"] is False
     # Better than analytical is no stall (one-sided).
     assert catalog.learned_stall_test(_hand_frame("FC_OOD", -10 * threshold), "FC_OOD")["stalls"] is False
+    # "Below the stated size": difference + t·SE < size.
+    size = catalog.LEARNED_STALL_SIZE
+    assert catalog.learned_stall_test(_hand_frame("FC_OOD", size - 1.01 * threshold), "FC_OOD")["below_size"]
+    assert not catalog.learned_stall_test(_hand_frame("FC_OOD", size - 0.99 * threshold), "FC_OOD")["below_size"]
 
 
-@pytest.mark.parametrize("setting, in_distribution", [("NFC_ID", True), ("NFC_OOD", False), ("GMM_OOD", False)])
-def test_finding_can_come_out_either_way(setting, in_distribution):
-    check = next(c for c in REGISTRY["learned_sweep"].checks if c.statement.startswith(setting + " "))
-    assert not check.asserted
-    stall, level = _hand_frame(setting, 3 * _threshold()), _hand_frame(setting, 0.0)
-    expected = (FAILS, HOLDS) if in_distribution else (HOLDS, FAILS)
-    assert (check.evaluate(stall).status, check.evaluate(level).status) == expected
-    assert check.evaluate(level).numbers["difference"] == 0.0
+def _check(ood: bool):
+    checks = REGISTRY["learned_sweep"].checks
+    assert len(checks) == 2 and not any(c.asserted for c in checks)
+    return next(c for c in checks if c.statement.startswith("OOD" if ood else "ID"))
+
+
+def _spread_frame(setting: str, shift: float, spread: float) -> pd.DataFrame:
+    """Three runs at K = 16: analytical MMD² 0.01 in each, learned 0.01 + shift + spread·(−1, 0, 1), so the Welch
+    difference is ``shift`` with standard error ``spread/√3`` and 2 degrees of freedom; plus rows the test must
+    ignore (a smaller n, naive K = 1, the floor)."""
+    rows = []
+    for r, u in enumerate((-1.0, 0.0, 1.0)):
+        rows += [{"setting": setting, "n": 0, "K": 16, "run": r, "mmd2": 0.01, "sw2": 0.3},
+                 {"setting": setting, "n": 1000, "K": 16, "run": r, "mmd2": 0.01 + shift + spread * u, "sw2": 0.3},
+                 {"setting": setting, "n": 10, "K": 16, "run": r, "mmd2": 5.0, "sw2": 5.0},
+                 {"setting": setting, "n": 1000, "K": 1, "run": r, "mmd2": 9.0, "sw2": 9.0},
+                 {"setting": setting, "n": 1000, "K": FLOOR_K, "run": r, "mmd2": 7.0, "sw2": 7.0}]
+    return pd.DataFrame(rows)
+
+
+#: (shift, spread) of a resolved stall (0.2 ± 0.006, margin 4.30·SE = 0.025), of a difference resolved below the
+#: stated size 0.05 (0 ± 0.006) and of one resolving neither (0.02 ± 0.029, margin 0.12).
+STALL, LEVEL, NOISY = (0.2, 0.01), (0.0, 0.01), (0.02, 0.05)
+
+
+@pytest.mark.parametrize("setting, ood", [("NFC_ID", False), ("NFC_OOD", True), ("GMM_OOD", True),
+                                          ("GMM_ID", False)])
+def test_stall_finding_comes_out_holds_fails_or_inconclusive(setting, ood):
+    assert catalog.LEARNED_STALL_SIZE == 0.05  # the sizes above are chosen around it
+    check = _check(ood)
+    stall, level, noisy = (check.evaluate(_spread_frame(setting, *x)) for x in (STALL, LEVEL, NOISY))
+    assert (stall.status, level.status) == ((HOLDS, FAILS) if ood else (FAILS, HOLDS))
+    assert noisy.status == INCONCLUSIVE and noisy.judged == (setting,)
+    assert "runs" in noisy.note  # what would resolve it
+    assert "not in this run" in noisy.note  # the paper's settings of this regime that were not judged
+    assert level.numbers[f"{setting}: difference"] == pytest.approx(0.0, abs=1e-15)
+    assert level.numbers[f"{setting}: Welch degrees of freedom"] == pytest.approx(2.0)
+    # The other regime's check has nothing to judge in a frame of this setting alone.
+    assert _check(not ood).evaluate(_spread_frame(setting, *LEVEL)).status == NOT_APPLICABLE
+
+
+def test_stall_finding_fails_in_one_setting_only_at_the_bonferroni_level():
+    """A stall resolved at α = 0.025 (margin t_(0.975, 2)·SE = 4.30·0.02) but not at α/3 (7.65·0.02), and not
+    resolved below 0.05: alone, the ID finding fails; among three ID settings it is inconclusive."""
+    hair = (0.12, 0.02 * math.sqrt(3))
+    assert student_t.isf(0.025, 2) * 0.02 < 0.12 < student_t.isf(0.025 / 3, 2) * 0.02
+    assert _check(False).evaluate(_spread_frame("GMM_ID", *hair)).status == FAILS
+    frame = pd.concat([_spread_frame("FC_ID", *LEVEL), _spread_frame("NFC_ID", *LEVEL),
+                       _spread_frame("GMM_ID", *hair)], ignore_index=True)
+    out = _check(False).evaluate(frame)
+    assert out.status == INCONCLUSIVE and set(out.judged) == {"FC_ID", "NFC_ID", "GMM_ID"}
+    assert "not in this run" not in out.note
+
+
+def test_stall_finding_uses_the_regime_column_and_skips_unknown_labels():
+    frame = _spread_frame("mine", *LEVEL).assign(regime="unknown")
+    out = _check(False).evaluate(frame)
+    assert out.status == NOT_APPLICABLE and "unknown" in out.note
+    assert _check(False).evaluate(frame.assign(regime="ID")).status == HOLDS
+    assert _check(True).evaluate(frame.assign(regime="OOD")).status == FAILS
 
 
 def test_finding_without_an_analytical_column_is_not_applicable():
     frame = _hand_frame("FC_ID", 0.0)
-    check = next(c for c in REGISTRY["learned_sweep"].checks if c.statement.startswith("FC_ID "))
-    assert check.evaluate(frame[frame["n"] > 0]).status == NOT_APPLICABLE
-    assert len(REGISTRY["learned_sweep"].checks) == len(SETTING_NAMES)
+    assert _check(False).evaluate(frame[frame["n"] > 0]).status == NOT_APPLICABLE
 
 
 # ------------------------------------------------------------------------------------------------ tables, figure

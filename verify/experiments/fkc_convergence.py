@@ -14,11 +14,16 @@ swarms of each swarm's weighted-cloud estimate with the exact value:
 
 What is guaranteed and what is found. A swarm's weighted-cloud average ``Σ_j W_j φ(x_j)`` has expectation
 ``μ(φ) + c/K + O(K⁻²)`` (the particle approximation's bias expansion), so the values over ``K`` extrapolate to the
-exact limit: :func:`extrapolate` fits ``a + c/K`` by weighted least squares and the check asks ``a`` to equal the
-exact value within 4 standard errors — a consistency guarantee, since a wrong limit law would fail it. The rate itself
-(:func:`rate`: slope of ``log|gap|`` against ``log K``) is asymptotic and undefined where there is no bias (with
-factorized conditionals and exact scores the weights are constant and FKC *is* the naive sampler), so it is a
-finding, judged only where every gap is resolved (``|gap| ≥ 3 SE``).
+exact limit: :func:`extrapolate` fits ``a + c/K`` by weighted least squares and the asserted check asks ``a`` to
+equal the exact value within ``t_(1−α/(2m))`` standard errors over the ``m`` comparisons (two-sided Bonferroni,
+family-wise false-alarm rate ``α = FKC_LIMIT_ALPHA``) — a consistency guarantee, since a wrong limit law would fail
+it. The rate itself (:func:`rate`: slope of ``log|gap|`` against ``log K``) is asymptotic and undefined where there
+is no bias (with factorized conditionals and exact scores the weights are constant and FKC *is* the naive sampler),
+so it is a finding with three outcomes, judged only where every gap is resolved (``|gap| ≥ 3 SE``): the slope
+resolved within ``±FKC_RATE_TOLERANCE`` of −1 (holds), resolved outside (fails), or neither (inconclusive). The
+misspecified-source rows are measured and shown, not judged: F4 states convergence for exact scores and a
+time-inconsistent error, and the ``c/K`` expansion needs weights of finite variance, which OOD misspecification
+need not have.
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ import jax
 import numpy as np
 import pandas as pd
 
-from closed_form import Gaussian, VPSchedule, as_setting, fkc_limit_law
+from closed_form import SETTING_NAMES, Gaussian, VPSchedule, as_setting, fkc_limit_law
 from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
-from verify.report.claims import Check, Outcome
+from verify.report.claims import Check, Outcome, combine
 from verify.report.figures import FigureSpec, lines
-from verify.report.registry import Experiment, grid
+from verify.report.registry import Experiment, gaussian_only, grid
 from verify.report.tables import Column, TableSpec
 from verify.samplers.perturbed import AffineErrorScore
 from verify.samplers.scores import source_scores
@@ -40,8 +45,18 @@ from verify.samplers.smc import fkc_sample
 #: Floor of a standard error, relative to ``max(1, |exact|)``: float64 round-off accumulated over the steps (the
 #: deterministic ``log Ẑ`` of constant weights misses its exact value by ~1e-15 after 50 steps).
 ROUNDOFF = 1e-12
-#: Statistics compared per ``K`` (2-D settings).
-STATISTICS = ("mean_0", "mean_1", "second_00", "second_01", "second_11", "second_trace", "log_z")
+
+
+def statistic_names(dim: int) -> tuple[str, ...]:
+    """The statistics compared per ``K`` in dimension ``dim``: the means ``mean_j``, the second moments
+    ``second_jk`` (``j ≤ k``), ``second_trace`` = E‖x‖² and ``log_z``: ``d + d(d+1)/2 + 2`` of them."""
+    pairs = [(j, k) for j in range(dim) for k in range(j, dim)]
+    return (*(f"mean_{j}" for j in range(dim)), *(f"second_{j}{k}" if dim <= 10 else f"second_{j}_{k}"
+                                                  for j, k in pairs), "second_trace", "log_z")
+
+
+#: The statistics of the paper's (2-D) settings.
+STATISTICS = statistic_names(2)
 
 
 def error_scores(composition, schedule, eps: float) -> tuple:
@@ -52,11 +67,20 @@ def error_scores(composition, schedule, eps: float) -> tuple:
                  for s, w in zip(source_scores(composition, schedule), composition.weights))
 
 
+def _statistics(mean, second, log_z, dim: int) -> dict:
+    """Named statistics (:func:`statistic_names`) from means ``(..., d)``, second moments ``(..., d, d)`` and
+    ``log_z``."""
+    names = statistic_names(dim)
+    pairs = [(j, k) for j in range(dim) for k in range(j, dim)]
+    values = [mean[..., j] for j in range(dim)] + [second[..., j, k] for j, k in pairs]
+    values += [np.trace(second, axis1=-2, axis2=-1), log_z]
+    return dict(zip(names, values))
+
+
 def _exact_values(limit) -> dict:
     m = np.asarray(limit.law.mean)
     second = np.asarray(limit.law.cov) + np.outer(m, m)
-    return {"mean_0": m[0], "mean_1": m[1], "second_00": second[0, 0], "second_01": second[0, 1],
-            "second_11": second[1, 1], "second_trace": np.trace(second), "log_z": limit.log_mass}
+    return _statistics(m, second, limit.log_mass, m.shape[-1])
 
 
 def _swarm_values(out) -> dict:
@@ -65,9 +89,7 @@ def _swarm_values(out) -> dict:
     w = np.exp(np.asarray(out.log_weights))
     mean = np.einsum("sk,ski->si", w, x)
     second = np.einsum("sk,ski,skj->sij", w, x, x)
-    return {"mean_0": mean[:, 0], "mean_1": mean[:, 1], "second_00": second[:, 0, 0],
-            "second_01": second[:, 0, 1], "second_11": second[:, 1, 1],
-            "second_trace": second[:, 0, 0] + second[:, 1, 1], "log_z": np.asarray(out.log_normalizer)}
+    return _statistics(mean, second, np.asarray(out.log_normalizer), x.shape[-1])
 
 
 def misspecified_scores(composition, schedule, dsm_eps: float) -> tuple:
@@ -81,15 +103,25 @@ def misspecified_scores(composition, schedule, dsm_eps: float) -> tuple:
     return tuple(AffineErrorScore.build(s) for s in source_scores(compose(fitted, composition.weights), schedule))
 
 
-def fkc_convergence(setting: str, eps: float = 0.1, ks=(4, 8, 16, 32), n_swarms: int = 2000, n_steps: int = 50,
-                    seed: int = 0, dsm_eps: float = 0.005) -> pd.DataFrame:
+def fkc_convergence(setting, eps: float = 0.1, ks=(4, 8, 16, 32), n_swarms: int = 2000, n_steps: int = 50, *,
+                    seed: int, dsm_eps: float = 0.005) -> pd.DataFrame:
     r"""Rows ``(setting, scores, eps, K, statistic)`` with the Monte Carlo value ``mc`` (mean over swarms of the
     weighted-cloud estimate), its standard error ``se``, the exact discrete limit ``exact``, ``gap = mc − exact``
     and ``z = gap/se``; ``scores`` is ``"exact"``, ``"precision"`` (time-inconsistent error of size ``eps``) or
     ``"misspecification"`` (worst-case misspecified sources at DSM size ``dsm_eps``).
-    Start ``N(0, I)``, resampling every step, no clipping: the sampler whose limit ``fkc_limit_law`` gives."""
+    Start ``N(0, I)``, resampling every step, no clipping: the sampler whose limit ``fkc_limit_law`` gives.
+
+    ``setting``: a :class:`closed_form.Setting` (or a paper name or spec) with Gaussian sources, any dimension ``d``
+    (``d + d(d+1)/2 + 2`` statistics, :func:`statistic_names`).
+
+    Raises
+    ------
+    NotGaussianSettingError
+        For a setting with a Gaussian-mixture source: the exact limit is known for affine scores only.
+    """
     schedule = VPSchedule()
     setting = as_setting(setting)
+    setting.require_gaussian("fkc_convergence (FKC's exact K → ∞ limit, closed_form.fkc_limit_law)")
     comp = setting.composition
     key = jax.random.key(seed)
     start = Gaussian.standard(comp.dim)
@@ -161,12 +193,39 @@ def rate(frame: pd.DataFrame, statistics=("second_trace", "log_z"), resolved: fl
 
 
 # ---------------------------------------------------------------------------------------------- registration
-#: Standard errors within which the extrapolated Monte Carlo value must meet the exact limit: with 4 settings × 2
-#: asserted error models × 7 statistics = 56 comparisons, a correct sampler exceeds 4 SE somewhere with probability
-#: ≈ 0.4 %.
-FKC_LIMIT_K_SE = 4.0
-#: Standard errors of the fitted slope within which the rate counts as 1/K (a finding: the rate is asymptotic).
-FKC_RATE_K_SE = 3.0
+#: Family-wise false-alarm rate of the asserted check: the fit's intercept must meet the exact limit within
+#: t_(1 − α/(2m), n_swarms − 1) standard errors, m the number of (setting, error model, statistic) comparisons
+#: (two-sided Bonferroni), so a correct sampler fails the check somewhere with probability ≤ α. At the default size
+#: (4 settings × 2 models × 7 statistics, m = 56) the margin is 4.29 SE; the O(K⁻²) remainder of the fit is
+#: neglected, which K ≥ 4 and the measured z (≤ 2.9 over 56 comparisons) support.
+FKC_LIMIT_ALPHA = 1e-3
+#: Only gaps of at least this many standard errors at every K are fitted for the rate: log|gap| of a gap within the
+#: noise is biased, so such rows are shown but not judged (a selection rule, not a decision).
+FKC_RATE_RESOLVED_K_SE = 3.0
+#: Stated tolerance on the rate's exponent: the rate counts as 1/K when the fitted slope of log|gap| against log K
+#: is resolved within ±0.25 of −1 — halfway to −1/2, the rate of a Monte Carlo error without the bias expansion —
+#: and as not 1/K when resolved outside that band.
+FKC_RATE_TOLERANCE = 0.25
+#: The paper's settings whose statements the F4 checks name (its Gaussian settings).
+FKC_NAMED_SETTINGS = GAUSSIAN_SETTINGS
+
+
+def limit_margin(n_comparisons: int, n_swarms: int, alpha: float = FKC_LIMIT_ALPHA) -> float:
+    """``t_(1 − α/(2m), n_swarms − 1)``: the asserted check's margin in standard errors of the intercept."""
+    from verify.analysis.stats import t_quantile
+
+    return t_quantile(max(1, int(n_swarms) - 1), alpha / (2 * max(1, int(n_comparisons))))
+
+
+def _named_note(judged, present=None) -> str:
+    """Which of the paper's Gaussian settings are absent from a run on the paper's settings (``present``: the run's
+    settings, ``judged`` by default)."""
+    from verify.analysis.cases import missing_note
+
+    present = list(dict.fromkeys(judged if present is None else present))
+    if not all(s in SETTING_NAMES for s in present):
+        return ""
+    return missing_note(judged, FKC_NAMED_SETTINGS, present)
 
 
 def _fkc_meets_its_limit(models):
@@ -174,45 +233,81 @@ def _fkc_meets_its_limit(models):
     def evaluate(frame: pd.DataFrame) -> Outcome:
         part = frame[frame["scores"].isin(models)]
         if part.empty:
-            return Outcome("not applicable", {}, f"no rows for {', '.join(models)}")
+            return Outcome.not_applicable(f"no rows for {', '.join(models)}")
         return _fit_meets_limit(part)
     return evaluate
 
 
 def _fit_meets_limit(frame: pd.DataFrame) -> Outcome:
-    from verify.experiments.fkc_convergence import extrapolate
-
     fit = extrapolate(frame)
+    n_swarms = int(frame["n_swarms"].min())
+    margin = limit_margin(len(fit), n_swarms)
     worst = fit.loc[fit["z"].abs().idxmax()]
-    return Outcome.decide(bool((fit["z"].abs() <= FKC_LIMIT_K_SE).all()), {
-        "settings": ", ".join(dict.fromkeys(fit["setting"])), "comparisons": len(fit),
-        "K": ", ".join(str(int(k)) for k in sorted(frame["K"].unique())),
-        "swarms per K": int(frame["n_swarms"].iloc[0]), "steps": int(frame["n_steps"].iloc[0]),
-        "max |a − exact| / SE(a)": float(abs(worst["z"])),
-        "at": f"{worst['setting']} {worst['scores']} {worst['statistic']}"},
+    settings = list(dict.fromkeys(fit["setting"]))
+    note = "; ".join(x for x in (
+        _named_note(settings),
         f"a = intercept of the weighted fit a + c/K of the Monte Carlo values (weighted-cloud estimates, SE from the "
-        f"spread over swarms); exact = fkc_limit_law on the sampler's grid; margin {FKC_LIMIT_K_SE:g} SE")
+        f"spread over swarms); exact = fkc_limit_law on the sampler's grid; margin t_(1−α/(2m), {n_swarms - 1}) = "
+        f"{margin:.3g} SE over the m = {len(fit)} comparisons, family-wise false-alarm rate α = "
+        f"{FKC_LIMIT_ALPHA:g}") if x)
+    return Outcome.decide(bool((fit["z"].abs() <= margin).all()), {
+        "settings": ", ".join(settings), "comparisons": len(fit),
+        "K": ", ".join(str(int(k)) for k in sorted(frame["K"].unique())),
+        "swarms per K": n_swarms, "steps": int(frame["n_steps"].iloc[0]),
+        "margin (SE)": margin, "max |a − exact| / SE(a)": float(abs(worst["z"])),
+        "at": f"{worst['setting']} {worst['scores']} {worst['statistic']}"}, note, judged=settings)
+
+
+def _rate_outcome(row, n_judged: int) -> Outcome:
+    """One resolved row of the rate finding: holds when the slope is resolved within ±tolerance of −1 (one-sided
+    α on each side), fails when resolved outside it (at α/m, Bonferroni over the m judged rows), else
+    inconclusive."""
+    from verify.analysis.stats import ALPHA, t_quantile
+
+    off = abs(float(row["slope"]) + 1.0)
+    se = float(row["slope_se"])
+    label = f"{row['setting']} {row['scores']} {row['statistic']}"
+    numbers = {f"{label}: slope": f"{row['slope']:.3f} ± {se:.3f}"}
+    if off + t_quantile(np.inf, ALPHA) * se <= FKC_RATE_TOLERANCE:
+        direction = 1
+    elif off - t_quantile(np.inf, ALPHA / max(1, n_judged)) * se > FKC_RATE_TOLERANCE:
+        direction = -1
+    else:
+        direction = 0
+    factor = (t_quantile(np.inf, ALPHA) * se / max(abs(FKC_RATE_TOLERANCE - off), 1e-12)) ** 2
+    return Outcome.resolve(direction, numbers, judged=(str(row["setting"]),),
+                           needs=f"{label}: about {max(2.0, factor):.3g}× the swarms")
 
 
 def _fkc_rate_is_one_over_k(frame: pd.DataFrame) -> Outcome:
-    from verify.experiments.fkc_convergence import rate
+    from verify.analysis.stats import ALPHA
 
-    rates = rate(frame)
+    part = frame[frame["scores"].isin(("exact", "precision"))]
+    if part.empty:
+        return Outcome.not_applicable("no rows with exact scores or the precision error")
+    rates = rate(part, resolved=FKC_RATE_RESOLVED_K_SE)
     judged = rates[rates["resolved"].astype(bool)]
-    numbers = {"resolved (every |gap| ≥ 3 SE)": f"{len(judged)} of {len(rates)}"}
-    for _, r in judged.iterrows():
-        numbers[f"{r['setting']} {r['scores']} {r['statistic']}: slope"] = f"{r['slope']:.3f} ± {r['slope_se']:.3f}"
+    numbers = {f"resolved (every |gap| ≥ {FKC_RATE_RESOLVED_K_SE:g} SE)": f"{len(judged)} of {len(rates)}"}
     if len(judged) == 0:
-        return Outcome("not applicable", numbers, "no gap was resolved from the Monte Carlo noise")
-    ok = bool(((judged["slope"] + 1.0).abs() <= FKC_RATE_K_SE * judged["slope_se"]).all())
-    return Outcome.decide(ok, numbers, f"slope of log|MC − exact| against log K (E‖x‖² and log Ẑ), within "
-                                       f"{FKC_RATE_K_SE:g} SE of −1; rows without a resolved gap are not judged")
+        return Outcome.not_applicable("no gap was resolved from the Monte Carlo noise at every K, so no rate could "
+                                      "be fitted", numbers)
+    outcomes = [_rate_outcome(r, len(judged)) for _, r in judged.iterrows()]
+    unjudged = sorted(set(rates["setting"]) - set(judged["setting"]))
+    note = "; ".join(x for x in (
+        f"slope of log|MC − exact| against log K (E‖x‖² and log Ẑ; exact scores and the precision error); holds "
+        f"where resolved within ±{FKC_RATE_TOLERANCE:g} of −1 at one-sided α = {ALPHA:g} on each side, fails where "
+        f"resolved outside at α/m (m = {len(judged)} rows, Bonferroni)",
+        f"settings without a resolved gap, not judged: {', '.join(unjudged)}" if unjudged else "",
+        _named_note(list(dict.fromkeys(judged["setting"])), list(rates["setting"]))) if x)
+    out = combine(outcomes, numbers, note)
+    return Outcome(out.status, out.numbers, out.note, tuple(dict.fromkeys(out.judged)))
 
 
 EXPERIMENT = Experiment(
     name="fkc_convergence",
+    applies_to=gaussian_only,
     title="Monte Carlo FKC against its exact K → ∞ limit on the same grid (exact scores, a time-inconsistent "
-          "error and misspecified sources), per Gaussian setting",
+          "error and misspecified sources), per Gaussian setting (any dimension)",
     compute=fkc_convergence,
     # 50 steps and 2000 swarms keep a cell at ~5 s of sampling; the compiled sampler (one per K) is shared by the
     # settings and error models a worker runs, since the scores differ only in their arrays.
@@ -236,15 +331,13 @@ EXPERIMENT = Experiment(
                             col="setting", logx=True, logy=True, floor=1e-12, ylabel="|MC − exact| of E‖x‖²"),
     ),),
     checks=(
-        Check("F4", f"Monte Carlo FKC converges to its exact discrete limit: the fit a + c/K over K meets "
-              f"fkc_limit_law within {FKC_LIMIT_K_SE:g} SE for every setting and statistic, exact scores and the "
-              f"time-inconsistent precision error",
-              _fkc_meets_its_limit(("exact", "precision"))),
-        Check("F4", f"with misspecified sources (DSM size 0.005) the same fit meets fkc_limit_law within "
-              f"{FKC_LIMIT_K_SE:g} SE at these K; not asserted: the c/K expansion needs weights of finite variance, "
-              f"which OOD misspecification need not have", _fkc_meets_its_limit(("misspecification",)),
-              asserted=False),
-        Check("F4", f"where resolved, the gap to the exact limit falls like 1/K (fitted slope within "
-              f"{FKC_RATE_K_SE:g} SE of −1)", _fkc_rate_is_one_over_k, asserted=False),
+        Check("F4", "Monte Carlo FKC converges to its exact discrete limit: the fit a + c/K over K meets "
+              "fkc_limit_law in every Gaussian setting of the run and every statistic, exact scores and the "
+              f"time-inconsistent precision error, within t_(1−α/(2m)) standard errors (family-wise false-alarm rate "
+              f"α = {FKC_LIMIT_ALPHA:g} over the m comparisons)", _fkc_meets_its_limit(("exact", "precision"))),
+        Check("F4", f"the gap to the exact limit falls like 1/K: where it is resolved at every K "
+              f"(≥ {FKC_RATE_RESOLVED_K_SE:g} SE), the slope of log|gap| against log K lies within "
+              f"±{FKC_RATE_TOLERANCE:g} of −1 (exact scores and the precision error; resolved both ways at one-sided "
+              "α = 0.025)", _fkc_rate_is_one_over_k, asserted=False),
     ),
 )

@@ -1,8 +1,9 @@
 """Draws of the samplers beside exact draws of their target, for the report's scatter figure.
 
 :func:`sampler_draws` runs, with exact source scores, the naive composed reverse SDE and the Feynman–Kac corrector
-(:func:`verify.fkc_sample`, the paper's systematic resampling at every step, from ``N(0, I)``) on one of the paper's
-settings, and returns their draws with exact draws of ``Q``, in long format.
+(:func:`verify.fkc_sample`, the paper's systematic resampling at every step, from ``N(0, I)``) on a setting (the
+paper's or a user's: Gaussian or mixture sources, any dimension ``d ≥ 2``), and returns the first two coordinates of
+their draws with exact draws of ``Q``, in long format.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from closed_form import SETTING_NAMES, VPSchedule, as_setting
+from closed_form.errors import ShapeMismatchError
+from verify.analysis.cases import scatter_reason
 from verify.report.figures import FigureSpec, scatter_2d
 from verify.report.registry import Experiment, grid
 from verify.samplers.naive import naive_sde_sample
@@ -19,11 +22,21 @@ from verify.samplers.scores import source_scores
 from verify.samplers.smc import fkc_sample
 
 
-def sampler_draws(setting: str, n_samples: int, n_particles: int, n_steps: int, seed: int) -> pd.DataFrame:
+def sampler_draws(setting, n_samples: int, n_particles: int, n_steps: int, seed: int) -> pd.DataFrame:
     """``n_samples`` draws each of the target ``Q``, the naive SDE and FKC with ``n_particles`` per swarm (one output
     per swarm), ``n_steps`` Euler–Maruyama steps on the paper's VP schedule. Columns ``setting``, ``distribution``,
-    ``x0``, ``x1``; the target rows come last so that plots draw them on top."""
+    ``x0``, ``x1`` (the first two coordinates of each draw); the target rows come last so that plots draw them on
+    top.
+
+    Raises
+    ------
+    ShapeMismatchError
+        For a one-dimensional setting (a scatter needs two coordinates).
+    """
     s = setting = as_setting(setting)
+    reason = scatter_reason(s)
+    if reason:
+        raise ShapeMismatchError(f"sampler_draws: {reason}; use a setting of dimension 2 or more.")
     comp = s.composition
     schedule = VPSchedule()
     scores = source_scores(comp, schedule)
@@ -40,13 +53,15 @@ def sampler_draws(setting: str, n_samples: int, n_particles: int, n_steps: int, 
 # ---------------------------------------------------------------------------------------------- registration
 EXPERIMENT = Experiment(
     name="sampler_draws",
-    title="Naive SDE and FKC draws (exact scores) beside exact target draws, per paper setting",
+    title="Naive SDE and FKC draws (exact scores) beside exact target draws, per setting",
     compute=sampler_draws,
+    applies_to=scatter_reason,
     default=grid(setting=SETTING_NAMES, n_samples=(1_500,), n_particles=(32,), n_steps=(500,)),
     quick=grid(setting=("GMM_OOD",), n_samples=(200,), n_particles=(4,), n_steps=(50,)),
     figures=(FigureSpec(
         "sampler_draws",
-        "Exact draws of the target against the naive composed SDE and FKC (exact scores, N(0, I) start).",
+        "Exact draws of the target against the naive composed SDE and FKC (exact scores, N(0, I) start): the first "
+        "two coordinates (x0, x1) of each draw (all of it in the paper's two-dimensional settings).",
         lambda frame: scatter_2d(frame, hue="distribution", col="setting"),
     ),),
 )
