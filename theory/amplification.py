@@ -18,6 +18,16 @@ for ``δ = 0``). :func:`amplification` computes both Hessians exactly by JAX aut
 direction. :func:`crossover` finds, along each generalized eigendirection and both signs, the smallest ``ε`` at which
 ``KL(Q_{t_min}‖Q̂_{δ,t_min})`` reaches a given level (the naive sampler's inference-time KL), by bisection on the exact
 quantities.
+
+**Degenerate eigenspaces.** ``λ_max`` can be a multiple eigenvalue (the paper's Gaussian settings all have a 2-D top
+eigenspace: their symmetry group, the dihedral group of the square acting on ``(x₁, x₂)`` and swapping ``a1, a2``,
+moves mean shifts as a 2-D representation). Every unit-``ε²`` direction of that eigenspace has the same
+second-order amplification, but *which* basis vector ``eigh`` returns is arbitrary, and the exact ``KL(Q‖Q̂)`` at a
+finite ``ε`` differs across the eigenspace. :attr:`Amplification.multiplicity` detects the degeneracy
+(:data:`EIGENSPACE_RTOL`); :func:`eigenspace_search` returns the range (min–max) of any quantity over the top
+eigenspace (a fine sweep of its unit circle refined by zooming on the extremes); :func:`eigenspace_range` applies it
+to ``KL(Q_t‖Q̂_{δ,t})``, and :func:`worst_case_misspecification` takes the member of the eigenspace with the largest
+``KL(Q‖Q̂)``, so no result depends on the arbitrary basis.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from closed_form.errors import CatcompError, ImproperCompositionError
+from closed_form.errors import CatcompError
 from closed_form.gaussian import Gaussian
 from closed_form.perturbations import misspecification_error
 from closed_form.schedules import diffused_covariance
@@ -38,6 +48,23 @@ from closed_form.score_matching import affine_dsm_excess_sq
 #: Quadrature nodes of the DSM integral inside the Hessians; 24 already agree with 128 to 1e-15 relative on the
 #: paper's settings (``tests/test_score_matching.py`` checks 32 against 64).
 N_NODES = 32
+
+#: Two generalized eigenvalues are one (a degenerate eigenspace) when they agree to this relative tolerance. ``H_K`` and
+#: ``H_ε`` are exact to round-off (autodiff of closed forms; the DSM quadrature converged to 1e-15 relative), and
+#: ``scipy.linalg.eigh`` is backward stable, so a computed eigenvalue carries an error of about ``κ(H_ε)·u·λ_max``
+#: (``u = 1.1e-16``): below 1e-13 relative on the paper's settings (``κ(H_ε) ≤ 732``), whose degenerate pairs agree
+#: to 9e-16 while their distinct eigenvalues lie at least 3.4e-2 apart (relative). 1e-8 is five orders of magnitude
+#: above that round-off and six below the smallest genuine gap measured; :func:`amplification` widens it when
+#: ``κ(H_ε)·u`` would come within a factor 100 of it.
+EIGENSPACE_RTOL = 1e-8
+
+#: Angles of the first sweep of a 2-D eigenspace's unit circle (every 360°/64 = 5.6°; both signs of every direction are
+#: on the circle); each extreme is then refined by :data:`EIGENSPACE_ZOOMS` zooms of :data:`EIGENSPACE_ZOOM_POINTS`
+#: angles spanning ±1 previous spacing, so the extreme's angle is located to 360°/64/8² ≈ 0.09° and its value to
+#: ``f''·(0.0015 rad)²/2``, far below the differences reported.
+EIGENSPACE_ANGLES = 64
+EIGENSPACE_ZOOMS = 2
+EIGENSPACE_ZOOM_POINTS = 17
 
 
 def _check_gaussian_composition(composition):
@@ -182,6 +209,10 @@ class Amplification:
         ``H_K = ∇²KL(Q‖Q̂_δ)`` and ``H_ε = ∇²ε²(δ)`` at ``δ = 0``.
     source_share : ndarray, shape (n,)
         Fraction of the worst direction's ``ε²`` that each source carries (``H_ε`` is block diagonal by source).
+        Where the top eigenspace is degenerate, the share of its basis vector :attr:`direction` (arbitrary).
+    rtol : float
+        The relative tolerance within which eigenvalues count as equal (:data:`EIGENSPACE_RTOL`, or wider where
+        ``H_ε`` is ill-conditioned).
     """
 
     value: float
@@ -190,11 +221,32 @@ class Amplification:
     hess_kl: np.ndarray
     hess_eps: np.ndarray
     source_share: np.ndarray
+    rtol: float = EIGENSPACE_RTOL
 
     @property
     def direction(self) -> np.ndarray:
-        """The worst direction ``v`` (``½vᵀH_εv = 1``)."""
+        """A worst direction ``v`` (``½vᵀH_εv = 1``). Where :attr:`multiplicity` > 1 it is an arbitrary member of
+        the top eigenspace (whatever basis ``eigh`` returned): use :attr:`top_eigenspace` and
+        :func:`eigenspace_search` for anything beyond second order."""
         return self.directions[:, -1]
+
+    @property
+    def multiplicity(self) -> int:
+        """How many generalized eigenvalues equal ``λ_max`` to relative tolerance :attr:`rtol`."""
+        lam = self.eigenvalues
+        return int(np.sum(np.abs(lam - lam[-1]) <= self.rtol * abs(lam[-1])))
+
+    @property
+    def next_eigenvalue(self) -> float:
+        """The largest eigenvalue below ``λ_max`` (``nan`` when every eigenvalue equals it)."""
+        m = self.multiplicity
+        return float(self.eigenvalues[-1 - m]) if m < len(self.eigenvalues) else float("nan")
+
+    @property
+    def top_eigenspace(self) -> np.ndarray:
+        """Basis of the top eigenspace, shape ``(p, multiplicity)``, ``H_ε``-orthogonal with ``½vᵀH_εv = 1``: every
+        ``Σ_k c_k v_k`` with ``‖c‖ = 1`` is a unit-``ε²`` worst direction to second order."""
+        return self.directions[:, -self.multiplicity:]
 
 
 def amplification(composition, schedule, n_nodes: int = N_NODES) -> Amplification:
@@ -220,7 +272,9 @@ def amplification(composition, schedule, n_nodes: int = N_NODES) -> Amplificatio
     per = p // len(composition.sources)
     shares = np.array([0.5 * v[i * per:(i + 1) * per] @ h_e[i * per:(i + 1) * per, i * per:(i + 1) * per]
                        @ v[i * per:(i + 1) * per] for i in range(len(composition.sources))])
-    return Amplification(float(lam[-1]), lam, vec, h_k, h_e, shares / shares.sum())
+    # eigh's round-off on the eigenvalues is about κ(H_ε)·u relative; keep the tolerance 100 times above it.
+    rtol = max(EIGENSPACE_RTOL, 100.0 * np.linalg.cond(h_e) * np.finfo(np.float64).eps)
+    return Amplification(float(lam[-1]), lam, vec, h_k, h_e, shares / shares.sum(), float(rtol))
 
 
 @dataclass(frozen=True)
@@ -257,7 +311,7 @@ def _ray_states(deltas, level, means, covs, weights, schedule, t):
 
 def _rays(amp: Amplification, n_angles: int):
     """Unit-ε² rays: every generalized eigenvector with both signs, and, in each eigenspace of multiplicity > 1
-    (eigenvalues equal to 1e-8 relative), ``n_angles`` directions around the circle spanned by its first two
+    (eigenvalues equal to ``amp.rtol`` relative), ``n_angles`` directions around the circle spanned by its first two
     vectors (an eigenspace's basis is arbitrary, so its worst member is searched for)."""
     lam, vec = amp.eigenvalues, amp.directions
     rays, labels = [], []
@@ -267,7 +321,7 @@ def _rays(amp: Amplification, n_angles: int):
             labels.append((k, sign, 0.0))
     k = 0
     while k < len(lam) - 1:
-        if abs(lam[k + 1] - lam[k]) <= 1e-8 * max(abs(lam[k + 1]), 1e-300):
+        if abs(lam[k + 1] - lam[k]) <= amp.rtol * max(abs(lam[k + 1]), 1e-300):
             for phi in np.linspace(0.0, 2 * np.pi, n_angles, endpoint=False)[1:]:
                 if np.isclose(phi % (np.pi / 2), 0.0):
                     continue  # already an eigenvector ray
@@ -375,37 +429,284 @@ def amplification_hessian_eps(composition, schedule, n_nodes: int = N_NODES) -> 
     return 0.5 * (h_e + h_e.T)
 
 
+@partial(jax.jit, static_argnames=("schedule", "n_nodes"))
+def _error_sq_many(deltas, means, covs, schedule, n_nodes):
+    return jax.vmap(lambda d: _error_sq(d, means, covs, schedule, n_nodes))(deltas)
+
+
+@jax.jit
+def _valid_many(deltas, means, covs):
+    """Per row of ``deltas``: whether every perturbed covariance is positive definite."""
+    def one(delta):
+        sources = perturbed_sources(_sources_of(means, covs), delta)
+        return jnp.all(jnp.stack([jnp.linalg.eigvalsh(g.cov)[0] for g in sources]) > 0)
+    return jax.vmap(one)(deltas)
+
+
+@partial(jax.jit, static_argnames=("schedule",))
+def _target_kl_many(deltas, means, covs, weights, schedule, t):
+    """``KL(Q_t‖Q̂_{δ,t})`` per row of ``deltas``, ``inf`` where ``Q̂_δ`` is improper (its precision not PD)."""
+    def one(delta):
+        sources = perturbed_sources(_sources_of(means, covs), delta)
+        lam = sum(w * jnp.linalg.inv(g.cov) for w, g in zip(weights, sources))
+        proper = jnp.linalg.eigvalsh(0.5 * (lam + lam.T))[0] > 0
+        return jnp.where(proper, _target_kl(delta, means, covs, weights, schedule, t), jnp.inf)
+    return jax.vmap(one)(deltas)
+
+
+def calibrate_many(composition, schedule, eps: float, directions, n_nodes: int = N_NODES):
+    r""":func:`calibrate` for many directions at once: rows ``δ_j = s_j·v_j`` with ``ε²(δ_j) = eps²``, by a doubling
+    bracket and bisection of every ``s_j`` in lockstep to relative precision 1e-13 (the same root as
+    :func:`calibrate`'s Brent iteration, to that precision).
+
+    Parameters
+    ----------
+    directions : array, shape (n, p)
+        One direction per row.
+
+    Returns
+    -------
+    deltas : ndarray, shape (n, p)
+        ``NaN`` rows where the perturbed covariances leave the positive-definite cone before the training-side error
+        reaches ``eps`` along that direction.
+    valid : ndarray of bool, shape (n,)
+
+    Raises
+    ------
+    CatcompError
+        For ``eps`` negative or not finite, or directions of the wrong length.
+    """
+    if not (np.isfinite(eps) and eps >= 0):
+        raise CatcompError(f"the training-side error ε must be a finite number ≥ 0, got {eps!r}.")
+    _check_gaussian_composition(composition)
+    v = np.atleast_2d(np.asarray(directions, dtype=np.float64))
+    p = n_parameters(composition.dim, len(composition.sources))
+    if v.shape[1] != p:
+        raise CatcompError(f"directions must have {p} entries per row (δ of this composition), got {v.shape[1]}.")
+    if eps == 0:
+        return np.zeros_like(v), np.ones(len(v), dtype=bool)
+    means, covs, _ = _stack(composition)
+    h_e = amplification_hessian_eps(composition, schedule, n_nodes)
+    quad = np.maximum(0.5 * np.einsum("ni,ij,nj->n", v, h_e, v), 1e-300)
+
+    def state(s):
+        """ε²(s·v) − eps² per row, +inf where the perturbed covariances are not PD (past the valid interval)."""
+        d = jnp.asarray(s[:, None] * v)
+        ok = np.asarray(_valid_many(d, means, covs))
+        err = np.asarray(_error_sq_many(d, means, covs, schedule, n_nodes)) - eps**2
+        return np.where(ok, err, np.inf), ok
+
+    lo = np.zeros(len(v))
+    hi = 0.5 * eps / np.sqrt(quad)  # half the second-order guess: ε²(hi·v) < eps² to second order
+    valid = np.ones(len(v), dtype=bool)
+    for _ in range(60):  # doubling: the valid set along a ray is an interval [0, s_max) (the PD cone is convex)
+        g, ok = state(hi)
+        valid &= ok
+        grow = valid & (g < 0)
+        if not grow.any():
+            break
+        lo, hi = np.where(grow, hi, lo), np.where(grow, 2.0 * hi, hi)
+    for _ in range(200):  # bisection in lockstep
+        todo = valid & (hi - lo > 1e-13 * hi)
+        if not todo.any():
+            break
+        mid = 0.5 * (lo + hi)
+        g, ok = state(mid)
+        below = ok & (g < 0)
+        lo, hi = np.where(todo & below, mid, lo), np.where(todo & ~below, mid, hi)
+    deltas = np.where(valid[:, None], hi[:, None] * v, np.nan)
+    return deltas, valid
+
+
+@dataclass(frozen=True)
+class EigenspaceSearch:
+    r"""The range over the top eigenspace of quantities evaluated along its unit-``ε²`` directions.
+
+    Attributes
+    ----------
+    multiplicity : int
+        Dimension of the top eigenspace.
+    coverage : str
+        ``"both signs"`` (multiplicity 1: ``±v``), ``"unit circle"`` (multiplicity 2: every direction of the
+        eigenspace) or ``"great circles through basis pairs"`` (multiplicity ≥ 3: a sub-range of the eigenspace's).
+    minimum, maximum : dict
+        Per quantity, its smallest and largest value over the valid directions searched (``inf`` allowed).
+    argmin, argmax : dict
+        Per quantity, the direction (shape ``(p,)``, ``½vᵀH_εv = 1``) where it is attained.
+    n_directions, n_valid : int
+        Directions evaluated, and those where every quantity was defined (not NaN).
+    """
+
+    multiplicity: int
+    coverage: str
+    minimum: dict
+    maximum: dict
+    argmin: dict
+    argmax: dict
+    n_directions: int
+    n_valid: int
+
+
+def eigenspace_search(amp: Amplification, evaluate, n_angles: int = EIGENSPACE_ANGLES,
+                      zooms: int = EIGENSPACE_ZOOMS, zoom_points: int = EIGENSPACE_ZOOM_POINTS) -> EigenspaceSearch:
+    r"""Min and max of the quantities ``evaluate`` returns, over the unit-``ε²`` directions of the top eigenspace.
+
+    ``evaluate(directions)`` takes an array of shape ``(n, p)`` (one direction per row) and returns a dict of arrays
+    of shape ``(n,)`` (``NaN`` where a quantity is undefined along a direction, e.g. past the positive-definite cone;
+    ``inf`` allowed). Multiplicity 1: the two signs ``±v``. Multiplicity 2: ``v(φ) = cos φ·v₁ + sin φ·v₂`` at
+    ``n_angles`` equally spaced ``φ`` (the whole unit circle, so both signs of every direction), then, for each
+    quantity's minimum and maximum, ``zooms`` finer sweeps of ``zoom_points`` angles spanning ±1 previous spacing
+    around the best angle so far. Multiplicity ≥ 3: the same on the great circle through each pair of basis vectors
+    (a sub-range of the eigenspace's, said by ``coverage``).
+
+    Raises
+    ------
+    CatcompError
+        If no direction searched gives every quantity a value.
+    """
+    basis = amp.top_eigenspace
+    m = basis.shape[1]
+    found: dict = {}
+    counts = [0, 0]
+
+    def run(directions):
+        out = {k: np.asarray(x, dtype=np.float64) for k, x in evaluate(np.asarray(directions)).items()}
+        ok = np.all([~np.isnan(x) for x in out.values()], axis=0)
+        counts[0] += len(directions)
+        counts[1] += int(ok.sum())
+        for key, x in out.items():
+            lo, hi = found.setdefault(key, [(np.inf, None), (-np.inf, None)])
+            for j in np.flatnonzero(ok):
+                if x[j] < lo[0] or lo[1] is None:
+                    lo = (x[j], directions[j])
+                if x[j] > hi[0] or hi[1] is None:
+                    hi = (x[j], directions[j])
+            found[key] = [lo, hi]
+        return out, ok
+
+    if m == 1:
+        coverage = "both signs"
+        run(np.stack([basis[:, 0], -basis[:, 0]]))
+    else:
+        coverage = "unit circle" if m == 2 else "great circles through basis pairs"
+        for i in range(m):
+            for j in range(i + 1, m):
+                plane = basis[:, [i, j]]
+                phis = np.linspace(0.0, 2 * np.pi, n_angles, endpoint=False)
+                spacing = 2 * np.pi / n_angles
+                out, ok = run(np.stack([np.cos(phis), np.sin(phis)], 1) @ plane.T)
+                centres = []
+                for x in out.values():
+                    if ok.any():
+                        xs = np.where(ok, x, np.nan)
+                        centres += [phis[int(np.nanargmin(xs))], phis[int(np.nanargmax(xs))]]
+                for _ in range(zooms):
+                    grid = np.concatenate([c + np.linspace(-spacing, spacing, zoom_points) for c in centres])
+                    out, ok = run(np.stack([np.cos(grid), np.sin(grid)], 1) @ plane.T)
+                    spacing = 2 * spacing / (zoom_points - 1)
+                    centres = []
+                    for x in out.values():
+                        if ok.any():
+                            xs = np.where(ok, x, np.nan)
+                            centres += [grid[int(np.nanargmin(xs))], grid[int(np.nanargmax(xs))]]
+    if counts[1] == 0:
+        raise CatcompError("no direction of the top eigenspace gives every quantity a value (each leaves the "
+                           "positive-definite cone first); use a smaller ε.")
+    return EigenspaceSearch(m, coverage, {k: float(v[0][0]) for k, v in found.items()},
+                            {k: float(v[1][0]) for k, v in found.items()},
+                            {k: np.asarray(v[0][1]) for k, v in found.items()},
+                            {k: np.asarray(v[1][1]) for k, v in found.items()}, counts[0], counts[1])
+
+
+def eigenspace_kl(composition, schedule, eps: float, t: float = 0.0, n_nodes: int = N_NODES):
+    r"""``evaluate`` for :func:`eigenspace_search`: ``directions ↦ {"kl": KL(Q_t‖Q̂_{δ,t})}`` with each direction
+    calibrated to training-side ``eps`` (:func:`calibrate_many`); ``inf`` where ``Q̂_δ`` is improper, ``NaN`` where
+    the direction leaves the positive-definite cone before ``eps``."""
+    means, covs, weights = _stack(composition)
+
+    def evaluate(directions):
+        deltas, valid = calibrate_many(composition, schedule, eps, directions, n_nodes)
+        kl_values = np.full(len(deltas), np.nan)
+        if valid.any():
+            kl_values[valid] = np.asarray(_target_kl_many(jnp.asarray(deltas[valid]), means, covs, weights, schedule,
+                                                          float(t)))
+        return {"kl": kl_values}
+
+    return evaluate
+
+
+@dataclass(frozen=True)
+class EigenspaceRange:
+    r"""The range of ``KL(Q_t‖Q̂_{δ,t})`` over the unit-``ε²`` directions of the top eigenspace, each calibrated to
+    training-side ``ε`` exactly (:func:`eigenspace_range`); ``delta_min``/``delta_max`` attain the extremes."""
+
+    eps: float
+    t: float
+    multiplicity: int
+    coverage: str
+    kl_min: float
+    kl_max: float
+    delta_min: np.ndarray
+    delta_max: np.ndarray
+    n_directions: int
+
+
+def eigenspace_range(composition, schedule, eps: float, amp: Amplification | None = None, t: float = 0.0,
+                     n_nodes: int = N_NODES, **search) -> EigenspaceRange:
+    r"""Min and max of ``KL(Q_t‖Q̂_{δ,t})`` over the top eigenspace at training-side ``eps`` (:func:`eigenspace_search`
+    with :func:`eigenspace_kl`; ``search`` passes ``n_angles``, ``zooms``, ``zoom_points``). The extremes' ``δ`` are
+    recalibrated by :func:`calibrate` (Brent's method).
+
+    Raises
+    ------
+    CatcompError
+        For mixture sources, an invalid ``eps``, or if every direction leaves the positive-definite cone first.
+    """
+    amp = amp or amplification(composition, schedule, n_nodes)
+    res = eigenspace_search(amp, eigenspace_kl(composition, schedule, eps, t, n_nodes), **search)
+    d_min = calibrate(composition, schedule, eps, res.argmin["kl"], n_nodes)
+    d_max = calibrate(composition, schedule, eps, res.argmax["kl"], n_nodes)
+    return EigenspaceRange(float(eps), float(t), res.multiplicity, res.coverage, res.minimum["kl"],
+                           res.maximum["kl"], d_min, d_max, res.n_directions)
+
+
 def worst_case_misspecification(composition, schedule, eps: float, amp: Amplification | None = None,
                                 n_nodes: int = N_NODES):
     r"""The misspecified sources ``P̂_i`` at training-side size ``eps`` along the worst direction of
-    :func:`amplification`, with the sign that gives the larger ``KL(Q‖Q̂)`` (the second-order worst case is
-    sign-symmetric; the exact one is not). Returns ``(sources, delta)``."""
+    :func:`amplification`: of the unit-``ε²`` directions of the top eigenspace (both signs; its whole unit circle
+    where ``λ_max`` is double, :func:`eigenspace_range`), the one that gives the largest ``KL(Q‖Q̂)`` (the
+    second-order worst case is the same for all of them; the exact one is not). Returns ``(sources, delta)``.
+
+    Raises
+    ------
+    CatcompError
+        If no direction reaches training-side error ``eps`` with positive-definite covariances.
+    """
     amp = amp or amplification(composition, schedule, n_nodes)
-    best = None
-    for sign in (1.0, -1.0):
-        try:
-            delta = calibrate(composition, schedule, eps, sign * amp.direction, n_nodes)
-        except CatcompError:
-            continue
-        sources = perturbed_sources_checked(composition.sources, delta)
-        lam = sum(w * np.linalg.inv(np.asarray(g.cov)) for w, g in zip(composition.weights, sources))
-        value = (float(target_kl(composition, schedule, delta)) if np.linalg.eigvalsh(lam)[0] > 0 else np.inf)
-        if best is None or value > best[0]:
-            best = (value, sources, delta)
-    if best is None:
-        raise CatcompError(f"no sign of the worst direction reaches training-side error ε = {eps:g} with positive "
-                           "definite covariances; use a smaller ε.")
-    return best[1], best[2]
+    try:
+        res = eigenspace_range(composition, schedule, eps, amp, 0.0, n_nodes)
+    except CatcompError as err:
+        raise CatcompError(f"no direction of the top eigenspace reaches training-side error ε = {eps:g} with "
+                           "positive definite covariances; use a smaller ε.") from err
+    return perturbed_sources_checked(composition.sources, res.delta_max), res.delta_max
 
 
 __all__ = [
+    "EIGENSPACE_ANGLES",
+    "EIGENSPACE_RTOL",
     "Amplification",
     "Crossover",
+    "EigenspaceRange",
+    "EigenspaceSearch",
     "N_NODES",
     "amplification",
     "amplification_hessian_eps",
     "calibrate",
+    "calibrate_many",
     "crossover",
+    "eigenspace_kl",
+    "eigenspace_range",
+    "eigenspace_search",
     "n_parameters",
     "perturbed_sources",
     "perturbed_sources_checked",
