@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -40,6 +41,16 @@ MAX_PRODUCT_TERMS = 100_000
 #: Proposals after which :meth:`Composition.sample_target`'s rejection sampler gives up (the paper's GMM settings
 #: accept 36–96% of them, so 10⁸ is never reached by a valid target).
 _MAX_REJECTION_DRAWS = 100_000_000
+
+
+#: :meth:`Composition.sample_target` warns when its importance weights' effective sample size falls below this
+#: fraction of the draws it returns: resampling then repeats draws, and the sample is poorer than its size says.
+POOR_ESS_FRACTION = 1.0
+
+
+class ImportanceResamplingWarning(UserWarning):
+    """An importance-resampled target sample whose weights have a small effective sample size (the message gives
+    it): fewer independent draws' worth than the sample's size."""
 
 
 class TargetSample(NamedTuple):
@@ -409,7 +420,8 @@ class Composition:
           sources (the paper's GMM settings): exact rejection sampling under the AM–GM envelope of
           :meth:`_rejection_envelope`, which bounds the density ratio provably;
         * otherwise: importance resampling from the normalized numerator product mixture with ``oversample · n``
-          proposals; approximate, with its effective sample size reported.
+          proposals; approximate, with its effective sample size reported, and an
+          :class:`ImportanceResamplingWarning` when that is below :data:`POOR_ESS_FRACTION` ``· n``.
         """
         n = int(n)
         if self._product is not None:
@@ -451,6 +463,13 @@ class Composition:
         logw = logq(x) - proposal.logpdf(x)
         w = jax.nn.softmax(logw)
         ess = float(1.0 / jnp.sum(w**2))
+        if ess < POOR_ESS_FRACTION * n:
+            warnings.warn(
+                f"importance resampling returned {n} draws of the target whose importance weights have an effective "
+                f"sample size of only {ess:.0f} (from {oversample * n} proposals): the draws repeat about "
+                f"{n / ess:.0f} times on average and carry the information of ~{ess:.0f} independent ones. Raise "
+                "oversample, or check TargetSample.ess before using them.",
+                ImportanceResamplingWarning, stacklevel=2)
         idx = jax.random.choice(k_r, x.shape[0], (n,), p=w)
         return TargetSample(x[idx], "importance_resampling", ess=ess)
 

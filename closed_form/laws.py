@@ -58,7 +58,7 @@ import math
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from closed_form.errors import CatcompError, InvalidTimeError, NotCodiagonalizableError
+from closed_form.errors import CatcompError, InvalidTimeError, NotCodiagonalizableError, ShapeMismatchError
 from closed_form.fields import (
     DIAGONAL_TOL,
     CodiagonalField,
@@ -108,6 +108,7 @@ class _Coefficients:
         self.dim = start.dim
         self.field = field
         self.full = as_numpy_field(field)
+        _check_start_dimension(field, self.full, start, probe_times[0])
         self.basis = None
         self._diag = None
         if method == "general":
@@ -177,6 +178,31 @@ def _projector(v, full):
         return np.diagonal(av), bv, float(_offdiag_ratio(av))
 
     return project
+
+
+def _field_dimension(field, full, t) -> int:
+    """The dimension the affine field acts in: its basis's for a :class:`CodiagonalField` (or a sum of them),
+    otherwise that of ``A_t`` at one time ``t``."""
+    parts = field.parts if isinstance(field, FieldSum) else (field,)
+    if all(isinstance(f, CodiagonalField) for f in parts):
+        return int(np.shape(parts[0].basis)[0])
+    a, _ = full(t)
+    shape = np.shape(a)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ShapeMismatchError(f"the field returned A_t of shape {shape}; an affine score needs a square d × d "
+                                 "matrix A_t and a vector b_t of length d.")
+    return int(shape[0])
+
+
+def _check_start_dimension(field, full, start, t) -> None:
+    """Raise :class:`ShapeMismatchError`, saying what would be valid, when the start's dimension is not the field's."""
+    d = _field_dimension(field, full, t)
+    if d != start.dim:
+        raise ShapeMismatchError(
+            f"the start distribution has dimension {start.dim} but the score field acts in dimension {d} (A_t is "
+            f"{d} × {d}); pass a start Gaussian of dimension {d}, e.g. Gaussian.standard({d}) or "
+            f"closed_form.start_law(composition, schedule, 'standard')."
+        )
 
 
 def _check_start(start):

@@ -66,3 +66,26 @@ def test_reference_level_is_drawn_per_panel_at_the_replicates_mean():
         lines(sweep(), x="K", y="w2", col="setting", reference=ref[ref.setting == "A"])
     with pytest.raises(FigureError, match="needs columns"):
         lines(sweep(), x="K", y="w2", col="setting", reference=ref.drop(columns="setting"))
+
+
+def test_error_vs_k_draws_exact_reference_lines_and_a_single_method_frame():
+    """One method needs no ``method`` column; exact levels (FKC's K → ∞ limit, the exact naive law) are dashed lines
+    at the given values, per panel when the references name the panel."""
+    one = sweep()[lambda f: f["method"] == "FKC"].drop(columns="method")
+    fig = error_vs_k(one, k="K", error="w2", references={"K → ∞ limit": 0.01, "naive (exact)": 0.5})
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        levels = {ln.get_label(): ln.get_ydata()[0] for ln in ax.lines if ln.get_label() in ("K → ∞ limit",
+                                                                                           "naive (exact)")}
+        assert levels == {"K → ∞ limit": 0.01, "naive (exact)": 0.5}
+    per_panel = pd.DataFrame({"setting": ["A", "B"], "label": ["limit", "limit"], "value": [0.02, 0.03]})
+    fig = error_vs_k(one[["setting", "K", "run", "w2"]], k="K", error="w2", method=None, references=per_panel)
+    for ax, level in zip(fig.axes, (0.02, 0.03)):
+        (line,) = [ln for ln in ax.lines if ln.get_label() == "limit"]
+        assert line.get_ydata()[0] == level
+    single = error_vs_k(one[one["setting"] == "A"].drop(columns="setting"), k="K", error="w2", references={"a": 1.0})
+    assert len(single.axes) == 1
+    with pytest.raises(FigureError, match="positive"):
+        error_vs_k(one, k="K", error="w2", references={"zero": 0.0})
+    with pytest.raises(FigureError, match="needs columns"):
+        error_vs_k(one, k="K", error="w2", method="scheme")  # a named method column that is absent is an error

@@ -81,7 +81,7 @@ def test_row_headers_are_escaped(tmp_path):
     pivot = render_table(TableSpec("u", "c", columns=(Column("x"),), index=("K_label",), pivot="e_ps"), path)["u"]
     assert r"K\_label &" in pivot and r"{e\_ps}" in pivot
     flat = render_table(TableSpec("v", "c", columns=(Column("x"),), index=("K_label", "e_ps")), path)["v"]
-    assert r"K\_label / e\_ps &" in flat
+    assert r"K\_label & e\_ps & x" in flat
 
 
 def test_pivot_layout_with_mean_and_standard_error_per_setting(tmp_path):
@@ -161,3 +161,75 @@ def test_every_mapped_symbol_compiles_with_booktabs_alone(tmp_path):
     text = " ".join([latex_text(ch) for ch in _UNICODE] + [latex_text("Q" + accent) for accent in _COMBINING])
     proc = compile_latex(text, tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+# ------------------------------------------------------------------------------------------ friction fixes
+@pytest.mark.parametrize("x, text", [
+    (0.99999, "1.000"), (9.99999, "10.00"), (99.9996, "100.0"), (999.96, "1000"), (-0.99999, "$-1.000$"),
+    (0.0099999, "0.01000"), (99999.9, r"$1.000\times10^{5}$"), (0.00099999999, r"$1.000\times10^{-3}$"),
+])
+def test_format_number_keeps_four_significant_digits_when_rounding_carries(x, text):
+    """Rounding up to the next power of ten used to keep the decimals of the unrounded value (0.99999 → 1.0000)."""
+    assert format_number(x) == text
+
+
+@given(st.floats(min_value=-1e30, max_value=1e30, allow_nan=False).filter(lambda v: v != 0))
+def test_format_number_shows_at_most_four_significant_digits_below_1e5(x):
+    text = format_number(x).strip("$").lstrip("-")
+    if "times" not in text and "." in text:
+        digits = text.replace(".", "").lstrip("0")
+        assert len(digits) == 4, (x, text)
+
+
+def test_tables_are_built_from_a_dataframe_as_from_its_csv(tmp_path):
+    path, frame = sweep_csv(tmp_path)
+    spec = TableSpec("sweep", "c", columns=(Column("w2", "W2", kind="mean_se"),), index=("K",), pivot="n",
+                     replicate="run", split_by="setting")
+    assert render_table(spec, frame) == render_table(spec, path)
+    assert render_table(spec, frame)["sweep_FC_ID"] == render_table(spec, str(path))["sweep_FC_ID"]
+    with pytest.raises(TableError, match="CSV path or a pandas DataFrame"):
+        render_table(spec, frame.to_dict())
+
+
+def test_a_latex_caption_passes_through_unescaped_when_asked():
+    frame = pd.DataFrame({"setting": ["A"], "x": [0.5]})
+    escaped = render_table(TableSpec("t", r"within 5\% of $\lambda$", (Column("x"),), index=("setting",)), frame)["t"]
+    assert r"\caption{within 5\textbackslash{}\% of \$\textbackslash{}lambda\$}" in escaped
+    raw = render_table(TableSpec("t", r"within 5\% of $\lambda$", (Column("x"),), index=("setting",),
+                                 caption_latex=True), frame)["t"]
+    assert r"\caption{within 5\% of $\lambda$}" in raw
+
+
+def test_each_row_label_column_has_its_header_over_it():
+    """With two index columns the header used to sit over the second one, the first left blank."""
+    frame = pd.DataFrame({"setting": ["A"] * 4 + ["B"] * 4, "K": [1, 1, 2, 2] * 2, "m": ["x", "y"] * 4,
+                          "v": np.arange(8.0)})
+    flat = render_table(TableSpec("f", "c", (Column("v", "value"),), index=("setting", "K"), where={"m": "x"}),
+                        frame)["f"]
+    assert "setting & K & value \\\\" in flat.splitlines()
+    pivot = render_table(TableSpec("p", "c", (Column("v", "value"),), index=("setting", "K"), pivot="m"), frame)["p"]
+    lines = pivot.splitlines()
+    assert " &  & \\multicolumn{2}{c}{m} \\\\" in lines and "setting & K & x & y \\\\" in lines
+    named = render_table(TableSpec("n", "c", (Column("v"),), index=("setting", "K"), pivot="m",
+                                   index_header="set_ting / K"), frame)["n"]
+    assert "set\\_ting & K & x & y \\\\" in named.splitlines()
+    spanning = render_table(TableSpec("s", "c", (Column("v"),), index=("setting", "K"), pivot="m",
+                                      index_header="composition"), frame)["s"]
+    assert "\\multicolumn{2}{l}{composition} & x & y \\\\" in spanning.splitlines()
+    # the data rows are unchanged: label, label, values
+    assert "A & 1 & 0 & 1.000 \\\\" in spanning.splitlines()
+    with pytest.raises(TableError, match="one per column"):
+        render_table(TableSpec("e", "c", (Column("v"),), index=("setting", "K"), pivot="m",
+                               index_header=("a", "b", "c")), frame)
+
+
+def test_fixed_headers_and_raw_captions_compile(tmp_path):
+    require_latex()
+    frame = pd.DataFrame({"setting": ["A"] * 4 + ["B"] * 4, "K": [1, 1, 2, 2] * 2, "m": ["x", "y"] * 4,
+                          "v": np.arange(8.0)})
+    for spec in (TableSpec("a", r"5\% raw", (Column("v"),), index=("setting", "K"), pivot="m", caption_latex=True),
+                 TableSpec("b", "span", (Column("v"),), index=("setting", "K"), pivot="m", index_header="both"),
+                 TableSpec("c", "flat", (Column("v"),), index=("setting", "K", "m"))):
+        for stem, latex in render_table(spec, frame).items():
+            proc = compile_latex(latex, tmp_path / stem)
+            assert proc.returncode == 0, f"{stem}:\n{latex}\n{proc.stdout[-2000:]}"

@@ -131,12 +131,59 @@ def _reference_level(ax, reference: pd.DataFrame, y: str, logy: bool, label: str
     ax.legend(fontsize="small", title=legend.get_title().get_text() if legend is not None else None)
 
 
-def error_vs_k(frame: pd.DataFrame, *, k: str, error: str, method: str = "method", col: str = "setting",
-               ylabel: str | None = None) -> Figure:
+def error_vs_k(frame: pd.DataFrame, *, k: str, error: str, method: str | None = "method",
+               col: str | None = "setting", ylabel: str | None = None, references=None,
+               errorbar=("ci", 95)) -> Figure:
     """Error against the number of particles ``K`` per swarm (log-log), one line per method, one panel per
-    setting; the band is a 95 % interval over the replicate runs."""
-    return lines(frame, x=k, y=error, hue=method, col=col, logx=True, logy=True, errorbar=("ci", 95),
-                 ylabel=ylabel)
+    setting; the band is a 95 % interval over the replicate runs.
+
+    Parameters
+    ----------
+    method, col : str or None
+        Columns naming the method (one line each) and the panel. ``None``, or the default name where the frame has
+        no such column, draws one method (no legend entry per method) or one panel: a single-method frame needs no
+        ``method`` column.
+    references : mapping or DataFrame, optional
+        Exact levels to draw as dashed horizontal lines with their labels, such as FKC's ``K → ∞`` limit or the exact
+        naive law: a mapping ``{label: value}`` (the same on every panel) or a frame with columns ``label`` and
+        ``value`` (and ``col`` for per-panel levels). A level that is not positive cannot be drawn on the log axis
+        and raises :class:`FigureError`.
+    """
+    if method is not None and method not in frame.columns and method == "method":
+        method = None
+    if col is not None and col not in frame.columns and col == "setting":
+        col = None
+    refs = _reference_frame(references, col)
+    fig = lines(frame, x=k, y=error, hue=method, col=col, logx=True, logy=True, errorbar=errorbar, ylabel=ylabel)
+    if refs is not None:
+        panels = [value for value, _ in _panels(frame, col)]
+        styles = ("--", "-.", ":", (0, (5, 1)))
+        for ax, value in zip(fig.axes, panels):
+            part = refs if col is None or col not in refs.columns else refs[refs[col] == value]
+            for j, (label, level) in enumerate(zip(part["label"], part["value"])):
+                ax.axhline(float(level), color="0.25", lw=1.0, ls=styles[j % len(styles)], label=str(label))
+            legend = ax.get_legend()
+            ax.legend(fontsize="small", title=legend.get_title().get_text() if legend is not None else None)
+    return fig
+
+
+def _reference_frame(references, col):
+    """``references`` of :func:`error_vs_k` as a frame with ``label``, ``value`` (and ``col``), checked."""
+    if references is None:
+        return None
+    if isinstance(references, pd.DataFrame):
+        refs = references
+        _require(refs, "label", "value")
+    else:
+        try:
+            refs = pd.DataFrame({"label": list(references), "value": [references[key] for key in references]})
+        except TypeError:
+            raise FigureError("references must be a mapping {label: value} or a DataFrame with columns 'label' and "
+                              f"'value', got {type(references).__name__}.") from None
+    values = refs["value"].to_numpy(dtype=float)
+    if not np.all(np.isfinite(values) & (values > 0)):
+        raise FigureError(f"reference levels must be finite and positive on the log axis, got {values.tolist()}.")
+    return refs
 
 
 def measured_vs_bound(frame: pd.DataFrame, *, measured: str, bound: str, hue: str | None = None,

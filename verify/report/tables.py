@@ -1,8 +1,8 @@
 r"""LaTeX tables built from the report's saved CSVs, with pandas' Styler.
 
 A :class:`TableSpec` says which columns of an experiment's CSV to show and how; :func:`render_table` reads the CSV
-(never the in-memory results, so a table can always be rebuilt from what was saved) and returns booktabs LaTeX with a
-caption and a label. Conventions:
+(the report passes the saved file, never the in-memory results, so a table can always be rebuilt from what was
+saved) or takes a DataFrame, and returns booktabs LaTeX with a caption and a label. Conventions:
 
 * numbers: four significant digits; scientific notation ``m\times10^{e}`` below ``1e-3`` and from ``1e5`` on;
   ``\infty`` for infinities; a NaN is an error unless the column declares what to show instead;
@@ -10,7 +10,9 @@ caption and a label. Conventions:
   (``std(ddof=1)/√n``, ``n ≥ 2``) or taken from a column that holds it; the mean is rounded to the standard error's
   second significant digit;
 * headers, row labels and captions are escaped (:func:`latex_text`), including the Unicode symbols of this project's
-  column names, so every table compiles with ``pdflatex`` and ``\usepackage{booktabs}`` alone.
+  column names, so every table compiles with ``pdflatex`` and ``\usepackage{booktabs}`` alone; a caption written in
+  LaTeX passes through unescaped with ``TableSpec(caption_latex=True)``;
+* each row-label column has its header over it (``TableSpec.index_header``).
 """
 
 from __future__ import annotations
@@ -122,7 +124,12 @@ def format_number(x, significant: int = 4) -> str:
     if _uses_scientific(x):
         mantissa, exponent = _scientific(x, significant)
         return rf"${mantissa}\times10^{{{exponent}}}$"
-    text = f"{x:.{_decimals_for(x, significant)}f}"
+    # Decimals from the value rounded to ``significant`` digits: 0.99999 rounds up to 1.000, not 1.0000.
+    rounded = float(f"{x:.{significant - 1}e}")
+    if _uses_scientific(rounded):  # 99999.9 rounds up to 1.000e5
+        mantissa, exponent = _scientific(rounded, significant)
+        return rf"${mantissa}\times10^{{{exponent}}}$"
+    text = f"{x:.{_decimals_for(rounded, significant)}f}"
     return f"${text}$" if x < 0 else text
 
 
@@ -220,8 +227,12 @@ class TableSpec:
         Quantities as rows, items as columns (for wide tables of few items).
     font_size : str, optional
         A LaTeX size command name (``"small"``, ``"footnotesize"``) applied inside the table float.
-    index_header : str, optional
-        Header of the row labels (escaped); the ``index`` column names by default.
+    index_header : str or tuple of str, optional
+        Header of the row labels (escaped): one per ``index`` column (a tuple, or a string of that many parts joined
+        by ``' / '``), each over its own column; a single string over several index columns spans them all
+        (``\\multicolumn``). The ``index`` column names by default.
+    caption_latex : bool
+        Pass the caption through as LaTeX, unescaped (``5\\%`` stays ``5\\%``); by default it is escaped as text.
     """
 
     name: str
@@ -235,12 +246,30 @@ class TableSpec:
     where: dict = field(default_factory=dict)
     transpose: bool = False
     font_size: str | None = "small"
-    index_header: str | None = None
+    index_header: str | tuple[str, ...] | None = None
+    caption_latex: bool = False
 
     @property
     def row_header(self) -> str:
-        """Header of the row-label column(s): ``index_header``, or the index column names joined by ' / '."""
-        return self.index_header if self.index_header is not None else " / ".join(self.index)
+        """Header of the row-label column(s) as one text: ``index_header``, or the index column names joined by ' / '."""
+        if self.index_header is None:
+            return " / ".join(self.index)
+        return self.index_header if isinstance(self.index_header, str) else " / ".join(self.index_header)
+
+    def row_headers(self) -> tuple[str, ...] | str:
+        """One header per index column, or a single string that spans them all (see ``index_header``)."""
+        if self.index_header is None:
+            return tuple(self.index)
+        if not isinstance(self.index_header, str):
+            if len(self.index_header) != len(self.index):
+                raise TableError(f"table {self.name!r}: index_header has {len(self.index_header)} entries for "
+                                 f"{len(self.index)} index columns {list(self.index)}; give one per column or one "
+                                 "string.")
+            return tuple(self.index_header)
+        parts = tuple(p.strip() for p in self.index_header.split(" / "))
+        if len(self.index) == 1:
+            return (self.index_header,)
+        return parts if len(parts) == len(self.index) else self.index_header
 
     def label(self, suffix: str = "") -> str:
         return "tab:" + (self.name + suffix).replace("_", "-")
@@ -318,13 +347,40 @@ def _cell_formatter(col: Column):
     return fmt
 
 
-def _style_latex(display: pd.DataFrame, caption: str, label: str, font_size: str | None) -> str:
+#: Placeholder put where pandas writes the column axis' name (over the last row-label column), replaced by the
+#: row-label headers, one over each row-label column (:func:`_place_row_headers`).
+_ROW_HEADER_SLOT = "ROWHEADERSLOT"
+
+
+def _place_row_headers(latex: str, headers, n_levels: int) -> str:
+    """Replace the header line's first ``n_levels`` cells (the one holding :data:`_ROW_HEADER_SLOT`) by
+    ``headers``: one escaped header per row-label column, or one string spanning them all."""
+    lines = latex.split("\n")
+    for i, line in enumerate(lines):
+        if _ROW_HEADER_SLOT in line:
+            cells = line.split(" & ")
+            if isinstance(headers, str):
+                first = [headers if n_levels == 1 else rf"\multicolumn{{{n_levels}}}{{l}}{{{headers}}}"]
+            else:
+                first = list(headers)
+            lines[i] = " & ".join(first + cells[n_levels:])
+            return "\n".join(lines)
+    return latex
+
+
+def _escaped_headers(spec: TableSpec):
+    headers = spec.row_headers()
+    return latex_text(headers) if isinstance(headers, str) else tuple(latex_text(h) for h in headers)
+
+
+def _style_latex(display: pd.DataFrame, caption: str, label: str, font_size: str | None,
+                 caption_latex: bool = False) -> str:
     styler = display.style
     styler = styler.format_index(latex_text, axis=0).format_index(latex_text, axis=1)
     styler = styler.hide(names=True, axis="index")
     latex = styler.to_latex(
         hrules=True,
-        caption=latex_text(caption),
+        caption=caption if caption_latex else latex_text(caption),
         label=label,
         position_float="centering",
         column_format="l" * display.index.nlevels + "r" * display.shape[1],
@@ -360,21 +416,30 @@ def _one_table(frame: pd.DataFrame, spec: TableSpec, caption: str, label: str) -
         if wide.isna().any().any():
             raise TableError(f"table {spec.name!r}: some ({', '.join(spec.index)}, {spec.pivot}) combinations have "
                              "no row in the CSV.")
-        wide.columns = pd.MultiIndex.from_tuples(list(wide.columns), names=[None, latex_text(spec.row_header)])
+        wide.columns = pd.MultiIndex.from_tuples(list(wide.columns), names=[None, _ROW_HEADER_SLOT])
         display = wide
     else:
         display = shown.set_index(list(spec.index)) if spec.index else shown
         display = display[[c.title for c in spec.columns]]
         if spec.index and not spec.transpose:
-            display.columns = pd.Index(display.columns, name=latex_text(spec.row_header))
+            display.columns = pd.Index(display.columns, name=_ROW_HEADER_SLOT)
         if spec.transpose:
             display = display.T
-    return _style_latex(display, caption, label, spec.font_size)
+    latex = _style_latex(display, caption, label, spec.font_size, spec.caption_latex)
+    if spec.index and not spec.transpose:
+        latex = _place_row_headers(latex, _escaped_headers(spec), len(spec.index))
+    return latex
 
 
-def render_table(spec: TableSpec, csv_path) -> dict[str, str]:
-    """The LaTeX of ``spec`` built from the CSV at ``csv_path``: ``{file stem: latex}`` (one per split value)."""
-    frame = pd.read_csv(csv_path, keep_default_na=True)
+def render_table(spec: TableSpec, data) -> dict[str, str]:
+    """The LaTeX of ``spec`` built from ``data``: a CSV path (the report's saved data) or a
+    :class:`pandas.DataFrame`; ``{file stem: latex}`` (one per split value)."""
+    if isinstance(data, pd.DataFrame):
+        frame = data.copy()
+    elif isinstance(data, (str, Path)):
+        frame = pd.read_csv(data, keep_default_na=True)
+    else:
+        raise TableError(f"table {spec.name!r}: expected a CSV path or a pandas DataFrame, got {type(data).__name__}.")
     needed = list(spec.index) + [c.source for c in spec.columns] + [c.se for c in spec.columns if c.se]
     needed += [k for k in (spec.pivot, spec.replicate, spec.split_by) if k] + list(spec.where)
     _require_columns(frame, needed, spec)
@@ -393,9 +458,10 @@ def render_table(spec: TableSpec, csv_path) -> dict[str, str]:
     return out
 
 
-def write_tables(spec: TableSpec, csv_path, folder) -> list[Path]:
-    """Render ``spec`` from ``csv_path`` and write each table atomically to ``folder/<stem>.tex``."""
-    return [atomic_write(Path(folder) / f"{stem}.tex", latex) for stem, latex in render_table(spec, csv_path).items()]
+def write_tables(spec: TableSpec, data, folder) -> list[Path]:
+    """Render ``spec`` from ``data`` (a CSV path or a DataFrame) and write each table atomically to
+    ``folder/<stem>.tex``."""
+    return [atomic_write(Path(folder) / f"{stem}.tex", latex) for stem, latex in render_table(spec, data).items()]
 
 
 def standalone_document(table_files, appendix=None) -> str:
