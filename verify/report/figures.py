@@ -16,12 +16,28 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure as _MatplotlibFigure
 from matplotlib.ticker import NullFormatter
 
 from verify.report.cache import atomic_write
 
 FORMATS = ("pdf", "png")
+
+
+class Figure(_MatplotlibFigure):
+    """matplotlib's Figure, which also shows itself as a picture in Jupyter/IPython (``_repr_png_``).
+
+    IPython registers its PNG formatter for Figures only when pyplot is imported, which nothing here does, so a plain
+    Figure returned by a cell would print as ``<Figure size … with N Axes>``. Every figure of this module is built
+    from this class; where pyplot's formatter is registered it takes precedence and the picture shows once.
+    """
+
+    def _repr_png_(self) -> bytes | None:
+        if not self.axes:
+            return None
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
 
 
 class FigureError(ValueError):
