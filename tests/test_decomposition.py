@@ -15,7 +15,8 @@ from closed_form import (
     kl,
     paper_setting,
 )
-from verify import error_decomposition, paper_gaussian_table
+from verify import error_decomposition
+from verify.experiments.gaussian_table import paper_gaussian_table
 
 SCHEDULE = VPSchedule()
 
@@ -88,7 +89,7 @@ def test_bounds_hold_in_the_table(table):
 def test_one_plus_chi2_finite_exactly_in_id_settings(table):
     """The paper's ID/OOD split: χ²(Q‖P_i) = ∞ for every source in both OOD settings and finite in both ID
     settings. Values checked per coordinate with the 1-D form b/√(a(2b − a)) (target variance a, source variance b)."""
-    cols = ["one_plus_chi2_a1", "one_plus_chi2_a2", "one_plus_chi2_base"]
+    cols = ["one_plus_chi2_P_a1", "one_plus_chi2_P_a2", "one_plus_chi2_P_0"]
     for name in ("FC_OOD", "NFC_OOD"):
         assert np.all(np.isinf(table.loc[name, cols].astype(float)))
     for name in ("FC_ID", "NFC_ID"):
