@@ -166,9 +166,11 @@ class Experiment:
             return tuple(dict(c) for c in chosen)
         if not any("setting" in c for c in chosen):
             return ()
+        # Only the cells that take a setting are re-gridded; cells without one (an experiment's own fixed cases
+        # beside its per-setting ones) do not run on a user's settings.
         rest = list({canonical_json({k: v for k, v in c.items() if k != "setting"}): {k: v for k, v in c.items()
                                                                                        if k != "setting"}
-                     for c in chosen}.values())
+                     for c in chosen if "setting" in c}.values())
         applicable = [s for s in settings if self.reason_not_applicable(s) is None]
         return tuple({"setting": s.to_spec(), **r} for s in applicable for r in rest)
 
