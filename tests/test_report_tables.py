@@ -233,3 +233,14 @@ def test_fixed_headers_and_raw_captions_compile(tmp_path):
         for stem, latex in render_table(spec, frame).items():
             proc = compile_latex(latex, tmp_path / stem)
             assert proc.returncode == 0, f"{stem}:\n{latex}\n{proc.stdout[-2000:]}"
+
+
+def test_a_pivot_combination_without_a_row_shows_the_declared_stand_in():
+    """Settings whose sources carry different labels leave (setting, source) pairs without a row: shown as the
+    column's stand-in where one is declared, an error naming the remedy otherwise."""
+    frame = pd.DataFrame({"setting": ["A", "A", "B"], "source": ["a1", "a2", "b1"], "v": [1.0, 2.0, 3.0]})
+    latex = render_table(TableSpec("t", "c", (Column("v", missing="--"),), index=("setting",), pivot="source"),
+                         frame)["t"]
+    assert "A & 1.000 & 2.000 & -- \\\\" in latex and "B & -- & -- & 3.000 \\\\" in latex
+    with pytest.raises(TableError, match="declare Column.missing"):
+        render_table(TableSpec("t", "c", (Column("v"),), index=("setting",), pivot="source"), frame)

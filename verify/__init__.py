@@ -67,4 +67,14 @@ from verify.analysis import (  # noqa: E402
 import verify.analysis as _analysis  # noqa: E402
 import verify.samplers as _samplers  # noqa: E402
 
-__all__ = sorted([*_samplers.__all__, *_analysis.__all__, "start_law"])
+__all__ = sorted([*_samplers.__all__, *_analysis.__all__, "start_law", "Diagnosis", "diagnose"])
+
+
+def __getattr__(name):
+    # diagnose and Diagnosis load verify.diagnosis (and with it the report's tables) on first use only, so that
+    # ``import verify`` stays light.
+    if name in ("diagnose", "Diagnosis"):
+        from verify import diagnosis
+
+        return getattr(diagnosis, name)
+    raise AttributeError(f"module 'verify' has no attribute {name!r}")

@@ -1,5 +1,9 @@
 """``python -m verify`` (also ``catcomp-verify``): run every registered experiment and write the verification report.
 
+``--settings FILE.toml`` runs the experiments that take a setting on a user's compositions (a settings file,
+:mod:`closed_form.settings_file`); ``python -m verify diagnose FILE.toml`` diagnoses each of them
+(:mod:`verify.diagnosis`).
+
 Writes to ``results/`` (``--out DIR`` to change): ``data/*.csv`` with JSON sidecars, ``tables/*.tex``,
 ``figures/*.pdf`` and ``*.png``, ``report.tex`` and ``summary.md`` with a verdict for every claim. Finished cells are
 cached under ``<out>/cache``, so an interrupted run resumes where it stopped.
@@ -27,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_const", dest="size", const="quick",
                         help="the same as --size quick")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (see --list)")
+    parser.add_argument("--settings", metavar="FILE.toml",
+                        help="run every experiment that takes a setting on the compositions of this TOML settings "
+                             "file instead of the paper's (format: closed_form.settings_file); the others are "
+                             "reported as not applicable, with the reason. 'python -m verify diagnose FILE.toml' "
+                             "diagnoses them one by one")
     parser.add_argument("--list", action="store_true", help="list the registered experiments and exit")
     parser.add_argument("--seed", type=int, default=0, help="run seed; each cell derives its own (default 0)")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -52,13 +61,23 @@ def main(argv: list[str] | None, registry) -> int:
     except RegistryError as err:
         print(f"python -m verify: {err}", file=sys.stderr)
         return 2
+    settings = None
+    if args.settings is not None:
+        from closed_form.errors import CatcompError
+        from closed_form.settings_file import load_settings
+
+        try:
+            settings = load_settings(args.settings)
+        except CatcompError as err:
+            print(f"python -m verify: --settings: {err}", file=sys.stderr)
+            return 2
     jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
     if jobs < 1:
         print(f"python -m verify: --jobs must be at least 1, got {jobs}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     result = build_report(REGISTRY, args.out, names=args.only, size=args.size, seed=args.seed,
-                          jobs=jobs,
+                          settings=settings, jobs=jobs,
                           progress=False if args.no_progress else None)
     from verify.report.claims import FAILS
 

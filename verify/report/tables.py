@@ -414,8 +414,16 @@ def _one_table(frame: pd.DataFrame, spec: TableSpec, caption: str, label: str) -
             wide.columns = pd.MultiIndex.from_tuples([(f"{spec.pivot_header or spec.pivot} = {v}", c)
                                                       for c, v in wide.columns])
         if wide.isna().any().any():
-            raise TableError(f"table {spec.name!r}: some ({', '.join(spec.index)}, {spec.pivot}) combinations have "
-                             "no row in the CSV.")
+            # A combination with no row (settings whose sources carry different labels, say) shows the column's
+            # declared stand-in; without one it is an error, as a NaN is.
+            if any(c.missing is None for c in spec.columns):
+                raise TableError(f"table {spec.name!r}: some ({', '.join(spec.index)}, {spec.pivot}) combinations "
+                                 "have no row in the CSV; declare Column.missing to show them as a stand-in (as for "
+                                 "settings whose sources have different labels) or split the table (split_by).")
+            stand_in = {c.title: c.missing for c in spec.columns}
+            for column in wide.columns:
+                title = spec.columns[0].title if len(spec.columns) == 1 else column[1]
+                wide[column] = wide[column].fillna(stand_in[title])
         wide.columns = pd.MultiIndex.from_tuples(list(wide.columns), names=[None, _ROW_HEADER_SLOT])
         display = wide
     else:
