@@ -6,7 +6,7 @@ Layout of the output folder::
     data/<experiment>.json    sidecar: configuration, seeds, package versions, x64 flag, git commit, wall time
     tables/<table>.tex        booktabs LaTeX built from the CSVs only
     figures/<figure>.pdf/.png seaborn figures built from the CSVs only
-    report.tex                a minimal document that inputs every table, then the appendix
+    report.tex                the report by claim: verdicts, checks, tables and figures (verify.report.document)
     appendix_derivations.tex  the closed forms derived by SymPy (theory.derivations), typeset
     summary.md                every claim with its verdict and the numbers behind it
     cache/                    finished cells, keyed by configuration, seed and code version
@@ -37,7 +37,8 @@ from verify.report.provenance import git_state, package_versions, x64_enabled
 from verify.report.registry import Experiment, Registry
 from verify.report.runner import CellOutcome, plan_cells, run_cells
 from verify.report.summary import ExperimentRecord, write_summary
-from verify.report.tables import standalone_document, write_tables
+from verify.report.document import report_document
+from verify.report.tables import write_tables
 
 EXIT_OK, EXIT_ASSERTION_FAILED, EXIT_ERROR = 0, 1, 2
 
@@ -232,8 +233,6 @@ def build_report(registry: Registry, out, *, names=None, size: str = "default", 
         bar.close()
 
     appendix = _derivations_appendix(cache, out)
-    atomic_write(out / "report.tex", standalone_document(sorted(p.relative_to(out) for p in tables),
-                                                         appendix=appendix.relative_to(out)))
     wall = time.perf_counter() - start
     asserted_failed = any(r.check.asserted and r.outcome.status == FAILS for r in check_results)
     errored = any(r.status == "error" for r in records.values())
@@ -253,6 +252,9 @@ def build_report(registry: Registry, out, *, names=None, size: str = "default", 
         "exit status": exit_code,
     }
     write_summary(out / "summary.md", list(records.values()), check_results, run_info)
+    captions = {spec.name: spec.caption for e in registry for spec in e.figures}
+    atomic_write(out / "report.tex", report_document(list(records.values()), check_results, run_info, captions,
+                                                     appendix.relative_to(out).as_posix()))
     return ReportResult(list(records.values()), check_results, exit_code, stats.computed, stats.cached, wall, out,
                         tables, figures)
 

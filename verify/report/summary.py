@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from verify.report.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE, CheckResult, verdict
+from verify.report.claims import CLAIMS, FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, CheckResult, verdict
 
 
 @dataclass
@@ -51,7 +51,7 @@ def _numbers(numbers: dict) -> str:
     return ", ".join(f"{k} = {format_value(v)}" for k, v in numbers.items())
 
 
-def _reason_not_applicable(claim_id: str, records: list[ExperimentRecord]) -> str:
+def reason_not_applicable(claim_id: str, records: list[ExperimentRecord]) -> str:
     related = [r for r in records if claim_id in r.claims]
     if not related:
         return "no registered experiment checks it yet"
@@ -74,14 +74,18 @@ def render_summary(records: list[ExperimentRecord], results: list[CheckResult], 
     """The text of ``summary.md``."""
     lines = ["# catcomp verification report", ""]
     lines += [f"- {k}: {v}" for k, v in run_info.items()]
-    lines += ["", "Verdicts: **holds** (every check of the claim holds), **fails** (some check fails), **not "
-              "applicable** (no check of the claim could run here; the reason is given). [paper] marks the paper's "
-              "claims, [ours] this project's formal statements (`paper_notes.md`).", ""]
+    lines += ["", "Verdicts: **holds** (every check of the claim that could be judged holds), **fails** (some check "
+              "fails), **inconclusive** (none fails, and some finding was not resolved by this run: it says what "
+              "would resolve it), **not applicable** (no check of the claim could be judged here; the reason is "
+              "given). A check is *asserted* (a guarantee of the theory: its failure is a bug) or a *finding* (an "
+              "empirical statement that may come out either way). [paper] marks the paper's claims, [revision] the "
+              "revised paper's proposals and conjectures, [ours] this project's formal statements "
+              "(`paper_notes.md`).", ""]
     lines += ["| claim | source | verdict | checks |", "|---|---|---|---|"]
     by_claim = {c.id: [r for r in results if r.check.claim == c.id] for c in CLAIMS}
     for claim in CLAIMS:
         rs = by_claim[claim.id]
-        counted = ", ".join(f"{sum(r.outcome.status == s for r in rs)} {s}" for s in (HOLDS, FAILS, NOT_APPLICABLE)
+        counted = ", ".join(f"{sum(r.outcome.status == s for r in rs)} {s}" for s in (HOLDS, FAILS, INCONCLUSIVE, NOT_APPLICABLE)
                             if any(r.outcome.status == s for r in rs))
         lines.append(f"| {claim.id} | {claim.source} | **{verdict(rs)}** | {counted or '—'} |")
     for claim in CLAIMS:
@@ -92,17 +96,18 @@ def render_summary(records: list[ExperimentRecord], results: list[CheckResult], 
             lines += ["The verdict is on the formal statements checked below (`paper_notes.md`), not on the paper's "
                       "wording; a conjecture is never proved by an example.", ""]
         if v == NOT_APPLICABLE and not rs:
-            lines.append(f"Not applicable: {_reason_not_applicable(claim.id, records)}.")
+            lines.append(f"Not applicable: {reason_not_applicable(claim.id, records)}.")
         for r in rs:
             kind = "asserted" if r.check.asserted else "finding"
             outputs = next((rec.outputs for rec in records if rec.name == r.experiment), [])
             shown = f" Shown in {', '.join(f'`{o}`' for o in outputs)}." if outputs else ""
             note = f" {r.outcome.note.rstrip('.')}." if r.outcome.note else ""
+            judged = f" Judged: {', '.join(r.outcome.judged)}." if r.outcome.judged else ""
             lines.append(f"- **{r.outcome.status}** ({kind}, experiment `{r.experiment}`): {r.check.statement}. "
-                         f"Numbers: {_numbers(r.outcome.numbers) or 'none'}.{note}{shown}")
+                         f"Numbers: {_numbers(r.outcome.numbers) or 'none'}.{judged}{note}{shown}")
         awaiting = [rec for rec in records if claim.id in rec.claims and rec.status != "ran"]
         if rs and awaiting:
-            lines.append(f"- Not run here: {_reason_not_applicable(claim.id, awaiting)}.")
+            lines.append(f"- Not run here: {reason_not_applicable(claim.id, awaiting)}.")
     lines += ["", "## Experiments", "", "| experiment | status | cells | computed | cached | compute time (s) | note |",
               "|---|---|---|---|---|---|---|"]
     for r in records:
