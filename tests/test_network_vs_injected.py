@@ -59,7 +59,7 @@ def test_exact_scores_give_zero_excesses_and_undefined_ratios():
     assert (rows["ratio_status"] == "undefined (0/0)").all()
     # and the findings say there is nothing to judge rather than deciding on NaNs
     frame = rows.assign(setting="NFC_OOD", n=1)
-    assert ratio_agreement(frame)["holds"] is None and ratio_within_span(frame)["holds"] is None
+    assert ratio_agreement(frame)["direction"] is None and ratio_within_span(frame)["direction"] is None
 
 
 def _mc_against_exact(model, gamma, key, n_mc, n_nodes=16):
@@ -166,41 +166,50 @@ def _frame(network, models, se=0.1, law="target"):
     return pd.DataFrame(rows)
 
 
-def test_agreement_finding_both_ways():
+def test_agreement_finding_three_ways():
     k = agreement_k(AGREEMENT_ALPHA)
     assert k == pytest.approx(2.5758293035489, rel=1e-12)  # Φ⁻¹(0.995)
+    # precision within k·se, shift rejected: the row tells the models apart and one agrees → holds
     agree = _frame(2.0, {"precision": 2.0 + 0.9 * k * 0.1, "shift": 1.0})
     out = ratio_agreement(agree)
-    assert out["holds"] is True and out["numbers"]["best model"] == "precision"
+    assert out["direction"] == 1 and out["numbers"]["models agreeing in every row"] == "precision"
+    assert out["judged"] == ["NFC_OOD n=1 a1 target"]
+    # every model rejected → fails
     disagree = _frame(2.0, {"precision": 2.0 + 1.1 * k * 0.1, "shift": 1.0})
     out = ratio_agreement(disagree)
-    assert out["holds"] is False and out["numbers"]["rows where precision agrees"] == 0
-    # two rows, each matched by a different model: no single model agrees everywhere
+    assert out["direction"] == -1 and out["numbers"]["rows where precision agrees"] == 0
+    # two rows, each matched by a different model: no single model agrees everywhere → fails
     two = pd.concat([_frame(2.0, {"precision": 2.0, "shift": 1.0}),
                      _frame(1.0, {"precision": 2.0, "shift": 1.0}, law="path")], ignore_index=True)
-    assert ratio_agreement(two)["holds"] is False
+    assert ratio_agreement(two)["direction"] == -1
+    # a standard error so wide that no model is rejected: agreement is only noise → inconclusive
+    wide = _frame(2.0, {"precision": 2.0, "shift": 1.0}, se=1.0)
+    assert ratio_agreement(wide)["direction"] == 0
 
 
-def test_span_finding_both_ways():
+def test_span_finding_three_ways():
     k = agreement_k(AGREEMENT_ALPHA)
     inside = _frame(2.0, {"shift": 1.0, "misspecification": 3.0, "density_power(γ=0.1)": math.inf})
     out = ratio_within_span(inside)
-    assert out["holds"] is True
+    assert out["direction"] == 1
     assert out["numbers"]["(row, model) pairs with an infinite ratio, left out of the span"] == 1
     above = _frame(3.0 + 1.1 * k * 0.1, {"shift": 1.0, "misspecification": 3.0, "density_power(γ=0.1)": math.inf})
     out = ratio_within_span(above)
-    assert out["holds"] is False and out["numbers"]["rows above it"] == 1
-    # just above the span but within k standard errors: inside
-    assert ratio_within_span(_frame(3.0 + 0.9 * k * 0.1, {"shift": 1.0, "misspecification": 3.0}))["holds"] is True
+    assert out["direction"] == -1 and out["numbers"]["rows above it"] == 1
+    # just above the span but within k standard errors: straddles the end, unresolved
+    straddle = ratio_within_span(_frame(3.0 + 0.9 * k * 0.1, {"shift": 1.0, "misspecification": 3.0}))
+    assert straddle["direction"] == 0 and straddle["numbers"]["rows straddling an end (unresolved)"] == 1
     below = _frame(0.5, {"shift": 1.0, "misspecification": 3.0})
     assert ratio_within_span(below)["numbers"]["rows below it"] == 1
 
 
 def test_registered_checks_turn_the_findings_into_outcomes():
-    from verify.experiments.network_vs_injected import _injected_model_agrees, _network_within_injected_span
+    from verify.experiments.network_vs_injected import EXPERIMENT, _injected_model_agrees, _network_within_injected_span
 
-    assert _injected_model_agrees(_frame(2.0, {"precision": 2.0})).status == "holds"
+    assert {c.claim for c in EXPERIMENT.checks} == {"F8"}
+    assert _injected_model_agrees(_frame(2.0, {"precision": 2.0, "shift": 1.0})).status == "holds"
     assert _injected_model_agrees(_frame(2.0, {"precision": 5.0})).status == "fails"
+    assert _injected_model_agrees(_frame(2.0, {"precision": 2.0}, se=5.0)).status == "inconclusive"
     assert _network_within_injected_span(_frame(9.0, {"precision": 1.0, "shift": 2.0})).status == "fails"
     undefined = _frame(math.nan, {"precision": math.nan}, se=math.nan)
     assert _injected_model_agrees(undefined).status == "not applicable"
@@ -215,7 +224,7 @@ def test_network_rows_repeat_score_error_maps():
     from verify.samplers.networks import NetworkConfig
 
     tiny = NetworkConfig(width=16, depth=2, iterations=200, lr=3e-3, batch=96)
-    kwargs = dict(sizes=(100,), seed=3, config=tiny, n_mc=50, n_nodes=3)
+    kwargs = dict(setting="NFC_OOD", sizes=(100,), seed=3, config=tiny, n_mc=50, n_nodes=3)
     rows = network_vs_injected(models=("precision", "shift"), **kwargs)
     maps = score_error_maps(**kwargs)
     net = rows[rows.model == "network"].set_index(["source", "law"])
@@ -226,3 +235,25 @@ def test_network_rows_repeat_score_error_maps():
         assert row["sampling_excess"] == excess["mean"].item()
     assert set(rows.model) == {"network", "precision", "shift"} and len(rows) == 3 * 3 * 2
     np.testing.assert_allclose(rows.loc[rows.model == "shift", "ratio"], 1.0, rtol=1e-12)
+
+
+def test_network_vs_injected_on_a_3d_three_source_setting():
+    """Not a paper setting: 3-D, three sources labelled A, B, base; a tiny network. Rows per label, the shift model's
+    ratio exactly 1, and the same seed giving the same network rows (the seed reaches the training)."""
+    from closed_form import Gaussian, Setting
+    from verify.experiments.network_vs_injected import network_vs_injected
+    from verify.samplers.networks import NetworkConfig
+
+    a = Gaussian(np.array([2.0, 0.0, 0.0]), np.diag([0.5, 2.0, 1.0]))
+    b = Gaussian(np.array([0.0, 2.0, 0.0]), np.diag([2.0, 0.5, 1.0]))
+    setting = Setting("three_d", (a, b, Gaussian(np.zeros(3), np.eye(3))), (1, 1, -1), ("A", "B", "base"))
+    tiny = NetworkConfig(width=16, depth=2, iterations=100, lr=3e-3, batch=64)
+    kwargs = dict(sizes=(50,), config=tiny, n_mc=20, n_nodes=2, models=("precision", "shift"))
+    rows = network_vs_injected(setting, seed=5, **kwargs)
+    assert set(rows["source"]) == {"A", "B", "base"} and (rows["setting"] == "three_d").all()
+    np.testing.assert_allclose(rows.loc[rows.model == "shift", "ratio"], 1.0, rtol=1e-12)
+    again = network_vs_injected(setting, seed=5, **kwargs)
+    other = network_vs_injected(setting, seed=6, **kwargs)
+    net = rows.model == "network"
+    assert rows.loc[net, "ratio"].tolist() == again.loc[net, "ratio"].tolist()
+    assert rows.loc[net, "ratio"].tolist() != other.loc[net, "ratio"].tolist()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from closed_form import CatcompError, Gaussian, ShapeMismatchError, VPSchedule, paper_setting
+from closed_form import CatcompError, Gaussian, NotGaussianSettingError, ShapeMismatchError, VPSchedule, paper_setting
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
 from verify.analysis.score_errors import score_error_map, sqrt_time_nodes
 from verify.experiments.score_error_maps import score_error_maps
@@ -209,9 +209,11 @@ def test_invalid_inputs_raise(trained):
     with pytest.raises(ShapeMismatchError, match="must return the shape of x"):
         score_error_map((lambda x, t: x[..., 0],) * 3, comp, SCHEDULE, key, n_mc=10, n_nodes=2)
     with pytest.raises(CatcompError, match="valid: default, small, paper"):
-        score_error_maps("NFC_OOD", config="huge")
-    with pytest.raises(CatcompError, match="Valid settings: FC_ID"):
-        score_error_maps("GMM_OOD")
+        score_error_maps("NFC_OOD", seed=0, config="huge")
+    with pytest.raises(NotGaussianSettingError, match="Gaussian-mixture source"):
+        score_error_maps("GMM_OOD", seed=0)
+    with pytest.raises(CatcompError, match="needs a seed"):
+        score_error_maps("NFC_OOD")
     assert isinstance(trained, TrainResult) and isinstance(scores[0], NetworkScore)
 
 

@@ -183,3 +183,41 @@ def network_config(config, per_condition: bool = False) -> NetworkConfig:
                                "NetworkConfig.")
         return getattr(NetworkConfig, config)(per_condition=per_condition)
     return config
+
+
+def learned_error_maps(setting, sizes, seed: int, config="default", per_condition: bool = False, n_mc: int = 2000,
+                       n_nodes: int = 12, schedule=None, progress: bool = False) -> pd.DataFrame:
+    r"""Train the ε-predictor on pools of ``n ∈ sizes`` exact draws per source of a Gaussian ``setting`` and return
+    each network's :func:`score_error_map`, with columns ``setting`` and ``n`` in front; sources are named by the
+    setting's labels.
+
+    One network per size (``config``: a :class:`NetworkConfig` or one of :data:`NAMED_CONFIGS`, its
+    ``per_condition`` set from ``per_condition`` when named), trained from ``key(seed)`` folded with ``n`` (so a
+    network is the same, and the parameter cache of :func:`verify.samplers.networks.train_network` serves it, for the
+    same seed, setting, size and configuration); the map's draws use an independent key split from the same seed.
+
+    Raises
+    ------
+    NotGaussianSettingError
+        For a setting with a Gaussian-mixture source: the map needs the closed-form ``Q_t`` and ``π_t``.
+    CatcompError
+        For an unknown configuration.
+    """
+    from closed_form import VPSchedule, as_setting
+    from verify.samplers.networks import network_scores, train_network
+
+    setting = as_setting(setting)
+    setting.require_gaussian("the learned score networks' error maps (closed-form Q_t and π_t)")
+    schedule = schedule or VPSchedule()
+    config = network_config(config, per_condition)
+    train_key, map_key = jax.random.split(jax.random.key(int(seed)))
+    frames = []
+    for n in sizes:
+        result = train_network(jax.random.fold_in(train_key, int(n)), setting.sources, schedule, int(n), config,
+                               progress=progress)
+        frame = score_error_map(network_scores(result, schedule), setting.composition, schedule,
+                                jax.random.fold_in(map_key, int(n)), n_mc=n_mc, n_nodes=n_nodes,
+                                t_min=config.t_min, source_names=setting.labels)
+        frames.append(frame.assign(setting=setting.name, n=int(n)))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["setting", "n", "quantity", "source", "t", "law", "mean", "se", "n_mc"]]
