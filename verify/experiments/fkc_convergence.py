@@ -294,7 +294,8 @@ def _fkc_rate_is_one_over_k(frame: pd.DataFrame) -> Outcome:
     outcomes = [_rate_outcome(r, len(judged)) for _, r in judged.iterrows()]
     unjudged = sorted(set(rates["setting"]) - set(judged["setting"]))
     note = "; ".join(x for x in (
-        f"slope of log|MC − exact| against log K (E‖x‖² and log Ẑ; exact scores and the precision error); holds "
+        f"slope of log|MC − exact| against log K (E‖x‖² and the log normalizer estimate log Z; exact scores and "
+        f"the precision error); holds "
         f"where resolved within ±{FKC_RATE_TOLERANCE:g} of −1 at one-sided α = {ALPHA:g} on each side, fails where "
         f"resolved outside at α/m (m = {len(judged)} rows, Bonferroni)",
         f"settings without a resolved gap, not judged: {', '.join(unjudged)}" if unjudged else "",

@@ -170,7 +170,7 @@ def _samplers_match_moments(frame: pd.DataFrame) -> Outcome:
     n_tests = moments_compared(frame)
     z_max = _bonferroni_z(n_tests)
     return Outcome.decide(z < z_max, {"max |z| over settings, means and covariances": z,
-                                      "threshold Φ⁻¹(1 − α/(2m))": z_max, "moments compared m": n_tests,
+                                      "threshold z_(α/(2m)) (normal quantile)": z_max, "moments compared m": n_tests,
                                       "draws per setting": int(frame["n_samples"].min())},
                           f"z = standardized deviation of the draws' moments from the exact ones (d means and "
                           f"d(d+1)/2 second moments per setting); family-wise false-alarm probability α = "
