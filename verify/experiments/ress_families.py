@@ -311,7 +311,7 @@ def _ress_unbiased_where_w4_finite(frame: pd.DataFrame) -> Outcome:
     err = (judged["estimate"] - judged["exact"]).abs()
     numbers = {"configurations judged (E w⁴ < ∞, delta-method sd < 0.1)": len(judged),
                "configurations with E w⁴ = ∞ or a larger sd (not judged)": len(frame) - len(judged),
-               "margin k = Φ⁻¹(1 − α/m), two-sided Bonferroni": k,
+               "margin k = z_(1 − α/m), normal quantile, two-sided Bonferroni": k,
                "largest |estimate − exact| judged": float(err.max()),
                "largest |estimate − exact| / tolerance": float((err / tol).max())}
     for family, part in frame.groupby("family", sort=False):
@@ -533,7 +533,7 @@ EXPERIMENT = Experiment(
     checks=(
         Check("R1", "the Monte Carlo metric never exceeds log N (every draw, every configuration)", _ress_ceiling),
         Check("R1", "where E w⁴ < ∞ (delta-method sd < 0.1) the estimated metric matches the exact one: "
-              "|median − exact| ≤ Φ⁻¹(1 − α/m)·SE + sd² in every such configuration (SE exact, Bonferroni over the m "
+              "|median − exact| ≤ z_(1 − α/m)·SE + sd² (normal quantile) in every such configuration (SE exact, Bonferroni over the m "
               "configurations)", _ress_unbiased_where_w4_finite, asserted=False),
         Check("R1", "where the exact metric is ∞ the estimate stays finite (≤ log N); within each family with both "
               "kinds of rows, the lowest such estimate is resolved above the highest finite-metric one (Welch t)",
