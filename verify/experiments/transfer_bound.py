@@ -1,4 +1,4 @@
-r"""The change-of-measure (transfer) bound measured along ``t`` on the paper's Gaussian settings.
+r"""The change-of-measure (transfer) bound measured along ``t`` on Gaussian settings (the paper's, by default).
 
 Score matching controls ``‖δ_i‖_{L²(q^i_t)}``; sampling pays ``E_{Q_t}‖δ_i‖²``. :func:`transfer_rows` evaluates
 :func:`theory.transfer.transfer_bound` for each source's error, trained under the diffused source ``q^i_t`` and paid
@@ -13,28 +13,34 @@ import numpy as np
 import pandas as pd
 
 from closed_form import VPSchedule, as_setting
+from closed_form.errors import CatcompError
 from closed_form.perturbations import DensityPowerError, precision_error
 from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from theory.transfer import transfer_bound
 from verify.report.claims import Check, Outcome
 from verify.report.figures import FigureSpec, measured_vs_bound
-from verify.report.registry import Experiment, grid
+from verify.report.registry import Experiment, gaussian_only, grid
 from verify.report.tables import Column, TableSpec
 
-SOURCE_NAMES = ("P_a1", "P_a2", "P_0")
+def transfer_rows(setting, eps: float, times, model: str = "precision", gamma: float = 0.25) -> pd.DataFrame:
+    """One row per (source, ``t``) of a Gaussian setting (sources named by ``setting.labels``):
+    ``1 + χ²(Q_t‖q^i_t)``, the training-side norm (``= eps``), ``E_{Q_t}‖δ‖²`` and ``E_{Q_t}‖δ‖`` measured, their
+    bounds, and whether both hold. ``model`` is ``"precision"`` (affine, exact moments) or ``"density_power"``
+    (``δ ∝ q^{−γ}``, OOD-growing).
 
-
-def transfer_rows(setting: str, eps: float, times, model: str = "precision", gamma: float = 0.25) -> pd.DataFrame:
-    """One row per (source, ``t``): ``1 + χ²(Q_t‖q^i_t)``, the training-side norm (``= eps``), ``E_{Q_t}‖δ‖²`` and
-    ``E_{Q_t}‖δ‖`` measured, their bounds, and whether both hold. ``model`` is ``"precision"`` (affine, exact
-    moments) or ``"density_power"`` (``δ ∝ q^{−γ}``, OOD-growing)."""
+    Raises
+    ------
+    CatcompError
+        For an unknown ``model``; :class:`~closed_form.errors.NotGaussianSettingError` for a mixture source.
+    """
     if model not in ("precision", "density_power"):
-        raise ValueError(f"model must be 'precision' or 'density_power', got {model!r}.")
+        raise CatcompError(f"model must be 'precision' or 'density_power', got {model!r}.")
     schedule = VPSchedule()
     s = setting = as_setting(setting)
+    s.require_gaussian("transfer_rows (exact moments of Gaussian score errors)")
     comp = s.composition
     rows = []
-    for name, source, weight in zip(SOURCE_NAMES, s.sources, s.weights):
+    for name, source, weight in zip(s.labels, s.sources, s.weights):
         error = (precision_error(source, schedule, eps, float(np.sign(weight))) if model == "precision"
                  else DensityPowerError(source, schedule, eps, gamma))
         for t in times:
@@ -52,11 +58,11 @@ def _transfer_holds(frame: pd.DataFrame) -> Outcome:
     finite = frame[np.isfinite(frame["sq_bound"]) & np.isfinite(frame["abs_bound"])]
     numbers = {"rows": len(frame), "rows with a finite bound (judged)": len(finite)}
     if not len(finite):
-        return Outcome("not applicable", numbers, "every bound is infinite (1 + χ² = ∞): nothing to judge")
+        return Outcome.not_applicable("every bound is infinite (1 + χ² = ∞): nothing to judge", numbers)
     numbers["max tightness E_Q‖δ‖ / bound"] = float((finite["abs_measured"] / finite["abs_bound"]).max())
     return Outcome.decide(bool(finite["holds"].astype(bool).all()), numbers,
                           "Cauchy–Schwarz: E_Q‖δ‖ ≤ √(1 + χ²(Q_t‖q_t))·‖δ‖_L²(q_t); rows with an infinite χ² hold "
-                          "vacuously and are not judged")
+                          "vacuously and are not judged", judged=tuple(dict.fromkeys(finite["setting"])))
 
 def _transfer_derived(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
@@ -70,6 +76,7 @@ EXPERIMENT = Experiment(
     title="Change-of-measure bound: sampling-side score error against √(1 + χ²)·training-side error, along t",
     compute=transfer_rows,
     seed_argument=None,
+    applies_to=gaussian_only,
     default=grid(setting=GAUSSIAN_SETTINGS, eps=(0.1,), times=([1e-4, 0.5, 0.9],)),
     quick=grid(setting=("NFC_ID",), eps=(0.1,), times=([0.5],)),
     derive=_transfer_derived,
@@ -93,6 +100,6 @@ EXPERIMENT = Experiment(
         lambda frame: measured_vs_bound(frame, measured="abs_measured", bound="abs_bound", hue="setting",
                                         style="source"),
     ),),
-    checks=(Check("F5", "the change-of-measure (transfer) bound holds for every source and time where it is finite",
+    checks=(Check("F7", "the change-of-measure (transfer) bound holds for every source and time where it is finite",
                   _transfer_holds),),
 )
