@@ -11,9 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from report_helpers import compile_latex, require_latex
 
+from verify.report.latex import _COMBINING, _MATH_UNICODE, LatexError
 from verify.report.tables import (
-    _COMBINING,
-    _UNICODE,
     Column,
     TableError,
     TableSpec,
@@ -58,10 +57,10 @@ def test_format_mean_se(mean, se, text):
 
 
 def test_latex_text_escapes_specials_and_symbols_and_refuses_unknown_characters():
-    assert latex_text("a_1 & 50%") == r"a\_1 \& 50\%"
+    assert latex_text("a_1 & 50%") == r"$a_{1}$ \& 50\%"
     assert latex_text("KL(Q‖P)") == r"KL(Q\ensuremath{\|}P)"
-    assert latex_text("χ²") == r"\ensuremath{\chi}\ensuremath{^{2}}"
-    with pytest.raises(TableError, match="U\\+263A"):
+    assert latex_text("χ²") == r"\ensuremath{\chi^{2}}"
+    with pytest.raises(LatexError, match="U\\+263A"):
         latex_text("☺")
 
 
@@ -74,14 +73,15 @@ def sweep_csv(tmp_path):
     return path, pd.DataFrame(rows)
 
 
-def test_row_headers_are_escaped(tmp_path):
+def test_row_headers_are_typeset(tmp_path):
+    """Column names reach LaTeX through latex_text: a letter with a subscript word is a symbol in math."""
     path = tmp_path / "u.csv"
     pd.DataFrame({"K_label": ["1", "4", "1", "4"], "e_ps": ["0", "0", "1", "1"], "x": [1.0, 2.0, 3.0, 4.0]}).to_csv(
         path, index=False)
     pivot = render_table(TableSpec("u", "c", columns=(Column("x"),), index=("K_label",), pivot="e_ps"), path)["u"]
-    assert r"K\_label &" in pivot and r"{e\_ps}" in pivot
+    assert r"$K_{\mathrm{label}}$ &" in pivot and r"{$e_{\mathrm{ps}}$}" in pivot
     flat = render_table(TableSpec("v", "c", columns=(Column("x"),), index=("K_label", "e_ps")), path)["v"]
-    assert r"K\_label & e\_ps & x" in flat
+    assert r"$K_{\mathrm{label}}$ & $e_{\mathrm{ps}}$ & x" in flat
 
 
 def test_pivot_layout_with_mean_and_standard_error_per_setting(tmp_path):
@@ -158,7 +158,7 @@ def test_generated_layouts_compile(tmp_path):
 
 def test_every_mapped_symbol_compiles_with_booktabs_alone(tmp_path):
     require_latex()
-    text = " ".join([latex_text(ch) for ch in _UNICODE] + [latex_text("Q" + accent) for accent in _COMBINING])
+    text = " ".join([latex_text(ch) for ch in _MATH_UNICODE] + [latex_text("Q" + accent) for accent in _COMBINING])
     proc = compile_latex(text, tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:]
 

@@ -61,7 +61,7 @@ _MATH_UNICODE = {
     **{sub: f"_{{{d}}}" for d, sub in enumerate("₀₁₂₃₄₅₆₇₈₉")}, "₊": r"_{+}", "₋": r"_{-}", "ᵢ": r"_{i}",
     "ₜ": r"_{t}",
     "‖": r"\|", "·": r"\cdot", "×": r"\times", "±": r"\pm", "≤": r"\leq", "≥": r"\geq", "≠": r"\neq",
-    "≈": r"\approx", "≲": r"\lesssim", "→": r"\to", "∞": r"\infty", "∑": r"\sum", "√": r"\surd", "−": r"-",
+    "≈": r"\approx", "≲": r"\stackrel{<}{\sim}", "→": r"\to", "∞": r"\infty", "∑": r"\sum", "√": r"\surd", "−": r"-",
     "∈": r"\in", "∝": r"\propto", "∇": r"\nabla", "∫": r"\int", "ℓ": r"\ell", "′": r"'",
 }
 _COMBINING = {"\u0302": r"\hat", "\u0303": r"\tilde", "\u0304": r"\bar"}

@@ -25,73 +25,13 @@ import numpy as np
 import pandas as pd
 
 from verify.report.cache import atomic_write
+from verify.report.latex import PREAMBLE, LatexError, fit_to_width, latex_text  # noqa: F401 (re-exported)
 
-LATEX_PREAMBLE = "\\documentclass{article}\n\\usepackage{booktabs}\n"
+LATEX_PREAMBLE = PREAMBLE  # article, booktabs, graphicx (the width rule), amsmath
 
 
 class TableError(ValueError):
     """A table cannot be built as specified (missing column, NaN without a declared stand-in, too few replicates)."""
-
-
-_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\ensuremath{<}",
-    ">": r"\ensuremath{>}",
-    "|": r"\ensuremath{|}",
-}
-
-_UNICODE = {
-    "α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", "ε": r"\varepsilon", "η": r"\eta",
-    "θ": r"\theta", "κ": r"\kappa", "λ": r"\lambda", "μ": r"\mu", "ν": r"\nu", "π": r"\pi", "ρ": r"\rho",
-    "σ": r"\sigma", "τ": r"\tau", "φ": r"\varphi", "χ": r"\chi", "ψ": r"\psi", "ω": r"\omega",
-    "Δ": r"\Delta", "Λ": r"\Lambda", "Σ": r"\Sigma", "Π": r"\Pi", "Ω": r"\Omega",
-    **{sup: f"^{{{d}}}" for d, sup in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")}, "⁻": r"^{-}", "⁺": r"^{+}", "ᵀ": r"^{\top}",
-    "½": r"\frac{1}{2}",
-    **{sub: f"_{{{d}}}" for d, sub in enumerate("₀₁₂₃₄₅₆₇₈₉")}, "₊": r"_{+}", "₋": r"_{-}", "ᵢ": r"_{i}",
-    "ₜ": r"_{t}",
-    "‖": r"\|", "·": r"\cdot", "×": r"\times", "±": r"\pm", "≤": r"\leq", "≥": r"\geq", "≠": r"\neq",
-    "≈": r"\approx", "≲": r"\stackrel{<}{\sim}", "→": r"\to", "∞": r"\infty", "∑": r"\sum", "√": r"\surd", "−": r"-",
-    "∈": r"\in", "∝": r"\propto", "∇": r"\nabla", "∫": r"\int", "ℓ": r"\ell",
-}
-_COMBINING = {"\u0302": r"\hat", "\u0303": r"\tilde", "\u0304": r"\bar"}
-_TEXT_UNICODE = {"–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''", "…": r"\ldots{}", "\u00a0": "~"}
-
-
-def latex_text(value) -> str:
-    r"""``value`` as LaTeX text: specials escaped, this project's Unicode symbols as ``\ensuremath{…}``.
-
-    Raises
-    ------
-    TableError
-        For a non-ASCII character with no mapping (rather than emitting something ``pdflatex`` rejects).
-    """
-    out = []
-    for ch in str(value):
-        if ch in _COMBINING:  # an accent on the previous character: Q̂ → \hat{Q}
-            if not out or len(out[-1]) != 1:
-                raise TableError(f"the accent U+{ord(ch):04X} in {str(value)!r} follows no plain letter.")
-            out[-1] = r"\ensuremath{" + _COMBINING[ch] + "{" + out[-1] + "}}"
-        elif ch in _SPECIALS:
-            out.append(_SPECIALS[ch])
-        elif ch in _UNICODE:
-            out.append(r"\ensuremath{" + _UNICODE[ch] + "}")
-        elif ch in _TEXT_UNICODE:
-            out.append(_TEXT_UNICODE[ch])
-        elif ord(ch) < 128:
-            out.append(ch)
-        else:
-            raise TableError(f"no LaTeX for the character {ch!r} (U+{ord(ch):04X}) in {str(value)!r}; add it to "
-                             "verify.report.tables._UNICODE or rename the column.")
-    return "".join(out)
 
 
 def _decimals_for(x: float, significant: int) -> int:
@@ -390,7 +330,7 @@ def _style_latex(display: pd.DataFrame, caption: str, label: str, font_size: str
     )
     if font_size:
         latex = latex.replace("\\centering\n", f"\\centering\n\\{font_size}\n", 1)
-    return latex
+    return fit_to_width(latex)
 
 
 def _one_table(frame: pd.DataFrame, spec: TableSpec, caption: str, label: str) -> str:
@@ -473,7 +413,7 @@ def write_tables(spec: TableSpec, data, folder) -> list[Path]:
 
 
 def standalone_document(table_files, appendix=None) -> str:
-    r"""A minimal LaTeX document (``article`` + ``booktabs``) that ``\input``s each of ``table_files``, then the
+    r"""A minimal LaTeX document (:data:`LATEX_PREAMBLE`) that ``\input``s each of ``table_files``, then the
     ``appendix`` file if given (the derived formulas of :func:`theory.derivations.appendix_latex`, which also need
     ``amsmath``, ``amssymb`` and ``graphicx``)."""
     body = "\n".join(rf"\input{{{Path(f).as_posix()}}}" + "\n\\clearpage" for f in table_files)
