@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from report_helpers import compile_latex, require_latex
 
 from verify.experiments import REGISTRY
-from verify.report.claims import CLAIMS, FAILS, HOLDS, NOT_APPLICABLE
+from verify.report.claims import CLAIMS, FAILS, STATUSES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,7 @@ def quick_report(tmp_path_factory):
     """One ``--quick`` run of the whole report in one process. What it costs is measured by
     ``benchmarks/report_cost.py``, not asserted here (timings on two shared cores are not a test)."""
     out = tmp_path_factory.mktemp("report")
-    return out, run_verify("--quick", "--jobs", "1", "--out", str(out))
+    return out, run_verify("--size", "quick", "--jobs", "1", "--out", str(out))
 
 
 def test_quick_report_succeeds(quick_report):
@@ -73,7 +74,7 @@ def test_tables_figures_and_summary_are_written(quick_report):
     for claim in CLAIMS:
         line = next(line for line in summary.splitlines() if line.startswith(f"| {claim.id} |"))
         # a verdict either way is allowed: findings may fail; only asserted checks must hold (below)
-        assert any(f"**{v}**" in line for v in (HOLDS, FAILS, NOT_APPLICABLE)), line
+        assert any(f"**{v}**" in line for v in STATUSES), line
         assert f"## {claim.id} [{claim.source}]" in summary
 
 
@@ -89,7 +90,7 @@ def test_asserted_checks_hold_and_the_exit_status_follows_them(quick_report):
     assert not failed_asserted, failed_asserted
     assert proc.returncode == 0
     for line in findings:  # each finding states its outcome
-        assert any(line.startswith(f"- **{v}**") for v in (HOLDS, FAILS, NOT_APPLICABLE)), line
+        assert any(line.startswith(f"- **{v}**") for v in STATUSES), line
     failed_findings = sum(line.startswith(f"- **{FAILS}**") for line in findings)
     if failed_findings:
         assert f"{failed_findings} finding(s) fail (not asserted)" in proc.stdout
@@ -107,6 +108,49 @@ def test_every_generated_table_compiles_with_pdflatex(quick_report, tmp_path):
     whole = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=out,
                            capture_output=True, text=True, timeout=120)
     assert whole.returncode == 0, whole.stdout[-3000:]
+
+
+#: TeX reports a line that sticks out of the text block as "Overfull \hbox (Xpt too wide)"; a paper's tables must
+#: not, beyond TeX's own rounding.
+OVERFULL_TOLERANCE_PT = 1.0
+
+
+def _overfull(log: str) -> list[float]:
+    return [float(x) for x in re.findall(r"Overfull \\hbox \(([0-9.]+)pt too wide\)", log)]
+
+
+def test_no_table_or_report_page_is_wider_than_the_text(quick_report, tmp_path):
+    """Every table, compiled alone, and report.tex as a whole (sections by claim, figures, the appendix) have no
+    overfull box wider than 1 pt."""
+    require_latex()
+    out, _ = quick_report
+    for table in sorted((out / "tables").glob("*.tex")):
+        proc = compile_latex(table.read_text(), tmp_path / table.stem)
+        too_wide = [w for w in _overfull(proc.stdout) if w > OVERFULL_TOLERANCE_PT]
+        assert not too_wide, f"{table.name}: overfull by {too_wide} pt"
+    subprocess.run(["pdflatex", "-interaction=nonstopmode", "report.tex"], cwd=out, capture_output=True,
+                   text=True, timeout=120)
+    log = (out / "report.log").read_text(errors="replace")
+    too_wide = [w for w in _overfull(log) if w > OVERFULL_TOLERANCE_PT]
+    assert not too_wide, f"report.tex: overfull boxes of {too_wide} pt"
+
+
+def test_the_overfull_check_catches_a_wide_line(tmp_path):
+    require_latex()
+    proc = compile_latex("\\begin{tabular}{l}" + "x" * 400 + "\\end{tabular}", tmp_path)
+    assert max(_overfull(proc.stdout)) > 100
+
+
+def test_no_table_prints_a_symbol_in_text_mode(quick_report):
+    """A one-letter symbol with a subscript (λ_max, Q_t, P_a1) escaped as text would print its underscore; the
+    report's LaTeX has none (identifiers such as fkc_limit_law stay text, and are several letters long)."""
+    out, _ = quick_report
+    texts = {p.name: p.read_text() for p in [*(out / "tables").glob("*.tex"), out / "report.tex"]}
+    for name, text in texts.items():
+        hits = re.findall(r"(?<![A-Za-z0-9\\])[A-Za-z]\\_[A-Za-z0-9]+", text)
+        assert not hits, f"{name}: {hits[:5]}"
+        assert "\\lambda}\\_" not in text and "lambda\\_max" not in text, name
+    assert "\\section{P1 [paper]" in texts["report.tex"] and "\\includegraphics" in texts["report.tex"]
 
 
 def test_the_compile_check_catches_a_latex_error(tmp_path):
@@ -127,7 +171,7 @@ def test_only_runs_the_named_experiment(tmp_path, quick_report):
     (tmp_path / "cache").mkdir()
     for tex in (quick_report[0] / "cache").glob("appendix_derivations_*.tex"):
         shutil.copy(tex, tmp_path / "cache" / tex.name)
-    proc = run_verify("--quick", "--jobs", "1", "--only", "path_gap", "--no-progress", "--out", str(tmp_path))
+    proc = run_verify("--quick", "--jobs", "1", "--only", "path_gap", "--no-progress", "--out", str(tmp_path))  # alias
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(p.name for p in (tmp_path / "data").glob("*.csv")) == ["path_gap.csv"]
     summary = (tmp_path / "summary.md").read_text()
