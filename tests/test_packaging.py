@@ -1,6 +1,7 @@
-"""Packaging: each import package switches JAX to float64 on import; the README's usage example runs as written; the
+"""Packaging: each import package switches JAX to float64 on import; the README's Python examples run as written; the
 distribution ships every module (installed into a fresh venv and imported from there)."""
 
+import json
 import re
 import subprocess
 import sys
@@ -33,12 +34,27 @@ def test_layering_closed_form_imports_neither_theory_nor_verify():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-def test_readme_usage_example_runs_as_written():
+def _readme_python_blocks() -> list[tuple[str, str]]:
+    """``(section heading, code)`` for each ```python block of the README, in order."""
     readme = (ROOT / "README.md").read_text()
-    usage = readme.split("## Usage", 1)[1]
-    block = re.search(r"```python\n(.*?)```", usage, re.S).group(1)
-    out = subprocess.run([sys.executable, "-c", block], check=True, cwd=ROOT, capture_output=True, text=True)
-    assert "rejection" in out.stdout
+    return [(m.group(1).strip(), block)
+            for m in re.finditer(r"^## (.*?)\n(.*?)(?=^## |\Z)", readme, re.S | re.M)
+            for block in re.findall(r"```python\n(.*?)```", m.group(2), re.S)]
+
+
+README_BLOCKS = _readme_python_blocks()
+
+
+def test_readme_has_python_examples():
+    assert README_BLOCKS, "the README shows no ```python example"
+
+
+@pytest.mark.parametrize("section, block", README_BLOCKS, ids=[s for s, _ in README_BLOCKS])
+def test_readme_python_example_runs_as_written(section, block):
+    """Each Python example of the README runs as written (from the repository root) and prints something."""
+    out = subprocess.run([sys.executable, "-c", block], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, f"README section {section!r}:\n{out.stderr[-3000:]}"
+    assert out.stdout.strip(), section
 
 
 def test_distribution_includes_every_subpackage():
@@ -130,12 +146,46 @@ def _install_into(venv_python: Path, site: Path, src: Path, work: Path) -> str:
     return "build_py"
 
 
+def _outer_environment_paths(cwd: Path) -> list[str]:
+    """The import path of the interpreter running the tests, as a fresh process of it sees it from ``cwd``: its
+    site-packages (a venv's own, or the system's) and whatever its ``.pth`` files and ``PYTHONPATH`` add, without
+    the working directory and without any folder that holds a copy of our packages (a source tree)."""
+    out = subprocess.run([sys.executable, "-c", "import json, sys; print(json.dumps(sys.path))"], check=True,
+                         capture_output=True, text=True, cwd=cwd)
+    paths = []
+    for entry in json.loads(out.stdout):
+        path = Path(entry) if entry else cwd
+        if (not path.is_absolute() or not path.is_dir() or path.resolve() == cwd.resolve() or str(path) in paths
+                or any((path / top / "__init__.py").exists() for top in ("closed_form", "theory", "verify"))):
+            continue
+        paths.append(str(path))
+    return paths
+
+
+def _fresh_venv_seeing(venv: Path, paths: list[str]) -> tuple[Path, Path]:
+    """A venv made by this interpreter, without pip and without the base interpreter's site-packages, whose
+    site-packages ends with ``paths`` (a ``.pth`` file: appended after its own, so what is installed into it comes
+    first, and the ``.pth`` files of those folders are not run). Returns its python and its site-packages.
+
+    ``--system-site-packages`` would not do: it shows the *base* interpreter's packages, which is not where the
+    dependencies are when the tests run from a venv (the README's way), where the base has no JAX at all."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    own = set(json.loads(subprocess.run([str(python), "-c", "import json, sys; print(json.dumps(sys.path))"],
+                                        check=True, capture_output=True, text=True).stdout))
+    (site / "zz_outer_environment.pth").write_text("".join(f"{p}\n" for p in paths if p not in own))
+    return python, site
+
+
 @pytest.mark.slow
 def test_distribution_installed_in_a_fresh_venv_ships_every_module(tmp_path):
     """Build the distribution from a copy of the source, install it (no dependencies) into a fresh venv that sees
-    the system's site-packages for JAX and friends, and import every module of the source tree from it, outside the
-    source tree: a module or subpackage missing from the distribution fails here, not in a user's install."""
-    import json
+    the running environment's packages for JAX and friends (after its own), and import every module of the source
+    tree from it, outside the source tree: a module or subpackage missing from the distribution fails here, not in a
+    user's install. The same whether the tests run from the system Python or from a plain venv."""
+    import os
     import shutil
 
     src = tmp_path / "src"
@@ -144,21 +194,42 @@ def test_distribution_installed_in_a_fresh_venv_ships_every_module(tmp_path):
         shutil.copy2(ROOT / item, src / item)
     for top in ("closed_form", "theory", "verify"):
         shutil.copytree(ROOT / top, src / top, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    elsewhere = tmp_path / "elsewhere"  # not the source tree, so nothing can be imported from it by accident
+    elsewhere.mkdir()
+    outer = _outer_environment_paths(elsewhere)
+    python, site = _fresh_venv_seeing(tmp_path / "venv", outer)
     how = _install_into(python, site, src, tmp_path)
     modules = _source_modules()
     assert {"theory.derivations", "verify.samplers.smc", "verify.experiments", "verify.report.cli"} <= set(modules)
-    elsewhere = tmp_path / "elsewhere"  # not the source tree, so nothing can be imported from it by accident
-    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # its entries are in the .pth, after `site`
     out = subprocess.run([str(python), "-c", _IMPORT_ALL, str(site), *modules], check=True, capture_output=True,
-                         text=True, cwd=elsewhere)
+                         text=True, cwd=elsewhere, env=env)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["missing"] == [] and result["wrong"] == {}, (how, result)
+    assert result["missing"] == [] and result["wrong"] == {}, (how, outer, result)
     assert sorted(result["found"]) == sorted(modules), how
+
+
+def test_fresh_venv_sees_the_running_environment_not_the_base_interpreter(tmp_path):
+    """The venv the distribution test installs into imports the dependencies from where this test's interpreter
+    finds them (its venv, when run from one), its own site-packages first."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    outer = _outer_environment_paths(elsewhere)
+    python, site = _fresh_venv_seeing(tmp_path / "venv", outer)
+    (site / "probe_first.py").write_text("")
+    code = ("import importlib.util as u, json, sys\n"
+            "print(json.dumps({'path': sys.path, 'prefix': sys.prefix, 'numpy': u.find_spec('numpy').origin,"
+            " 'probe': u.find_spec('probe_first').origin}))")
+    seen = json.loads(subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True,
+                                     cwd=elsewhere).stdout)
+    import numpy
+
+    assert Path(seen["prefix"]).resolve() == (tmp_path / "venv").resolve()
+    assert Path(seen["numpy"]).resolve() == Path(numpy.__file__).resolve()  # this environment's numpy, not another
+    assert seen["probe"] == str(site / "probe_first.py")
+    added = (site / "zz_outer_environment.pth").read_text().splitlines()
+    assert added and set(added) <= set(outer)
+    assert all(seen["path"].index(str(site)) < seen["path"].index(p) for p in added)
 
 
 @pytest.mark.parametrize("package", ["closed_form", "theory", "verify", "verify.samplers", "verify.experiments",
