@@ -90,10 +90,12 @@ def test_every_module_keeps_the_one_way_doors(path, module, is_package):
 
 
 def test_the_layout_has_its_three_subpackages_and_no_loose_modules():
-    """verify holds the samplers, analysis, experiments and report subpackages and, besides them, only its facade."""
+    """verify holds the samplers, analysis, experiments and report subpackages and, besides them, its facade and the
+    two user-facing modules: diagnose (verify.diagnosis) and the notebooks' executed copies (verify.notebooks)."""
     packages = {p.parent.name for p in (ROOT / "verify").glob("*/__init__.py")}
     assert packages == {"samplers", "analysis", "experiments", "report"}, packages
-    assert {p.name for p in (ROOT / "verify").glob("*.py")} == {"__init__.py", "__main__.py"}
+    assert {p.name for p in (ROOT / "verify").glob("*.py")} == {"__init__.py", "__main__.py", "diagnosis.py",
+                                                                 "notebooks.py"}
 
 
 def test_every_registered_experiment_computes_in_verify_experiments():
@@ -136,3 +138,23 @@ def test_the_checker_catches_a_planted_violation(module, source):
 ])
 def test_the_checker_passes_the_open_doors(module, source):
     assert door_violations(source, module) == []
+
+
+def test_no_report_module_names_an_experiment():
+    """The report layer renders and decides; which experiments exist is verify.experiments' business. No string in
+    verify/report/ is an experiment's name, and no module there imports verify.experiments (the doors above)."""
+    from verify.experiments import REGISTRY
+
+    names = set(REGISTRY.names())
+    for path in sorted((ROOT / "verify" / "report").glob("*.py")):
+        strings = {node.value for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+        assert not strings & names, (path.name, strings & names)
+        assert not (ROOT / "verify" / "report" / "catalog.py").exists()
+
+
+def test_every_experiment_module_registers_the_experiment_it_is_named_after():
+    from verify.experiments import MODULES, REGISTRY
+
+    assert [m.__name__.rpartition(".")[2] for m in MODULES] == list(REGISTRY.names())
+    assert {p.stem for p in (ROOT / "verify" / "experiments").glob("*.py")} - {"__init__"} == set(REGISTRY.names())
