@@ -377,7 +377,7 @@ def _judged(frame: pd.DataFrame, alpha: float):
     net = frame[frame["model"] == "network"]
     ok = np.isfinite(net["ratio"]) & np.isfinite(net["ratio_se"]) & (net["ratio_se"] > 0)
     models = [m for m in dict.fromkeys(frame["model"]) if m != "network"]
-    numbers = {"k = Φ⁻¹(1 − α/2)": k, "α": alpha, "rows judged": int(ok.sum()),
+    numbers = {"k (two-sided normal quantile at level α)": k, "α": alpha, "rows judged": int(ok.sum()),
                "network rows left out (ratio undefined or infinite, or se 0)": int((~ok).sum())}
     return k, net[ok], models, numbers
 
@@ -521,13 +521,14 @@ EXPERIMENT = Experiment(
     ),),
     checks=(
         Check("F8", "an injected error model calibrated to the network's training-side excess reproduces its "
-              "sampling-side / training-side ratio: |r_model − r_network| ≤ k·se (k = Φ⁻¹(1 − α/2), α = 0.01, normal: "
-              "2000 draws per node) in every (setting, n, source, law) row; holds only where every row rejects some "
-              "model, fails where every model is rejected in some row, else inconclusive",
+              "sampling-side / training-side ratio: |r_model − r_network| ≤ k·se (k = 2.576, the two-sided normal "
+              "quantile at α = 0.01; normal: 2000 draws per node) in every (setting, n, source, law) row; holds only "
+              "where every row rejects some model, fails where every model is rejected in some row, else "
+              "inconclusive",
               _injected_model_agrees, asserted=False),
         Check("F8", "necessary for F8: the network's ratio ± k·se lies within the span of the injected models' finite "
-              "ratios (k = Φ⁻¹(1 − α/2), α = 0.01) in every (setting, n, source, law) row; a row straddling an end is "
-              "unresolved",
+              "ratios (k = 2.576, two-sided normal at α = 0.01) in every (setting, n, source, law) row; a row "
+              "straddling an end is unresolved",
               _network_within_injected_span, asserted=False),
     ),
 )
