@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from closed_form import Gaussian, VPSchedule, as_setting
-from closed_form.errors import CatcompError, ImproperCompositionError, NoClosedFormError
+from closed_form.errors import CatcompError, ImproperCompositionError, NoClosedFormError, WeightsNotIntegrableError
 
 #: Statistics of each swarm's weighted cloud whose bias over FKC's limit sets the particles needed.
 PARTICLE_STATISTICS = ("second_moment", "log_z")
@@ -500,10 +500,11 @@ class Diagnosis:
         fig = Figure(figsize=(4.6 * n, 3.6), layout="constrained")
         axes = fig.subplots(1, n, squeeze=False).ravel()
         ax = axes[0]
-        use_kl = all(not math.isnan(s.kl) for s in self.samplers)
-        values = [s.kl if use_kl else s.w2 for s in self.samplers]
-        errors = [s.kl_se if use_kl else s.w2_se for s in self.samplers]
-        ax.barh([s.sampler for s in self.samplers], np.maximum(values, 1e-16), xerr=errors, color="0.5")
+        shown = [s for s in self.samplers if math.isfinite(s.w2)]
+        use_kl = all(math.isfinite(s.kl) for s in shown)
+        values = [s.kl if use_kl else s.w2 for s in shown]
+        errors = [s.kl_se if use_kl else s.w2_se for s in shown]
+        ax.barh([s.sampler for s in shown], np.maximum(values, 1e-16), xerr=errors, color="0.5")
         ax.set_xscale("log")
         ax.set_xlabel("KL(Q‖law)" if use_kl else "sliced W₂ to Q")
         ax.set_title(self.setting.name)
@@ -583,7 +584,9 @@ def diagnose(composition, schedule=None, *, n_steps: int = 500, seed=0, t_min: f
         _gaussian_part(d)
     else:
         _mixture_part(d, jax.random.fold_in(key, 1), int(n_samples), int(n_runs), level, ks)
-    if particles:
+    if particles and setting.is_gaussian and d.fkc_limit is None:
+        pass  # no limit to converge to: particles_note says why
+    elif particles:
         _particles(d, jax.random.fold_in(key, 2), ks, int(pilot_swarms))
     else:
         d.particles_note = "not computed (particles=False)"
@@ -608,9 +611,18 @@ def _gaussian_part(d: Diagnosis) -> None:
     laws = [("naive SDE (continuous)", sde_law(naive, s, start, t_min=d.t_min)),
             (f"naive SDE (EM, {d.n_steps} steps)", euler_maruyama_law(naive, s, start, d.n_steps, d.eps)),
             ("probability-flow ODE", ode_law(naive, s, start, t_min=d.t_min))]
-    d.fkc_limit = fkc_limit_law(comp.source_fields(s), comp.weights, s, start, n_steps=d.n_steps, eps=d.eps)
-    laws.append((f"FKC K → ∞ ({d.n_steps} steps)", d.fkc_limit.law))
     d.samplers = [SamplerError(name, float(kl(q, law)), 0.0, float(w2(q, law)), 0.0, "exact") for name, law in laws]
+    fkc_name = f"FKC K → ∞ ({d.n_steps} steps)"
+    try:
+        d.fkc_limit = fkc_limit_law(comp.source_fields(s), comp.weights, s, start, n_steps=d.n_steps, eps=d.eps)
+    except WeightsNotIntegrableError as err:
+        d.samplers.append(SamplerError(fkc_name, math.nan, 0.0, math.nan, 0.0, "exact",
+                                       f"no K → ∞ limit on this grid: the weights are not integrable at t = "
+                                       f"{err.t:.4g} (a finer grid, more n_steps, may restore it)"))
+        d.particles_note = "FKC has no K → ∞ limit on this grid (its weights are not integrable), so no particle count"
+        return
+    d.samplers.append(SamplerError(fkc_name, float(kl(q, d.fkc_limit.law)), 0.0, float(w2(q, d.fkc_limit.law)), 0.0,
+                                   "exact"))
     grid = reverse_time_grid(s, d.n_steps, d.eps)
     d.fkc_log_mass_expected = float(comp.path_composition(s, float(grid[-1])).log_normalizer()
                                     - comp.path_composition(s, float(grid[0])).log_normalizer())
