@@ -52,7 +52,8 @@ _GREEK = {
     "α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", "ε": r"\varepsilon", "η": r"\eta",
     "θ": r"\theta", "κ": r"\kappa", "λ": r"\lambda", "μ": r"\mu", "ν": r"\nu", "π": r"\pi", "ρ": r"\rho",
     "σ": r"\sigma", "τ": r"\tau", "φ": r"\varphi", "χ": r"\chi", "ψ": r"\psi", "ω": r"\omega",
-    "Δ": r"\Delta", "Λ": r"\Lambda", "Σ": r"\Sigma", "Π": r"\Pi", "Ω": r"\Omega",
+    "Γ": r"\Gamma", "Δ": r"\Delta", "Θ": r"\Theta", "Λ": r"\Lambda", "Ξ": r"\Xi", "Σ": r"\Sigma", "Π": r"\Pi",
+    "Φ": r"\Phi", "Ψ": r"\Psi", "Ω": r"\Omega", "ζ": r"\zeta", "ξ": r"\xi", "ϕ": r"\phi",
 }
 _MATH_UNICODE = {
     **_GREEK,
