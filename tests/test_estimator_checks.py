@@ -145,7 +145,8 @@ def _ress_frame(a, a_se, bound, *, n_proper=8, est=None, est_se=None, n_draws=12
         "n_refits": n_proper + dropped, "n_draws": n_draws, "bound_exact": bound, "estimate": est,
         "estimate_se": est_se, "bound_estimate": bound_est, "bound_estimate_se": 0.5 * bound_est * est_se,
         "n_dropped": dropped, "improper_shift": shift, "exact": est if exact is None else exact,
-        "log_n": math.log(20_000),
+        "log_n": math.log(20_000), "A_improper_as_one": np.asarray(a, float) + shift,
+        "A_improper_se": np.asarray(a_se, float),
     })
 
 
@@ -167,9 +168,10 @@ def test_ress_bound_check_three_outcomes(column):
 
 def test_dropping_improper_is_not_applicable_without_drops():
     assert _ress_dropping_improper(_ress_frame([1.0], [0.1], [3.0])).status == NOT_APPLICABLE
-    moved = _ress_dropping_improper(_ress_frame([1.0], [0.1], [3.0], dropped=2, shift=0.5))
+    moved = _ress_dropping_improper(_ress_frame([1.0], [0.1], [3.0], dropped=2, shift=5.0))
     assert moved.status == FAILS and moved.judged == ("fam k = 0",)
     assert _ress_dropping_improper(_ress_frame([1.0], [0.1], [3.0], dropped=1, shift=0.05)).status == HOLDS
+    assert _ress_dropping_improper(_ress_frame([1.0], [0.1], [3.0], dropped=1, shift=1.9)).status == INCONCLUSIVE
 
 
 def test_rank_check_is_not_applicable_on_three_points_and_resolves_otherwise():

@@ -120,8 +120,8 @@ def refit_amplification(key, composition, n_fit: int, n_refits: int, n_tv: int, 
     :func:`tv_on_samples` on one fixed sample of ``n_tv`` draws of the true law (shared by the refits).
 
     Returns a dict: ``A`` (mean of ``A_r`` over proper refits), ``A_se`` (its standard error over refits),
-    ``A_improper_as_one`` (the mean with improper refits counted at ``TV(Q, Q̂) = 1``, the largest a TV can be),
-    ``n_proper``, ``n_dropped``.
+    ``A_improper_as_one`` (the mean with improper refits counted at ``TV(Q, Q̂) = 1``, the largest a TV can be) and
+    its standard error ``A_improper_se`` (over all refits), ``n_proper``, ``n_dropped``.
     """
     sources, weights = composition.sources, tuple(float(w) for w in composition.weights)
     if not all(isinstance(s, Gaussian) for s in sources):
@@ -143,6 +143,7 @@ def refit_amplification(key, composition, n_fit: int, n_refits: int, n_tv: int, 
         "A": float(kept.mean()) if n_proper else float("nan"),
         "A_se": float(kept.std(ddof=1) / math.sqrt(n_proper)) if n_proper > 1 else float("nan"),
         "A_improper_as_one": float(ratio.mean()),
+        "A_improper_se": float(ratio.std(ddof=1) / math.sqrt(n_refits)) if n_refits > 1 else float("nan"),
         "n_proper": n_proper,
         "n_dropped": int(n_refits - n_proper),
     }
@@ -415,8 +416,9 @@ def _ress_bound(column: str, what: str):
     return evaluate
 
 
-#: Dropping improper refits is harmless when counting them at TV = 1 moves A by at most this many of its standard
-#: errors (a shift within one SE cannot change any reading of A at the precision it is reported with).
+#: Reported beside the worst-case comparison (not judged): counting improper refits at TV = 1 moves A by this many
+#: of its standard errors at most, in the rows where it is within this many (a shift within one SE cannot change any
+#: reading of A at the precision it is reported with).
 IMPROPER_SHIFT_K_SE = 1.0
 
 
@@ -428,14 +430,25 @@ def _ress_dropping_improper(frame: pd.DataFrame) -> Outcome:
     rows = frame[frame["n_dropped"] > 0]
     shift = rows["improper_shift"] / rows["A_se"].where(rows["A_se"] > 0)
     numbers = {"refits dropped as improper (all configurations)": dropped,
-               "configurations with a dropped refit (judged)": len(rows),
-               "largest A(improper at TV = 1) − A": float(rows["improper_shift"].max()),
-               "largest shift / SE(A)": float(shift.max()) if shift.notna().any() else "no SE (one proper refit)"}
-    ok = bool((shift.fillna(np.inf) <= IMPROPER_SHIFT_K_SE).all())
-    return Outcome.decide(ok, numbers,
-                          "an improper refit is the worst case (Q̂ not a distribution), so dropping it biases A low; "
-                          "counting it at TV(Q, Q̂) = 1 bounds the bias; a configuration with one proper refit has no "
-                          "SE and counts as moved", judged=[f"{r.family} {r.knob}" for r in rows.itertuples()])
+               "configurations with a dropped refit": len(rows),
+               "largest A(improper at TV = 1) − A (not judged)": float(rows["improper_shift"].max()),
+               f"of them moved by more than {IMPROPER_SHIFT_K_SE:g} SE(A) (not judged)": int(
+                   (shift.fillna(np.inf) > IMPROPER_SHIFT_K_SE).sum())}
+    judged = rows[np.isfinite(rows["bound_estimate"]) & np.isfinite(rows["A_improper_se"])]
+    if not len(judged):
+        return Outcome.not_applicable("no configuration with a dropped refit has a finite estimated bound", numbers)
+    diffs = [(f"{r.family} {r.knob}",
+              welch(Estimate(float(r.bound_estimate), float(r.bound_estimate_se), float(r.n_draws - 1)),
+                    Estimate(float(r.A_improper_as_one), float(r.A_improper_se), float(r.n_refits - 1))),
+              int(r.n_refits)) for r in judged.itertuples()]
+    direction, more, needs = _one_sided_rows(diffs, "improper refits counted at TV = 1")
+    numbers.update(more)
+    return Outcome.resolve(direction, numbers,
+                           "an improper refit is the worst case (Q̂ not a distribution), so dropping it biases A low; "
+                           "counted at TV(Q, Q̂) = 1 it gives the largest A the refits allow, compared with the "
+                           "authors' estimated bound (the exact one is ∞ in every such row here) by the same rule as "
+                           "the conjecture's check", judged=[f"{r.family} {r.knob}" for r in judged.itertuples()],
+                           needs="; ".join(needs))
 
 
 #: Fewest configurations on which a within-family rank correlation is judged: over 3 points Spearman's ρ takes only
@@ -488,7 +501,7 @@ EXPERIMENT = Experiment(
     quick=grid(family=("anisotropic",), n_fit=(2_000,), n_refits=(4,), n_tv=(1_024,), n_eval=(2_000,),
                n_draws=(3,), indices=([0, 10, 19],)),
     derive=_ress_derived,
-    allow_nan=("A", "A_se", "estimate_se", "bound_estimate_se", "spearman_exact", "spearman_estimate", "bias", "improper_shift", "max_abs_bias_w4",
+    allow_nan=("A", "A_se", "A_improper_se", "estimate_se", "bound_estimate_se", "spearman_exact", "spearman_estimate", "bias", "improper_shift", "max_abs_bias_w4",
                "estimate_at_infinite"),
     tables=(
         TableSpec(
@@ -547,8 +560,9 @@ EXPERIMENT = Experiment(
         Check("R2", "the conjecture with the estimated metric (the authors' figure): every configuration has A "
               "resolved below exp(½·estimate) (Welch t, refits and draws); fails if one is resolved above "
               "(Bonferroni)", _ress_bound("bound_estimate", "estimated"), asserted=False),
-        Check("R2", "the A of the conjecture is robust to dropping improper refits: where refits were dropped, "
-              "counting them at TV(Q, Q̂) = 1 moves A by at most one standard error", _ress_dropping_improper,
+        Check("R2", "the conjecture with improper refits counted at TV(Q, Q̂) = 1 (the worst case) instead of "
+              "dropped: where refits were dropped, A is resolved below exp(½·estimate) (Welch t); fails if one is "
+              "resolved above (Bonferroni); not applicable when none was dropped", _ress_dropping_improper,
               asserted=False),
     ),
 )
