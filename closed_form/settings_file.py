@@ -10,7 +10,7 @@ and its ``[[setting.source]]`` tables in order; optionally ``labels`` (or a ``la
   ``variances`` (one diagonal per component) or ``std`` (one standard deviation shared by every component and
   direction).
 
-Example (:data:`EXAMPLE`, also ``examples/my_composition.toml`` in the repository)::
+Example (:data:`EXAMPLE`, the file ``closed_form/example_settings.toml`` shipped with the package)::
 
     [[setting]]
     name = "A_times_B_over_base"
@@ -41,44 +41,10 @@ from closed_form.gaussian import Gaussian
 from closed_form.mixture import GaussianMixture
 from closed_form.settings import Setting
 
-#: An example settings file: the 3-D composition ``Q ∝ A·B/base`` and a 2-D Gaussian-mixture composition.
-EXAMPLE = """\
-# catcomp settings file: python -m verify diagnose THIS_FILE.toml, or python -m verify --settings THIS_FILE.toml.
-# Q ∝ Π_i P_i^(w_i), one [[setting]] table per composition, its [[setting.source]] tables in order.
-
-[[setting]]
-name = "A_times_B_over_base"
-weights = [1, 1, -1]
-labels = ["A", "B", "base"]
-factorized = false
-
-[[setting.source]]          # A = N((2, 0, 0), diag(0.5, 2, 1))
-mean = [2, 0, 0]
-variances = [0.5, 2, 1]
-
-[[setting.source]]          # B = N((0, 2, 0), diag(2, 0.5, 1))
-mean = [0, 2, 0]
-cov = [[2, 0, 0], [0, 0.5, 0], [0, 0, 1]]
-
-[[setting.source]]          # base = N(0, I)
-mean = [0, 0, 0]
-variance = 1.0
-
-[[setting]]
-name = "two_blobs_product"
-weights = [1, 1]
-labels = ["left_right", "up_down"]
-
-[[setting.source]]
-weights = [0.5, 0.5]
-means = [[-2, 0], [2, 0]]
-std = 1.0
-
-[[setting.source]]
-weights = [0.5, 0.5]
-means = [[0, -2], [0, 2]]
-variances = [[1.5, 0.5], [1.5, 0.5]]
-"""
+#: The example settings file shipped with catcomp (``closed_form/example_settings.toml``): the 3-D composition
+#: ``Q ∝ A·B/base`` and a 2-D Gaussian-mixture composition; :data:`EXAMPLE` is its text.
+EXAMPLE_PATH = Path(__file__).with_name("example_settings.toml")
+EXAMPLE = EXAMPLE_PATH.read_text(encoding="utf-8")
 
 _SETTING_KEYS = ("name", "weights", "source", "labels", "factorized", "in_distribution")
 _GAUSSIAN_KEYS = ("label", "mean", "cov", "variances", "variance")
@@ -273,4 +239,4 @@ def _setting(table, key, where) -> Setting:
         raise SettingsFileError(f"{where}: {key} ({name!r}): {err}") from err
 
 
-__all__ = ["EXAMPLE", "SettingsFileError", "load_settings", "loads_settings", "parse_settings"]
+__all__ = ["EXAMPLE", "EXAMPLE_PATH", "SettingsFileError", "load_settings", "loads_settings", "parse_settings"]

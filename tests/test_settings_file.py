@@ -37,7 +37,7 @@ def gaussian_text(a="variances = [0.5, 2, 1]", flags=""):
 
 
 def test_the_shipped_example_parses_and_matches_the_module_constant():
-    from_file = load_settings(ROOT / "examples" / "my_composition.toml")
+    from_file = load_settings(ROOT / "closed_form" / "example_settings.toml")
     from_text = loads_settings(EXAMPLE)
     assert [s.to_spec() for s in from_file] == [s.to_spec() for s in from_text]
     g, m = from_file
