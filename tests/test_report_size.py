@@ -34,6 +34,24 @@ def test_ress_families_defines_the_authors_sizes():
     assert all(c["n_refits"] == 2000 and c["n_draws"] == 12 and c["n_eval"] == 20_000 for c in cells)
 
 
-def test_quick_and_paper_exclude_each_other(capsys):
-    assert main(["--quick", "--size", "paper", "--only", "vlb_estimator"]) == 2
-    assert "exclude" in capsys.readouterr().err
+def test_quick_and_size_exclude_each_other(capsys):
+    """--quick is --size quick; both at once is refused before anything runs (argparse exits with status 2)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--quick", "--size", "paper", "--only", "vlb_estimator"])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_not_applicable_says_why_for_each_kind_of_experiment():
+    from closed_form import paper_setting
+    from verify.report.registry import Experiment, gaussian_only
+
+    mixture, gaussian = paper_setting("GMM_OOD"), paper_setting("FC_ID")
+    fixed = Experiment("fixed", "t", "m:f", default=({"a": 1},), quick=())
+    assert fixed.not_applicable("quick", [gaussian]) == "it has no cells at --size quick"
+    assert "does not take a setting" in fixed.not_applicable("default", [gaussian])
+    per = Experiment("per", "t", "m:f", default=({"setting": "FC_ID", "n": 2},), quick=(), applies_to=gaussian_only)
+    assert per.cells("default", [mixture]) == ()
+    assert per.not_applicable("default", [mixture, gaussian]).startswith("GMM_OOD: needs Gaussian sources")
+    assert "FC_ID" not in per.not_applicable("default", [mixture, gaussian])
+    assert per.cells("default", [mixture, gaussian]) == ({"setting": {"paper": "FC_ID"}, "n": 2},)

@@ -25,11 +25,11 @@ from verify.report.registry import SIZES
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=SIZES, default="default",
-                        help="'quick': small cells (what the tests run); 'default'; 'paper': the authors' sizes in the "
-                             "experiments that define them (long)")
-    parser.add_argument("--quick", action="store_const", dest="size", const="quick",
-                        help="the same as --size quick")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--size", choices=SIZES, default="default",
+                      help="'quick': small cells (what the tests run); 'default'; 'paper': the authors' sizes in the "
+                           "experiments that define them (long)")
+    size.add_argument("--quick", action="store_const", dest="size", const="quick", help="the same as --size quick")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these experiments (see --list)")
     parser.add_argument("--settings", metavar="FILE.toml",
                         help="run every experiment that takes a setting on the compositions of this TOML settings "

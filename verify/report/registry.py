@@ -181,9 +181,11 @@ class Experiment:
     def not_applicable(self, size: str, settings) -> str:
         """Why :meth:`cells` gave no cells for ``settings`` at ``size``: the reasons, one per setting."""
         chosen = {"quick": self.quick, "default": self.default, "paper": self.paper or self.default}[size]
-        if chosen and not any("setting" in c for c in chosen):
+        if not chosen:
+            return f"it has no cells at --size {size}"
+        if not any("setting" in c for c in chosen):
             return "it does not take a setting (it runs on its own fixed compositions)"
-        reasons = [f"{s.name}: {self.reason_not_applicable(s)}" for s in settings]
+        reasons = [f"{s.name}: {why}" for s in settings if (why := self.reason_not_applicable(s)) is not None]
         return "; ".join(reasons) or "no setting given"
 
     def missing_requirements(self) -> tuple[str, ...]:
