@@ -11,7 +11,7 @@ Linear algebra runs one component at a time (:func:`_per_component`), never as o
 CPU LAPACK kernels split a batch over XLA's intra-op thread pool and block until the pieces finish, so as many
 concurrent batched calls as the pool has threads (two on a 2-core machine; async dispatch keeps several eager calls in
 flight) each hold a pool thread while waiting for work queued behind them, and the process deadlocks
-(``paper_notes.md``, "The test hang").
+(``tests/README.md``, "The hang guard, and the deadlock it once caught").
 """
 
 from __future__ import annotations
