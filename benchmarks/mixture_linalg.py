@@ -1,12 +1,12 @@
 """What the per-component linear algebra of ``GaussianMixture`` costs against one batched LAPACK call.
 
 ``GaussianMixture`` factors, solves and back-substitutes one component at a time (a Python loop of unbatched calls)
-because jaxlib 0.10's batched CPU LAPACK kernels can deadlock XLA's intra-op thread pool (``tests/README.md``,
-"The hang guard, and the deadlock it once caught"). This times ``logpdf`` and ``score`` of an isotropic mixture in
-dimension ``d`` with ``K`` components on ``n`` points, eager (each call dispatched op by op, as in the tests) and under ``jax.jit``, for the current
-per-component code and, as the baseline in the same process, the batched formulation it replaced (written out
-below). Each timing is the best of ``--repeats`` after a warm-up call, blocking on the result, so the baseline
-cannot have two batched calls in flight and cannot deadlock here.
+because jaxlib 0.10's batched CPU LAPACK kernels can deadlock XLA's intra-op thread pool (``tests/README.md``, "The
+hang guard, and the deadlock it once caught"). This times ``logpdf`` and ``score`` of an isotropic mixture in
+dimension ``d`` with ``K`` components on ``n`` points, eager (each call dispatched op by op, as in the tests) and
+under ``jax.jit``, for the current per-component code and, as the baseline in the same process, the batched
+formulation it replaced (written out below). Each timing is the best of ``--repeats`` after a warm-up call, blocking
+on the result, so the baseline cannot have two batched calls in flight and cannot deadlock here.
 
     python benchmarks/mixture_linalg.py [--repeats 5]
 """
