@@ -26,7 +26,7 @@ from verify.experiments import (
     two_point,
     vlb_estimator,
 )
-from verify.report.registry import Registry
+from verify.report.registry import Registry as _Registry
 
 #: The modules of the report's experiments, in the order the report runs and lists them.
 MODULES = (
@@ -54,6 +54,6 @@ MODULES = (
 )
 
 #: What ``python -m verify`` runs.
-REGISTRY = Registry(module.EXPERIMENT for module in MODULES)
+REGISTRY = _Registry(module.EXPERIMENT for module in MODULES)
 
 __all__ = ["MODULES", "REGISTRY"]
