@@ -73,7 +73,7 @@ CLAIMS: tuple[Claim, ...] = (
           "1 + χ²(Q‖P_i) = ∞ for every source, in both Gaussian ID settings it is finite for every source."),
     Claim("F7", "ours", "The change-of-measure (transfer) bound on the sampling-side score error holds for every "
           "source and time where it is finite, and the first-order sensitivity bound TV(Q, Q̂) ≤ "
-          "Σ_i |w_i| √(1 + χ²(Q‖P_i)) ‖u_i‖ (u_i = dP̂_i/dP_i − 1, its norm in L²(P_i)) holds for sources refit from "
+          "Σ_i |w_i| √(1 + χ²(Q‖P_i)) ‖u_i‖ (u_i = P̂_i/P_i − 1, its norm in L²(P_i)) holds for sources refit from "
           "finite samples."),
     Claim("F8", "ours", "Injected error models calibrated to a trained network's training-side DSM excess reproduce "
           "its sampling-side / training-side excess ratio."),
