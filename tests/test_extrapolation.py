@@ -23,7 +23,10 @@ SCHEDULE = VPSchedule()
 
 @pytest.fixture(scope="module")
 def family():
-    return ood_family(np.geomspace(20.0, 1.1, 4), eps=0.005)
+    from closed_form.settings import id_ood_family
+    import pandas as pd
+
+    return pd.concat([ood_family(id_ood_family(v), eps=0.005) for v in np.geomspace(20.0, 1.1, 4)])
 
 
 def test_family_is_ordered_and_its_naive_law_with_errors_is_the_naive_law_of_the_fits(family):
@@ -39,14 +42,16 @@ def test_family_is_ordered_and_its_naive_law_with_errors_is_the_naive_law_of_the
     assert np.all(np.diff(f["outside_hdr_max"]) > 0)
     assert f["kl_fkc_exact"].max() < 1e-9
     for _, row in f.iterrows():
-        comp = id_ood_family(row["base_variance"]).composition
+        comp = id_ood_family(row["family_base_variance"]).composition
         fitted, _ = worst_case_misspecification(comp, SCHEDULE, row["eps"])
         law = naive_with_errors_law(comp, fitted, SCHEDULE, 1e-4)
         np.testing.assert_allclose(float(kl(comp.noised_target(SCHEDULE, 1e-4), law)), row["kl_total"], rtol=1e-8)
 
 
 def test_fc_point_of_the_family_has_no_inference_error():
-    f = ood_family([10.0], eps=0.005)
+    from closed_form.settings import id_ood_family
+
+    f = ood_family(id_ood_family(10.0), eps=0.005)
     assert f["kl_inference"].iloc[0] < 1e-10 and f["kl_estimation"].iloc[0] > 0
 
 
@@ -95,7 +100,7 @@ def test_score_error_along_t_reports_training_at_eps_and_the_dsm_size_of_misspec
     np.testing.assert_allclose(np.sqrt(dsm), 0.005, rtol=1e-10)
     mis = f[f["model"] == "misspecification"]
     for (src, t), part in mis.groupby(["source", "t"]):
-        err = errors[("a1", "a2", "base").index(src)]
+        err = errors[paper_setting("NFC_OOD").labels.index(src)]
         np.testing.assert_allclose(part["train"].iloc[0], float(err.training_norm(t)), rtol=1e-12)
 
 
@@ -134,3 +139,72 @@ def test_sweep_errors_are_misspecifications_and_mixture_scores_are_the_fitted_on
     for src, err, score in zip(mix.sources, errors, scores):
         np.testing.assert_allclose(np.asarray(score(x, 0.3)),
                                    np.asarray(src.noised(SCHEDULE, 0.3).score(x) + err.delta(x, 0.3)), atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def three_d():
+    """A composition that is none of the paper's: 3-D, non-commuting with the base, sources labelled A, B, base."""
+    from closed_form import Gaussian
+    from closed_form.settings import Setting
+
+    a = Gaussian(np.array([2.0, 0.0, 0.0]), np.diag([0.5, 2.0, 1.0]))
+    b = Gaussian(np.array([0.0, 2.0, 0.0]), np.diag([2.0, 0.5, 1.0]))
+    return Setting("three_d", (a, b, Gaussian(np.zeros(3), np.eye(3))), (1.0, 1.0, -1.0), ("A", "B", "base"))
+
+
+def test_ood_family_row_on_a_three_dimensional_composition(three_d):
+    """Any Gaussian setting gives a row: not a family member (NaN parameter), FKC's exact limit is π_{t_min}, and
+    the worst-case KL(Q‖Q̂) at ε lies in the eigenspace's range."""
+    f = ood_family(three_d, eps=0.005)
+    row = f.iloc[0]
+    assert row["setting"] == "three_d" and np.isnan(row["family_base_variance"])
+    assert row["kl_fkc_exact"] < 1e-9
+    assert row["kl_hat_min"] <= row["kl_hat_max"]
+
+
+def test_score_error_along_t_names_sources_by_label_on_any_setting(three_d):
+    f = score_error_along_t(three_d, eps=0.1, times=[0.1, 0.5])
+    assert set(f["source"]) == {"A", "B", "base"} and set(f["id_ood"]) == {"unlabelled"}
+    np.testing.assert_allclose(f.loc[f["model"] != "misspecification", "train"], 0.1, rtol=1e-12)
+
+
+def test_gaussian_only_experiments_refuse_a_mixture_setting():
+    from closed_form.errors import NotGaussianSettingError
+    from verify.experiments.amplification import amplification_row
+    from verify.experiments.naive_error_sweep import naive_error_sweep
+    from verify.experiments.transfer_bound import transfer_rows
+    from verify.experiments.two_point import two_point_table
+
+    for call in (lambda: ood_family("GMM_OOD"), lambda: score_error_along_t("GMM_OOD"),
+                 lambda: amplification_row("GMM_ID"), lambda: naive_error_sweep("GMM_ID", eps=(0.005,)),
+                 lambda: transfer_rows("GMM_ID", 0.1, [0.5]), lambda: two_point_table("GMM_OOD")):
+        with pytest.raises(NotGaussianSettingError, match="Gaussian"):
+            call()
+
+
+def test_batched_naive_laws_match_the_one_at_a_time_laws(three_d):
+    """The stacked moment ODEs of naive_error_sweep against closed_form's own per-field integration
+    (naive_with_errors_law), on a composition whose sources do not commute with each other's perturbations."""
+    from theory.amplification import amplification, calibrate, perturbed_sources_checked
+    from verify.analysis.error_models import naive_with_errors_law
+    from verify.experiments.naive_error_sweep import naive_laws_many
+
+    comp = three_d.composition
+    amp = amplification(comp, SCHEDULE)
+    deltas = np.stack([calibrate(comp, SCHEDULE, 0.01, sign * amp.directions[:, -k]) for k in (1, 3) for sign in (1, -1)])
+    means, covs = naive_laws_many(comp, SCHEDULE, deltas, 1e-4)
+    for d, m, c in zip(deltas, means, covs):
+        law = naive_with_errors_law(comp, perturbed_sources_checked(comp.sources, d), SCHEDULE, 1e-4)
+        np.testing.assert_allclose(m, np.asarray(law.mean), rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(c, np.asarray(law.cov), rtol=1e-8, atol=1e-10)
+
+
+def test_naive_error_sweep_gives_the_range_over_the_eigenspace(three_d):
+    from verify.experiments.naive_error_sweep import naive_error_sweep
+
+    f = naive_error_sweep(three_d, eps=(0.005,))
+    row = f.iloc[0]
+    assert row["setting"] == "three_d" and row["valid"] and row["n_valid"] > 0
+    for key in ("kl_fkc_errors", "kl_naive_errors", "fkc_minus_naive"):
+        assert row[f"{key}_min"] <= row[f"{key}_max"]
+    assert row["fkc_worse"] in ("every direction", "some directions", "no direction")

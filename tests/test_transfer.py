@@ -63,3 +63,28 @@ def test_transfer_bound_holds_for_density_power_error():
     res = transfer_bound(DensityPowerError(s.sources[0], SCHEDULE, 0.2, 0.05), src_t, q_t, t=t)
     np.testing.assert_allclose(res.train_norm, 0.2, rtol=1e-12)
     assert res.holds
+
+
+def test_transfer_rows_on_a_non_paper_setting_and_its_dimension_limit():
+    """A 2-D composition that is none of the paper's (sources named by its labels); in 3-D the cubature of E_Q‖δ‖ does
+    not apply, which the experiment says (not applicable) and the function raises."""
+    import pytest
+
+    from closed_form.errors import ShapeMismatchError
+    from closed_form.settings import Setting
+    from verify.experiments.transfer_bound import EXPERIMENT, transfer_rows
+
+    a = Gaussian(np.array([2.0, 0.0]), np.array([[0.5, 0.2], [0.2, 2.0]]))
+    b = Gaussian(np.array([0.0, 2.0]), np.diag([2.0, 0.5]))
+    s = Setting("mine", (a, b, Gaussian(np.zeros(2), np.eye(2))), (1.0, 1.0, -1.0), ("A", "B", "base"))
+    f = transfer_rows(s, 0.1, [0.3, 0.9])
+    assert list(dict.fromkeys(f["source"])) == ["A", "B", "base"] and set(f["setting"]) == {"mine"}
+    np.testing.assert_allclose(f["train_norm"], 0.1, rtol=1e-10)
+    finite = f[np.isfinite(f["abs_bound"])]
+    assert len(finite) and finite["holds"].all()
+    three = Setting("three_d", (Gaussian(np.array([2.0, 0.0, 0.0]), np.diag([0.5, 2.0, 1.0])),
+                                Gaussian(np.array([0.0, 2.0, 0.0]), np.diag([2.0, 0.5, 1.0])),
+                                Gaussian(np.zeros(3), np.eye(3))), (1.0, 1.0, -1.0))
+    assert "2-D" in EXPERIMENT.reason_not_applicable(three)
+    with pytest.raises(ShapeMismatchError, match="dimension 1 or 2"):
+        transfer_rows(three, 0.1, [0.5])

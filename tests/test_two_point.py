@@ -54,3 +54,26 @@ def test_tv_against_an_independent_cubature(bounds):
         c - rad, c + rad, rtol=1e-8, atol=1e-12)
     tv = inside + 0.5 * abs(1 / z[1] - 1 / z[-1])
     np.testing.assert_allclose(tv, r.tv, rtol=1e-5)
+
+
+def test_two_point_table_on_a_non_paper_setting_and_its_limits():
+    """A 2-D Gaussian composition that is none of the paper's runs (labelled unlabelled); a 3-D one and weights
+    summing to 0 are refused with the reason."""
+    from closed_form import Gaussian
+    from closed_form.errors import InvalidWeightsError, ShapeMismatchError
+    from closed_form.settings import Setting
+    from verify.experiments.two_point import EXPERIMENT, two_point_table
+
+    a = Gaussian(np.array([1.0, 0.0]), np.diag([3.0, 1.0]))
+    b = Gaussian(np.array([0.0, 1.0]), np.diag([1.0, 3.0]))
+    mine = Setting("mine", (a, b, Gaussian(np.zeros(2), 1.2 * np.eye(2))), (1.0, 1.0, -1.0))
+    row = two_point_table(mine, 0.1).iloc[0]
+    assert row["setting"] == "mine" and row["id_ood"] == "unlabelled"
+    np.testing.assert_allclose(row["train_norm_max"], 0.1, rtol=1e-9)
+    three = Setting("three", (Gaussian(np.zeros(3), np.eye(3)), Gaussian(np.ones(3), np.eye(3))), (1.0, 1.0))
+    with pytest.raises(ShapeMismatchError, match="2-D"):
+        two_point_table(three)
+    assert "2-D" in EXPERIMENT.reason_not_applicable(three)
+    flat = Setting("flat", (Gaussian(np.zeros(2), np.eye(2)), Gaussian(np.zeros(2), 2.0 * np.eye(2))), (1.0, -1.0))
+    with pytest.raises(InvalidWeightsError, match="non-zero sum"):
+        two_point_table(flat)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from closed_form import VPSchedule, as_setting
-from closed_form.errors import CatcompError
+from closed_form.errors import CatcompError, ShapeMismatchError
 from closed_form.perturbations import DensityPowerError, precision_error
 from closed_form.settings import GAUSSIAN_SETTING_NAMES as GAUSSIAN_SETTINGS
 from theory.transfer import transfer_bound
@@ -31,13 +31,18 @@ def transfer_rows(setting, eps: float, times, model: str = "precision", gamma: f
     Raises
     ------
     CatcompError
-        For an unknown ``model``; :class:`~closed_form.errors.NotGaussianSettingError` for a mixture source.
+        For an unknown ``model``; :class:`~closed_form.errors.NotGaussianSettingError` for a mixture source;
+        :class:`~closed_form.errors.ShapeMismatchError` in more than 2 dimensions (``E_{Q_t}‖δ‖`` is a cubature in
+        1-D and 2-D, :mod:`theory.transfer`).
     """
     if model not in ("precision", "density_power"):
         raise CatcompError(f"model must be 'precision' or 'density_power', got {model!r}.")
     schedule = VPSchedule()
     s = setting = as_setting(setting)
     s.require_gaussian("transfer_rows (exact moments of Gaussian score errors)")
+    if s.dim > 2:
+        raise ShapeMismatchError(f"transfer_rows measures E_Q‖δ‖ by cubature in 1-D and 2-D; setting {s.name!r} has "
+                                 f"d = {s.dim}. Use a setting of dimension 1 or 2.")
     comp = s.composition
     rows = []
     for name, source, weight in zip(s.labels, s.sources, s.weights):
@@ -54,6 +59,13 @@ def transfer_rows(setting, eps: float, times, model: str = "precision", gamma: f
 
 
 # ---------------------------------------------------------------------------------------------- registration
+def _reason_not_applicable(setting) -> str | None:
+    reason = gaussian_only(setting)
+    if reason is None and setting.dim > 2:
+        reason = f"E_Q‖δ‖ is a cubature in 1-D and 2-D (theory.transfer); {setting.name} has d = {setting.dim}"
+    return reason
+
+
 def _transfer_holds(frame: pd.DataFrame) -> Outcome:
     finite = frame[np.isfinite(frame["sq_bound"]) & np.isfinite(frame["abs_bound"])]
     numbers = {"rows": len(frame), "rows with a finite bound (judged)": len(finite)}
@@ -76,7 +88,7 @@ EXPERIMENT = Experiment(
     title="Change-of-measure bound: sampling-side score error against √(1 + χ²)·training-side error, along t",
     compute=transfer_rows,
     seed_argument=None,
-    applies_to=gaussian_only,
+    applies_to=_reason_not_applicable,
     default=grid(setting=GAUSSIAN_SETTINGS, eps=(0.1,), times=([1e-4, 0.5, 0.9],)),
     quick=grid(setting=("NFC_ID",), eps=(0.1,), times=([0.5],)),
     derive=_transfer_derived,
