@@ -136,9 +136,12 @@ def test_exact_target_summary_in_3d_1d_and_a_mixture():
     assert all(o.status == HOLDS for o in outcomes), outcomes
     assert outcomes[2].numbers["moments compared m"] == 9 + 2
     assert outcomes[1].judged == ("one_d",)  # only the 1-D one has cubature
-    # A 3-D target without a closed form (a mixture source and a negative weight): no cubature in 3-D either.
-    mix3 = GaussianMixture.isotropic(np.ones(2) / 2, np.eye(3)[:2], 1.0)
-    far = Setting("far", (mix3, Gaussian(np.zeros(3), np.eye(3)), Gaussian(np.zeros(3), 2 * np.eye(3))), (1, 1, -1))
+    # A 3-D target without a closed form (mixture sources, a negative weight): no cubature in 3-D either.
+    means = np.array([[-2.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    a, b, c = (GaussianMixture.isotropic(np.asarray(w), means, 0.7)
+               for w in ([0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]))
+    far = Setting("far", (a, b, c), (1, 1, -1))
+    assert not far.composition.has_closed_form_target
     with pytest.raises(NoClosedFormError, match="cubature"):
         exact_target_summary(far, 10, seed=0)
     assert REGISTRY["paper_targets"].cells("quick", [far]) == ()
