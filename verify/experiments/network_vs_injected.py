@@ -157,14 +157,19 @@ def _misspecification_per_source(composition, schedule, excess) -> tuple:
     zero outside source ``i``'s block only source ``i`` is misspecified, so ``mean_j ε_j^2 = ε_i^2/n`` and
     ``ε = ε_i/√n`` calibrates source ``i`` alone (one compiled excess serves every source). Of the two signs of the
     block, the one with the larger ``KL(Q‖Q̂)`` is kept, as :func:`theory.amplification.worst_case_misspecification`
-    does for the whole direction."""
-    from theory.amplification import amplification, calibrate, n_parameters, perturbed_sources_checked, target_kl
+    does for the whole direction. The direction is :func:`~theory.amplification.worst_case_misspecification`'s at
+    the sources' mean excess."""
+    from theory.amplification import (calibrate, n_parameters, perturbed_sources_checked, target_kl,
+                                       worst_case_misspecification)
 
     sources = tuple(composition.sources)
     n = len(sources)
     if not np.any(excess > 0):
         return tuple(misspecification_error(s, s, schedule) for s in sources)
-    direction = amplification(composition, schedule).direction
+    # The worst member of the top eigenspace at the sources' mean excess (a definite direction: where λ_max is
+    # double, the eigenvector eigh returns is an arbitrary member of a 2-D eigenspace).
+    _, delta = worst_case_misspecification(composition, schedule, float(np.sqrt(np.mean(excess))))
+    direction = np.asarray(delta) / np.linalg.norm(delta)
     per = n_parameters(sources[0].dim, 1)
     errors = []
     for i, (src, e2) in enumerate(zip(sources, excess)):
