@@ -55,3 +55,15 @@ def test_not_applicable_says_why_for_each_kind_of_experiment():
     assert per.not_applicable("default", [mixture, gaussian]).startswith("GMM_OOD: needs Gaussian sources")
     assert "FC_ID" not in per.not_applicable("default", [mixture, gaussian])
     assert per.cells("default", [mixture, gaussian]) == ({"setting": {"paper": "FC_ID"}, "n": 2},)
+
+
+def test_the_summary_names_the_settings_an_experiment_skipped_and_why():
+    from verify.report.claims import Check, CheckResult, Outcome
+    from verify.report.summary import ExperimentRecord, render_summary
+
+    record = ExperimentRecord("per", "t", "ran", claims=("F2",), cells=1,
+                              not_applicable_to=(("mine", "needs Gaussian sources"),))
+    check = Check("F2", "a statement", lambda frame: Outcome.decide(True, {}))
+    text = render_summary([record], [CheckResult("per", check, Outcome.decide(True, {}, judged=("FC_ID",)))], {})
+    assert "`per` did not run on every setting given — mine: needs Gaussian sources." in text
+    assert "not applicable to mine (needs Gaussian sources)" in text and "Judged: FC_ID." in text

@@ -493,8 +493,9 @@ class Diagnosis:
 
     def figure(self):
         """A figure: each sampler's error (KL, or sliced W₂ for mixtures) and, with pilot runs, the bias of each
-        statistic against ``K`` with the fitted ``c/K`` and the tolerance."""
-        from matplotlib.figure import Figure
+        statistic against ``K`` with the fitted ``c/K`` and the tolerance. It displays as a picture in Jupyter
+        without pyplot (:class:`verify.report.figures.Figure`)."""
+        from verify.report.figures import Figure
 
         n = 1 + (self.pilot is not None)
         fig = Figure(figsize=(4.6 * n, 3.6), layout="constrained")
@@ -542,7 +543,7 @@ def _plain(value, se=0.0) -> str:
 # ------------------------------------------------------------------------------------------------ diagnose
 def diagnose(composition, schedule=None, *, n_steps: int = 500, seed=0, t_min: float = 1e-4, eps: float = 1e-5,
              tolerance: float = 0.05, particles: bool = True, estimation: bool = True, pilot_ks=(4, 16),
-             pilot_swarms: int = 1000, n_samples: int = 4000, n_runs: int = 4, level: float = 0.95) -> Diagnosis:
+             pilot_swarms: int = 4000, n_samples: int = 4000, n_runs: int = 4, level: float = 0.95) -> Diagnosis:
     """Diagnose a Gaussian or Gaussian-mixture composition (module doc).
 
     Parameters
@@ -561,7 +562,8 @@ def diagnose(composition, schedule=None, *, n_steps: int = 500, seed=0, t_min: f
         The bias over FKC's limit that the particle count must reach, per statistic (absolute).
     particles, estimation : bool
         Run the FKC pilots; compute ``λ_max`` and the crossover (Gaussian sources; they take seconds to compile).
-    pilot_ks, pilot_swarms : the pilot runs' particle counts and swarms per count.
+    pilot_ks, pilot_swarms : the pilot runs' particle counts and swarms per count (4000 by default: with 1000 the
+        fit's ``c`` was not resolved from 0 on the 3-D example, and the pilots' cost is mostly compilation).
     n_samples, n_runs : draws per run and independent runs of the Monte Carlo estimates (mixtures).
     level : float
         The highest-density region's mass for the OOD measure.

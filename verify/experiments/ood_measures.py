@@ -110,16 +110,17 @@ EXPERIMENT = Experiment(
             name="ood_ress",
             caption="Sensitivity of each target to its sources: rESS_i⁻¹ = 1 + χ²(Q‖P_i), exact for the "
                     "Gaussian settings (∞ where 2Σ_i − Σ_Q is not positive definite), Monte Carlo ± standard "
-                    "error for the mixtures.",
+                    "error for the mixtures; -- where a source is not one of the setting's.",
             index=("setting",), pivot="source", pivot_header="source P_i", where={"kind": "source"},
-            columns=(Column("ress_inverse", "1 + χ²(Q‖P_i)", kind="mean_se", se="ress_inverse_se"),),
+            columns=(Column("ress_inverse", "1 + χ²(Q‖P_i)", kind="mean_se", se="ress_inverse_se", missing="--"),),
         ),
         TableSpec(
             name="ood_hdr",
             caption="Fraction of the target's mass outside each source's 95 % highest-density region and outside "
-                    "all of them at once (exact for single Gaussian sources, else Monte Carlo ± standard error).",
+                    "all of them at once (exact for single Gaussian sources, else Monte Carlo ± standard error; -- "
+                    "where a source is not one of the setting's).",
             index=("setting",), pivot="source", pivot_header="outside the 95 % HDR of",
-            columns=(Column("frac_outside_hdr", "fraction", kind="mean_se", se="frac_outside_hdr_se"),),
+            columns=(Column("frac_outside_hdr", "fraction", kind="mean_se", se="frac_outside_hdr_se", missing="--"),),
         ),
     ),
     checks=(

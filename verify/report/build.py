@@ -163,6 +163,9 @@ def build_report(registry: Registry, out, *, names=None, size: str = "default", 
             record.status = "skipped at --size quick"
             echo(f"- {experiment.name}: no quick cells (too slow for --size quick; runs at the default size)")
             continue
+        if settings is not None:  # the settings it runs on say why it skips the others
+            record.not_applicable_to = tuple((s.name, why) for s in settings
+                                             if (why := experiment.reason_not_applicable(s)) is not None)
         runnable[experiment.name] = experiment
         record.cells = len(cells)
         planned.extend(cells)

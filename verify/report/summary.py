@@ -29,6 +29,7 @@ class ExperimentRecord:
     outputs: list[str] = field(default_factory=list)
     missing: tuple[str, ...] = ()
     error: str | None = None
+    not_applicable_to: tuple[tuple[str, str], ...] = ()  # (setting, reason) of settings given that it skipped
 
 
 def format_value(value) -> str:
@@ -105,6 +106,10 @@ def render_summary(records: list[ExperimentRecord], results: list[CheckResult], 
             judged = f" Judged: {', '.join(r.outcome.judged)}." if r.outcome.judged else ""
             lines.append(f"- **{r.outcome.status}** ({kind}, experiment `{r.experiment}`): {r.check.statement}. "
                          f"Numbers: {_numbers(r.outcome.numbers) or 'none'}.{judged}{note}{shown}")
+        for rec in records:
+            if claim.id in rec.claims and rec.status == "ran" and rec.not_applicable_to:
+                skipped = "; ".join(f"{name}: {why}" for name, why in rec.not_applicable_to)
+                lines.append(f"- `{rec.name}` did not run on every setting given — {skipped}.")
         awaiting = [rec for rec in records if claim.id in rec.claims and rec.status != "ran"]
         if rs and awaiting:
             lines.append(f"- Not run here: {reason_not_applicable(claim.id, awaiting)}.")
@@ -116,6 +121,10 @@ def render_summary(records: list[ExperimentRecord], results: list[CheckResult], 
             note = f"awaits {', '.join(r.missing)}"
         elif r.status == "error":
             note = (r.error or "").strip().splitlines()[-1] if r.error else "error"
+        elif r.status == "not applicable":
+            note = r.error or note
+        if r.not_applicable_to:
+            note += "; not applicable to " + "; ".join(f"{name} ({why})" for name, why in r.not_applicable_to)
         lines.append(f"| `{r.name}` | {r.status} | {r.cells} | {r.computed} | {r.cached} | {r.wall_time:.2f} | "
                      f"{note.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
