@@ -5,11 +5,9 @@ Both schemes are *unbiased*: the expected number of copies of particle ``j`` is 
 2005). Multinomial draws the ``n`` ancestors independently; systematic uses one uniform ``u`` and the evenly spaced
 positions ``(m + u)/n``, which has lower variance and is what the paper's FKC sampler uses.
 
-Both are written as a search with no scatter and no sort: slot ``m`` receives the ancestor
-``#{j : v_j ≤ q_m}`` for a non-decreasing row ``v`` (scaled cumulative weights) and non-decreasing queries ``q``
-(:func:`count_at_most`), found by a branchless binary search of ``⌈log₂(N + 1)⌉`` levels, each a gather within the
-row. Every level is elementwise over swarms and slots, so XLA fuses it (a scatter-add, the earlier
-counts-then-indices form, cannot be fused and cost about half of a resampling step on a CPU).
+Both are written as counts-then-indices, with no search: with ``C_j = Σ_{i≤j} w_i``, the number of positions below
+``C_j`` is ``N_j`` (a non-decreasing integer), and slot ``m`` receives ancestor ``#{j : N_j ≤ m}``. This is a
+scatter-add and a cumulative sum, which vectorizes over swarms (``jax.vmap``) far better than a binary search.
 
 *When* to resample is a separate, small strategy object (as in BlackJAX's adaptive SMC): :func:`always`,
 :func:`below_ess` or :func:`never`. Each is called on a batch of swarms as
@@ -21,6 +19,7 @@ axis, resets those swarms' log weights to ``−log K`` and leaves the other swar
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable, NamedTuple
 
 import jax
@@ -32,27 +31,18 @@ from closed_form.errors import CatcompError, InvalidWeightsError, NonFiniteInput
 from closed_form.validation import check_finite, is_concrete
 
 
-def count_at_most(values, queries):
-    r"""``#{j : values[..., j] ≤ queries[..., m]}`` for every ``m``, shape ``queries.shape``.
+def _indices_from_counts(cum_counts, n):
+    """Slot ``m`` gets ancestor ``#{j : cum_counts[j] ≤ m}``; ``cum_counts`` is non-decreasing along the last axis
+    with last entry ``n``. Leading axes are batch axes (a ``vmap``, which keeps the scatter local to each row, so a
+    swarm-sharded batch needs no communication)."""
 
-    ``values`` must be non-decreasing along its last axis (length ``N``); leading axes are batch axes shared with
-    ``queries`` (broadcast). A branchless binary search: with ``b`` running over the powers of two below ``N + 1``
-    in decreasing order, ``pos ← pos + b`` whenever ``pos + b ≤ N`` and ``values[pos + b − 1] ≤ q``; the final
-    ``pos`` is the count. Each level is a gather within the row (no scatter, no sort), so it vectorizes over swarms.
-    """
-    n = values.shape[-1]
-    lead = jnp.broadcast_shapes(values.shape[:-1], queries.shape[:-1])
-    values = jnp.broadcast_to(values, lead + (n,))
-    queries = jnp.broadcast_to(queries, lead + queries.shape[-1:])
-    pos = jnp.zeros(queries.shape, dtype=jnp.int32)
-    b = 1 << (n.bit_length() - 1)  # the largest power of two ≤ N
-    while b >= 1:
-        probe = pos + b
-        ok = probe <= n
-        v = jnp.take_along_axis(values, jnp.minimum(probe, n) - 1, axis=-1)
-        pos = jnp.where(ok & (v <= queries), probe, pos)
-        b >>= 1
-    return pos
+    def one(cc):
+        marks = jnp.zeros(n + 1, dtype=jnp.int32).at[cc].add(1)
+        return jnp.cumsum(marks[:n], dtype=jnp.int32)
+
+    for _ in range(cum_counts.ndim - 1):
+        one = jax.vmap(one)
+    return one(cum_counts)
 
 
 def _cumulative(weights):
@@ -76,15 +66,14 @@ def systematic(key, weights, n: int):
     r"""Systematic resampling: positions ``p_m = (m + u)/n``, ``u ~ U[0, 1)``, ``m = 0..n−1``; slot ``m`` takes the
     ancestor ``j`` with ``C_{j−1} ≤ p_m < C_j``.
 
-    The count of positions below ``C_j`` is ``N_j = clip(⌈n C_j − u⌉, 0, n)`` and slot ``m`` takes
-    ``#{j : N_j ≤ m} = #{j : n C_j − u ≤ m}`` (:func:`count_at_most`). ``weights`` may carry leading batch axes
-    ``(..., N)``: each row then gets its own ``u`` and the result has shape ``(..., n)``.
+    The count of positions below ``C_j`` is ``N_j = clip(⌈n C_j − u⌉, 0, n)``. ``weights`` may carry leading batch
+    axes ``(..., N)``: each row then gets its own ``u`` and the result has shape ``(..., n)``.
     """
     _check_weights(weights)
     c = _cumulative(weights)
     u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
-    # Slot m takes #{j : N_j ≤ m} = #{j : n C_j − u ≤ m} (ceil is exact and m an integer): no clip needed.
-    return count_at_most(n * c - u, jnp.arange(n, dtype=c.dtype))
+    cum_counts = jnp.clip(jnp.ceil(n * c - u), 0, n).astype(jnp.int32)
+    return _indices_from_counts(cum_counts, n)
 
 
 def multinomial(key, weights, n: int):
@@ -95,8 +84,10 @@ def multinomial(key, weights, n: int):
     c = _cumulative(weights)
     e = jax.random.exponential(key, c.shape[:-1] + (n + 1,), dtype=c.dtype)
     u = jnp.cumsum(e, axis=-1)[..., :n] / jnp.sum(e, axis=-1, keepdims=True)  # sorted uniforms on (0, 1)
-    # Slot m takes #{j : #{m' : u_m' < C_j} ≤ m} = #{j : C_j ≤ u_m} (u sorted).
-    return count_at_most(c, u)
+    search = partial(jnp.searchsorted, side="left")  # #{m : u_m < C_j}
+    for _ in range(c.ndim - 1):
+        search = jax.vmap(search)
+    return _indices_from_counts(search(u, c).astype(jnp.int32), n)
 
 
 RESAMPLERS = {"systematic": systematic, "multinomial": multinomial}
