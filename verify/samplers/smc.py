@@ -57,6 +57,7 @@ from verify.samplers.discretization import StepKeys, as_key, check_positive_int,
 from verify.samplers.model import FKCModel, Kernel, build_model, check_run, run_kernel
 from verify.samplers.resampling import BelowESS, always, below_ess, get_resampler, never
 from verify.samplers.sharding import constrain, swarm_sharding
+from verify.samplers.staging import jit_sampler
 
 
 class FKCResult(NamedTuple):
@@ -221,15 +222,9 @@ def _record(info: FKCInfo):
     return jnp.mean(info.ess), info.acceptance
 
 
-def fkc_pick(key, state):
-    """One particle per swarm, drawn with probability proportional to its weight ``exp(log_weights)``; ``(S, d)``."""
-    pick = jax.random.categorical(key, state.log_weights, axis=-1)
-    return jnp.take_along_axis(state.particles, pick[:, None, None], axis=1)[:, 0, :]
-
-
 def _finish(key, state, records) -> FKCResult:
     ess, acceptance = records
-    return FKCResult(fkc_pick(key, state), state.particles, state.log_weights, state.log_normalizer, ess,
+    return FKCResult(_fkc_pick(key, state), state.particles, state.log_weights, state.log_normalizer, ess,
                      state.n_resampling, acceptance)
 
 
@@ -355,11 +350,38 @@ def fkc_model(scores, weights, schedule, *, resampling=None, weight_clip=None, c
                        sharding=sharding, dtype=dtype)
 
 
+def _init_any(particles, model: FKCModel, t=None):
+    return model.kernel.init(particles, model, t)
+
+
+def _fkc_step_any(key, state, t, h, model: FKCModel):
+    return model.kernel.step(key, state, t, h, model)
+
+
+def _fkc_pick(key, state):
+    pick = jax.random.categorical(key, state.log_weights, axis=-1)
+    return jnp.take_along_axis(state.particles, pick[:, None, None], axis=1)[:, 0, :]
+
+
+# Called on their own (step by step, in tests and notebooks) they are jitted, once per model structure and shape.
+_fkc_init_jit = jit_sampler(_init_any, ())
+_fkc_step_jit = jit_sampler(_fkc_step_any, ())
+_fkc_pick_jit = jit_sampler(_fkc_pick, ())
+
+
 def fkc_init(particles, model: FKCModel, t=None):
     """The model's kernel's initial state for ``particles`` of shape ``(S, K, d)``: log weights ``−log K``,
     ``log Ẑ = 0``, no resampling; for the authors' kernel also the composed score at ``(particles, t)``, ``t`` the
-    first grid time (required then, ignored otherwise)."""
-    return model.kernel.init(particles, model, t)
+    first grid time (required then, ignored otherwise). Jitted."""
+    if t is None:
+        return model.kernel.init(particles, model, None)  # the authors' kernel raises, saying what to pass
+    return _fkc_init_jit(particles, model, t)
+
+
+def fkc_pick(key, state):
+    """One particle per swarm, drawn with probability proportional to its weight ``exp(log_weights)``; ``(S, d)``.
+    Jitted."""
+    return _fkc_pick_jit(key, state)
 
 
 def fkc_step(key, state, t, h, model: FKCModel):
@@ -389,8 +411,10 @@ def fkc_step(key, state, t, h, model: FKCModel):
     Returns
     -------
     (state, FKCInfo)
+
+    Jitted (once per model structure and shape).
     """
-    return model.kernel.step(key, state, t, h, model)
+    return _fkc_step_jit(key, state, t, h, model)
 
 
 # ------------------------------------------------------------------------------------------------ the sampler
