@@ -32,6 +32,7 @@ All ``delta`` methods are JAX functions of ``(x, t)`` with ``t`` possibly traced
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -46,6 +47,26 @@ from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
 from closed_form.validation import check_error_size, is_concrete
 
 
+def _is_array_tree(tree) -> bool:
+    """Whether every leaf of ``tree`` is an array or a number (a closure is its own, non-array, leaf)."""
+    return all(isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, int))
+               for leaf in jax.tree_util.tree_leaves(tree))
+
+
+class _Label:
+    """An error model's display name as static pytree data that every other label equals, so that two errors which
+    differ only in their values (and hence their names) share a tree structure and compiled code."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __eq__(self, other):
+        return isinstance(other, _Label)
+
+    def __hash__(self):
+        return hash(_Label)
+
+
 def _affine_moments(a, b, dist: Gaussian):
     r"""For ``δ(x) = −A x + b`` and ``x ~ N(m, P)``: ``(E‖δ‖², E‖δ‖⁴)`` with ``M = A P Aᵀ``, ``ν = −A m + b``:
     ``E‖δ‖² = tr M + ‖ν‖²`` and ``E‖δ‖⁴ = (tr M + ‖ν‖²)² + 2 tr(M²) + 4 νᵀMν``."""
@@ -56,17 +77,34 @@ def _affine_moments(a, b, dist: Gaussian):
     return second, fourth
 
 
+@jax.tree_util.register_pytree_node_class
 class AffineScoreError:
     r"""``δ(x, t) = −A_δ(t) x + b_δ(t)`` for source ``source`` (a :class:`Gaussian`) under ``schedule``.
 
     ``field`` is a callable ``t ↦ (A_δ(t), b_δ(t))`` — the same convention as :mod:`closed_form.laws`, so
     ``add_fields(naive_field, weight * error.field)`` is the perturbed naive field (see :func:`weighted_field`).
+
+    A JAX pytree: the source's arrays are leaves, and so are the field's when the field is itself a pytree of arrays
+    (:func:`precision_error`'s); another field (a closure) is static, compared by identity.
     """
 
     def __init__(self, source: Gaussian, schedule, field, name: str = "affine"):
         if not isinstance(source, Gaussian):
             raise CatcompError("AffineScoreError needs a Gaussian source (its norms are then exact).")
         self.source, self.schedule, self.field, self.name = source, schedule, field, name
+
+    def tree_flatten(self):
+        if _is_array_tree(self.field):
+            return (self.source, self.field), (self.schedule, _Label(self.name), None)
+        return (self.source,), (self.schedule, _Label(self.name), self.field)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        schedule, label, static_field = aux
+        obj = object.__new__(cls)
+        field = children[1] if static_field is None else static_field
+        obj.source, obj.schedule, obj.field, obj.name = children[0], schedule, field, label.text
+        return obj
 
     def delta(self, x, t):
         """``δ(x, t)`` for ``x`` of shape ``(..., d)``."""
@@ -141,13 +179,24 @@ def precision_error(source: Gaussian, schedule, eps: float, sign: float = 1.0) -
     check_error_size(eps)
     if sign not in (-1.0, 1.0, -1, 1):
         raise CatcompError(f"sign must be +1 or −1, got {sign!r}.")
-
-    def field(t):
-        prec, m = _diffused_precision(source, schedule, t)
-        eta = sign * eps / jnp.sqrt(jnp.trace(prec))
-        return eta * prec, eta * prec @ m
-
+    field = _PrecisionErrorField(source, jnp.asarray(float(sign) * float(eps)), schedule)
     return AffineScoreError(source, schedule, field, name=f"precision(ε={eps:g}, sign={sign:+g})")
+
+
+class _PrecisionErrorField(FrozenPytree):
+    """``t ↦ (η C_t⁻¹, η C_t⁻¹ α_t μ)`` with ``η = scale / √tr C_t⁻¹`` (:func:`precision_error`); a pytree (leaves:
+    the source and the signed scale), so that errors of one shape share compiled code."""
+
+    _leaves = ("source", "scale")
+    _static = ("schedule",)
+
+    def __init__(self, source, scale, schedule):
+        self._set(source, scale, schedule)
+
+    def __call__(self, t):
+        prec, m = _diffused_precision(self.source, self.schedule, t)
+        eta = self.scale / jnp.sqrt(jnp.trace(prec))
+        return eta * prec, eta * prec @ m
 
 
 def calibrated_affine_error(source: Gaussian, schedule, eps: float, direction) -> AffineScoreError:
@@ -210,6 +259,7 @@ def _quadratic_mgf(shift, cov, mat):
     return jnp.where(ok, jnp.exp(log_val), jnp.inf)
 
 
+@jax.tree_util.register_pytree_node_class
 class DensityPowerError:
     r"""An OOD-growing error: ``δ(x, t) = ε · u · e^{γ D_t(x)/2} (1 − 2γ)^{d/4}`` with ``D_t(x) = (x − α_tμ)ᵀC_t⁻¹(x −
     α_tμ)`` the squared Mahalanobis distance from the diffused Gaussian source — i.e. ``‖δ‖ ∝ q_t(x)^{−γ}``.
@@ -228,6 +278,17 @@ class DensityPowerError:
         self.source, self.schedule, self.eps, self.gamma = source, schedule, float(eps), float(gamma)
         self.u = _unit(np.ones(source.dim) if direction is None else direction, source.dim)
         self.name = f"density-power(ε={eps:g}, γ={gamma:g})"
+
+    def tree_flatten(self):
+        """A pytree: the source, ``ε``, ``γ`` and the direction are leaves; the schedule and name static."""
+        return (self.source, self.eps, self.gamma, self.u), (self.schedule, _Label(self.name))
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = object.__new__(cls)
+        obj.source, obj.eps, obj.gamma, obj.u = children
+        obj.schedule, obj.name = aux[0], aux[1].text
+        return obj
 
     def _scale(self, x, t):
         prec, m = _diffused_precision(self.source, self.schedule, t)

@@ -31,7 +31,8 @@ from verify import (
     source_scores,
     systematic,
 )
-from verify.samplers.discretization import Mutation, StepKeys, draw_start, mutate, split_keys, step_keys, time_steps
+from verify.samplers.discretization import StepKeys, draw_start, mutate, split_keys, step_keys, time_steps
+from verify.samplers import AuthorsState
 from verify.samplers.noise import standard_normal
 from verify.samplers.smc import resampling_strategy
 
@@ -110,7 +111,7 @@ def test_mutation_is_the_euler_maruyama_formula(key):
     x = _points(key, (3, 4))
     keys = StepKeys(*jax.random.split(jax.random.key(5), 3))
     _, comp = _closed_form_scores(x, T)
-    moved, acc = mutate(Mutation(SCHEDULE), keys, jnp.asarray(x), jnp.asarray(comp), T, H)
+    moved, acc = mutate(fkc_model(SCORES, WEIGHTS, SCHEDULE), keys, jnp.asarray(x), jnp.asarray(comp), T, H)
     beta = float(SCHEDULE.beta(T))
     z = np.asarray(standard_normal(keys.noise, x.shape, "hash"))
     np.testing.assert_allclose(np.asarray(moved), x + H * (0.5 * beta * x + beta * comp) + np.sqrt(beta * H) * z,
@@ -249,7 +250,7 @@ def test_fkc_sample_is_init_then_steps_then_pick(options, key):
     keys = split_keys(key)
     t, h = time_steps(SCHEDULE, n_steps, 1e-5)
     state = fkc_init(draw_start(keys.start, "standard", (n_s, n_p), 2), model, t[0])
-    assert isinstance(state, FKCState)
+    assert isinstance(state, AuthorsState if options.get("variant") == "authors" else FKCState)
     ess = []
     for k in range(n_steps):
         state, info = fkc_step(step_keys(keys, k), state, t[k], h[k], model)

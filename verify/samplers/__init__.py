@@ -23,9 +23,13 @@ from verify.samplers.scores import (
     path_log_density,
     source_scores,
 )
+from verify.samplers.model import FKCModel, Kernel
+from verify.samplers.naive import EULER_MARUYAMA, HEUN
 from verify.samplers.smc import (
+    AUTHORS,
+    FKC,
+    AuthorsState,
     FKCInfo,
-    FKCModel,
     FKCResult,
     FKCState,
     fkc_init,
@@ -38,6 +42,12 @@ from verify.samplers.smc import (
 )
 
 __all__ = [
+    "AUTHORS",
+    "AuthorsState",
+    "EULER_MARUYAMA",
+    "FKC",
+    "HEUN",
+    "Kernel",
     "FKCInfo",
     "FKCModel",
     "FKCResult",

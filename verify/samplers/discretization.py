@@ -11,7 +11,7 @@ and evaluates drift and scores at ``t_k``. The Euler–Maruyama move of the reve
 followed, optionally, by MCMC corrector moves toward ``π_{t_{k+1}}`` (:func:`mutate`; the naive sampler and FKC
 both move with it).
 
-Key layout: a sampler splits its key into five streams — start, noise, resampling, final pick, corrector — and
+Key layout: a sampler splits its key (a JAX key, or an int seed: :func:`as_key`) into five streams — start, noise, resampling, final pick, corrector — and
 folds the step index into a stream to get that step's keys (:func:`step_keys`). The naive sampler and FKC with one
 particle per swarm share the start and noise streams, so with the same key they produce the same samples.
 """
@@ -26,11 +26,9 @@ import numpy as np
 
 from closed_form import reverse_time_grid
 from closed_form.errors import CatcompError, ShapeMismatchError
-from verify.samplers.mcmc import MALA, apply_corrector, check_corrector
-from verify.samplers.noise import check_noise_method, standard_normal
-from verify.samplers.scores import check_scores_and_weights, infer_dim, path_log_density
+from verify.samplers.mcmc import apply_corrector
+from verify.samplers.noise import standard_normal
 from verify.samplers.sharding import constrain
-from verify.samplers.staging import Static, combine, partition
 
 START_NAMES = ("standard",)
 
@@ -45,8 +43,23 @@ class Keys(NamedTuple):
     corrector: jax.Array
 
 
+def as_key(key):
+    """``key`` as a JAX PRNG key: a key passes through, an ``int`` seed becomes ``jax.random.key(seed)``.
+
+    Raises :class:`CatcompError` for anything else, saying how to make a key.
+    """
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, jax.Array) and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+                                       or (key.dtype == jnp.uint32 and key.shape == (2,))):
+        return key
+    raise CatcompError(f"key must be a JAX PRNG key (jax.random.key(seed)) or an int seed, got {type(key).__name__}"
+                       f"{'' if not hasattr(key, 'dtype') else f' of dtype {key.dtype}'}.")
+
+
 def split_keys(key) -> Keys:
-    return Keys(*jax.random.split(key, 5))
+    """The five streams of ``key`` (a JAX key, or an int seed: :func:`as_key`)."""
+    return Keys(*jax.random.split(as_key(key), 5))
 
 
 class StepKeys(NamedTuple):
@@ -91,11 +104,14 @@ def check_start(start, dim):
     return int(start.dim)
 
 
-def draw_start(key, start, shape, dim):
-    """``shape + (dim,)`` draws from the start law (float64)."""
-    if isinstance(start, str):
-        return jax.random.normal(key, tuple(shape) + (dim,), dtype=jnp.float64)
-    return start.sample(key, tuple(shape))
+def draw_start(key, start, shape, dim, dtype=jnp.float64):
+    """``shape + (dim,)`` draws from the start law (``"standard"`` or ``None``: ``N(0, I)``), drawn in float64 and
+    returned as ``dtype``."""
+    if start is None or isinstance(start, str):
+        x = jax.random.normal(key, tuple(shape) + (dim,), dtype=jnp.float64)
+    else:
+        x = jnp.asarray(start.sample(key, tuple(shape)))
+    return x.astype(dtype)
 
 
 def em_move(x, drift_score, h, beta, z):
@@ -103,37 +119,16 @@ def em_move(x, drift_score, h, beta, z):
     return x + h * (0.5 * beta * x + beta * drift_score) + jnp.sqrt(beta * h) * z
 
 
-class Mutation(NamedTuple):
-    """What the move of a step needs besides the particles: the schedule, how to draw the noise, the sharding of
-    the leading (swarm) axis, and the optional corrector with the composed score (and, for MALA, log density) it
-    targets.
-
-    Attributes
-    ----------
-    schedule : VPSchedule or CosineSchedule
-    noise : ``"hash"`` or ``"threefry"`` (:mod:`verify.samplers.noise`)
-    sharding : jax.sharding.Sharding or None
-    corrector : None, :class:`verify.ULA` or :class:`verify.MALA`
-    score_fn : callable ``(x, t) -> S(x, t)``, used by the corrector only
-    log_density : callable ``(x, t) -> log γ_t(x)`` or None, used by MALA only
-    """
-
-    schedule: object
-    noise: str = "hash"
-    sharding: object = None
-    corrector: object = None
-    score_fn: object = None
-    log_density: object = None
-
-
-def mutate(mutation: Mutation, keys: StepKeys, x, drift_score, t, h):
+def mutate(model, keys: StepKeys, x, drift_score, t, h):
     r"""The move of one step from ``t`` to ``t − h``: Euler–Maruyama, then the corrector (if any) at ``t − h``.
 
     .. math:: x' = x + h\big(\tfrac12 β(t) x + β(t) S\big) + \sqrt{β(t) h}\, z,\qquad z \sim N(0, I),
 
-    with ``z`` drawn from ``keys.noise`` (shape of ``x``, sharded along its first axis) and ``S = drift_score``,
-    the composed score at ``(x, t)``; then ``mutation.corrector.n_steps`` Langevin moves (ULA or MALA, keys from
-    ``keys.corrector``) toward ``π_{t−h}``.
+    with ``z`` drawn from ``keys.noise`` (shape and dtype of ``x``, sharded along its first axis by
+    ``model.sharding``, by ``model.noise``) and ``S = drift_score``, the composed score at ``(x, t)``; then
+    ``model.corrector.n_steps`` Langevin moves (ULA or MALA, keys from ``keys.corrector``) toward ``π_{t−h}`` with
+    the model's composed score and log density. ``model`` is a :class:`verify.samplers.model.FKCModel`; FKC's
+    kernels and the naive sampler all move with this function.
 
     Returns
     -------
@@ -141,52 +136,14 @@ def mutate(mutation: Mutation, keys: StepKeys, x, drift_score, t, h):
     acceptance : scalar array or None
         The corrector's mean acceptance rate (1 for ULA); ``None`` without a corrector.
     """
-    beta = mutation.schedule.beta(t)
-    z = constrain(standard_normal(keys.noise, x.shape, mutation.noise), mutation.sharding)
+    beta = model.schedule.beta(t)
+    z = constrain(standard_normal(keys.noise, x.shape, model.noise, x.dtype), model.sharding)
     x = em_move(x, drift_score, h, beta, z)
     acceptance = None
-    if mutation.corrector is not None:
-        x, acceptance = apply_corrector(keys.corrector, mutation.corrector, x, t - h, mutation.score_fn,
-                                        mutation.log_density, mutation.noise)
+    if model.corrector is not None:
+        x, acceptance = apply_corrector(keys.corrector, model.corrector, x, t - h, model.composed_score,
+                                        model.log_density, model.noise)
     return x, acceptance
-
-
-class Setup(NamedTuple):
-    """Validated inputs of a sampler call: the traced and static parts of ``(scores, start, corrector)``, the
-    weights as Python floats, and the problem's dimension."""
-
-    arrays: tuple
-    static: Static
-    weights: tuple
-    n_steps: int
-    eps: float
-    dim: int
-
-
-def prepare(scores, weights, schedule, n_steps, start, eps, corrector, noise) -> Setup:
-    """Validate what every sampler takes (raising the errors its docstring lists) and split it for ``jax.jit``.
-
-    A :class:`verify.MALA` corrector without a log density gets the composed one of the score objects.
-    """
-    scores, weights = check_scores_and_weights(scores, weights)
-    n_steps = check_positive_int(n_steps, "n_steps")
-    dim = check_start(start, infer_dim(scores))
-    check_corrector(corrector)
-    check_noise_method(noise)
-    if isinstance(corrector, MALA) and corrector.log_density is None:
-        corrector = corrector._replace(log_density=path_log_density(scores, weights))
-    time_steps(schedule, n_steps, eps)  # validates eps
-    arrays, static = partition((scores, start, corrector))
-    return Setup(arrays, static, weights, n_steps, float(eps), dim)
-
-
-def unpack(key, arrays, static, shape, dim, sharding):
-    """Inside the traced sampler: ``(scores, corrector, keys, x0)`` with ``x0`` of ``shape + (dim,)`` from the start
-    law, sharded along its first axis."""
-    scores, start, corrector = combine(arrays, static)
-    keys = split_keys(key)
-    x0 = constrain(draw_start(keys.start, start, shape, dim), sharding)
-    return scores, corrector, keys, x0
 
 
 def composed(scores, weights, x, t):

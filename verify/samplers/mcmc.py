@@ -65,7 +65,7 @@ def step_size_at(corrector, t):
 
 def ula_step(key, x, t, score_fn, step_size, noise: str = "hash"):
     """One ULA move of every particle in ``x`` (shape ``(..., d)``) toward ``π_t``."""
-    z = standard_normal(key, x.shape, noise)
+    z = standard_normal(key, x.shape, noise, x.dtype)
     return x + step_size * score_fn(x, t) + jnp.sqrt(2.0 * step_size) * z
 
 
@@ -77,7 +77,7 @@ def mala_step(key, x, t, score_fn, log_density_fn, step_size, noise: str = "hash
     """
     k_prop, k_acc = jax.random.split(key)
     s_x = score_fn(x, t)
-    y = x + step_size * s_x + jnp.sqrt(2.0 * step_size) * standard_normal(k_prop, x.shape, noise)
+    y = x + step_size * s_x + jnp.sqrt(2.0 * step_size) * standard_normal(k_prop, x.shape, noise, x.dtype)
     s_y = score_fn(y, t)
     forward = jnp.sum((y - x - step_size * s_x) ** 2, axis=-1)
     backward = jnp.sum((x - y - step_size * s_y) ** 2, axis=-1)
@@ -89,7 +89,7 @@ def mala_step(key, x, t, score_fn, log_density_fn, step_size, noise: str = "hash
 
 def apply_corrector(key, corrector, x, t, score_fn, log_density_fn, noise: str = "hash"):
     """Run ``corrector`` (``n_steps`` moves) on every particle; returns ``(x, mean acceptance rate)`` (1 for ULA)."""
-    eps = step_size_at(corrector, t)
+    eps = jnp.asarray(step_size_at(corrector, t), dtype=x.dtype)
     keys = jax.random.split(key, corrector.n_steps)
     if isinstance(corrector, ULA):
         for k in keys:

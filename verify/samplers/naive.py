@@ -12,65 +12,92 @@ are consistent for is declared below and tested against the exact laws of :mod:`
 
   .. math:: k_1 = f(x_k, t_k),\quad k_2 = f(x_k + h_k k_1, t_{k+1}),\quad x_{k+1} = x_k + \tfrac{h_k}{2}(k_1 + k_2),
 
-  global error ``O(h²)`` (:data:`ODE_ORDER`); it converges to :func:`closed_form.laws.ode_law`.
+  global error ``O(h²)`` (:data:`HEUN` ``.order``); it converges to :func:`closed_form.laws.ode_law`.
 
-Each call is one jitted ``lax.scan`` over the steps, vectorized over samples, float64, with the sample axis sharded
-over all JAX devices (:mod:`verify.samplers.sharding`).
+Each sampler is a kernel (:class:`verify.samplers.model.Kernel`: :data:`EULER_MARUYAMA`, :data:`HEUN`) over the same
+model as FKC's (:class:`verify.samplers.model.FKCModel`, one validation), run by the same jitted ``lax.scan``
+(:func:`verify.samplers.model.run_kernel`) with the sample axis sharded over all JAX devices
+(:mod:`verify.samplers.sharding`); the Euler–Maruyama step is FKC's move (:func:`verify.samplers.discretization.mutate`)
+without weights. Each kernel declares its order (``.order``, ``.order_kind``), which the convergence tests read;
+``naive_sde_sample.kernel`` and ``naive_ode_sample.kernel`` name them. float64 by default, ``dtype="float32"`` on
+request.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import NamedTuple
-
-import jax
-import jax.numpy as jnp
-
-from verify.samplers.discretization import (
-    Mutation,
-    check_positive_int,
-    composed_score_only,
-    mutate,
-    prepare,
-    step_keys,
-    time_steps,
-    unpack,
-)
-from verify.samplers.mcmc import MALA
+from closed_form.errors import CatcompError
+from verify.samplers.discretization import as_key, check_positive_int, mutate
+from verify.samplers.model import Kernel, build_model, check_run, run_kernel
+from verify.samplers.resampling import never
 from verify.samplers.sharding import constrain, swarm_sharding
-from verify.samplers.staging import jit_sampler
+
+
+def _no_weight_options(weight_clip, g_clip, corrector):
+    if weight_clip is not None or not (isinstance(g_clip, str) and g_clip == "default"):
+        raise CatcompError("the naive samplers carry no weights; weight_clip and g_clip apply to fkc_sample only.")
+    return None, None
+
+
+def _no_corrector_options(weight_clip, g_clip, corrector):
+    if corrector is not None:
+        raise CatcompError("naive_ode_sample is deterministic and takes no corrector; use naive_sde_sample.")
+    return _no_weight_options(weight_clip, g_clip, corrector)
+
+
+def _init(particles, model, t=None):
+    return constrain(particles, model.sharding)
+
+
+def _record(info):
+    return None
+
+
+def _finish(key, x, records):
+    return x[:, 0, :]
+
+
+def _em_step(keys, x, t, h, model):
+    x, _ = mutate(model, keys, x, model.composed_score(x, t), t, h)
+    return constrain(x, model.sharding), None
+
+
+def _heun_step(keys, x, t, h, model):
+    def velocity(y, s):
+        return 0.5 * model.schedule.beta(s) * (y + model.composed_score(y, s))
+
+    k1 = velocity(x, t)
+    k2 = velocity(x + h * k1, t - h)
+    return constrain(x + 0.5 * h * (k1 + k2), model.sharding), None
+
+
+#: The naive reverse SDE by Euler–Maruyama: FKC's move without weights. Weak order 1.
+EULER_MARUYAMA = Kernel("euler_maruyama", _init, _em_step, _record, _finish, 1, "weak", _no_weight_options)
+#: The probability-flow ODE by Heun's method. Global (strong) order 2.
+HEUN = Kernel("heun", _init, _heun_step, _record, _finish, 2, "strong", _no_corrector_options)
 
 #: Global order of accuracy of :func:`naive_ode_sample` (Heun) and weak order of :func:`naive_sde_sample` (EM).
-ODE_ORDER = 2
-SDE_WEAK_ORDER = 1
+ODE_ORDER = HEUN.order
+SDE_WEAK_ORDER = EULER_MARUYAMA.order
 
 
-class _Config(NamedTuple):
-    weights: tuple
-    schedule: object
-    n: int
-    n_steps: int
-    eps: float
-    dim: int
-    sharding: object
-    noise: str
-
-
-def _prepare(scores, weights, schedule, n, n_steps, start, eps, corrector, noise):
+def _naive(kernel, key, scores, weights, schedule, n, n_steps, start, eps, corrector, noise, dtype):
     n = check_positive_int(n, "n")
-    setup = prepare(scores, weights, schedule, n_steps, start, eps, corrector, noise)
-    cfg = _Config(setup.weights, schedule, n, setup.n_steps, setup.eps, setup.dim, swarm_sharding(n), noise)
-    return setup.arrays, setup.static, cfg
+    model = build_model(scores, weights, schedule, kernel, resampling=never(), corrector=corrector, noise=noise,
+                        sharding=swarm_sharding(n), dtype=dtype)
+    n_steps, stop_after, eps, start = check_run(schedule, n_steps, None, eps, start, model.dim)
+    # Shape (n, 1, d): the same draws as FKC with one particle per swarm.
+    return run_kernel(as_key(key), model, start, n, 1, n_steps, stop_after, eps)
 
 
 def naive_sde_sample(key, scores, weights, schedule, n: int, n_steps: int = 500, start="standard", *,
-                     eps: float = 1e-5, corrector=None, noise: str = "hash"):
+                     eps: float = 1e-5, corrector=None, noise: str = "hash", dtype="float64"):
     r"""``n`` samples of the naive composed reverse SDE by Euler–Maruyama (module doc), shape ``(n, d)``.
 
     Parameters
     ----------
-    key : jax.random key
-    scores : sequence of score functions ``s_i(x, t)`` (:mod:`verify.samplers.scores`)
+    key : jax.random key, or an int seed
+    scores : sequence of score functions ``s_i(x, t)`` (:mod:`verify.samplers.scores`), one per source; for a
+        :class:`closed_form.Composition` pass ``source_scores(composition, schedule)`` and ``composition.weights``
     weights : sequence of float, one per score
     schedule : VPSchedule or CosineSchedule
     n, n_steps : int
@@ -81,65 +108,24 @@ def naive_sde_sample(key, scores, weights, schedule, n: int, n_steps: int = 500,
         Langevin moves toward ``π_{t_{k+1}}`` after each step.
     noise : ``"hash"`` (default) or ``"threefry"``
         How the Gaussian increments are drawn (:mod:`verify.samplers.noise`).
+    dtype : ``"float64"`` (default) or ``"float32"``
 
     Raises
     ------
     ShapeMismatchError, NonFiniteInputError, CatcompError
-        For mismatched score/weight counts, NaN weights, non-positive ``n``/``n_steps``, an unknown start.
+        For mismatched score/weight counts, NaN weights, non-positive ``n``/``n_steps``, an unknown start or dtype.
     """
-    arrays, static, cfg = _prepare(scores, weights, schedule, n, n_steps, start, eps, corrector, noise)
-    return _naive_sde(key, arrays, static, cfg)
+    return _naive(EULER_MARUYAMA, key, scores, weights, schedule, n, n_steps, start, eps, corrector, noise, dtype)
 
 
 def naive_ode_sample(key, scores, weights, schedule, n: int, n_steps: int = 500, start="standard", *,
-                     eps: float = 1e-5):
+                     eps: float = 1e-5, dtype="float64"):
     r"""``n`` samples of the naive composed probability-flow ODE by Heun's method (module doc), shape ``(n, d)``.
 
     The only randomness is the start draw (same stream as :func:`naive_sde_sample`). Parameters as there.
     """
-    arrays, static, cfg = _prepare(scores, weights, schedule, n, n_steps, start, eps, None, "hash")
-    return _naive_ode(key, arrays, static, cfg)
+    return _naive(HEUN, key, scores, weights, schedule, n, n_steps, start, eps, None, "hash", dtype)
 
 
-def _scan_inputs(cfg):
-    t, h = time_steps(cfg.schedule, cfg.n_steps, cfg.eps)
-    return jnp.arange(cfg.n_steps), jnp.asarray(t), jnp.asarray(h)
-
-
-def _naive_sde(key, arrays, static, cfg: _Config):
-    # Shape (n, 1, d): the same draws as FKC with one particle per swarm.
-    scores, corrector, keys, x = unpack(key, arrays, static, (cfg.n, 1), cfg.dim, cfg.sharding)
-    score_fn = partial(composed_score_only, scores, cfg.weights)
-    log_density = corrector.log_density if isinstance(corrector, MALA) else None
-    # The same move as FKC's mutation (verify.samplers.discretization.mutate), without the weights.
-    mutation = Mutation(cfg.schedule, cfg.noise, cfg.sharding, corrector, score_fn, log_density)
-
-    def step(x, inputs):
-        k, t, h = inputs
-        x, _ = mutate(mutation, step_keys(keys, k), x, score_fn(x, t), t, h)
-        return constrain(x, cfg.sharding), None
-
-    x, _ = jax.lax.scan(step, x, _scan_inputs(cfg))
-    return x[:, 0, :]
-
-
-def _naive_ode(key, arrays, static, cfg: _Config):
-    scores, _, _, x = unpack(key, arrays, static, (cfg.n, 1), cfg.dim, cfg.sharding)
-    score_fn = partial(composed_score_only, scores, cfg.weights)
-
-    def velocity(x, t):
-        return 0.5 * cfg.schedule.beta(t) * (x + score_fn(x, t))
-
-    def step(x, inputs):
-        _, t, h = inputs
-        k1 = velocity(x, t)
-        k2 = velocity(x + h * k1, t - h)
-        return constrain(x + 0.5 * h * (k1 + k2), cfg.sharding), None
-
-    x, _ = jax.lax.scan(step, x, _scan_inputs(cfg))
-    return x[:, 0, :]
-
-
-_naive_sde = jit_sampler(_naive_sde, ("static", "cfg"))
-_naive_ode = jit_sampler(_naive_ode, ("static", "cfg"))
-
+naive_sde_sample.kernel = EULER_MARUYAMA
+naive_ode_sample.kernel = HEUN

@@ -72,8 +72,9 @@ def _flat_index(shape):
     return index
 
 
-def hash_normal(key, shape):
-    """Standard normals of ``shape`` (float64) by the ``"hash"`` method (module doc).
+def hash_normal(key, shape, dtype=jnp.float64):
+    """Standard normals of ``shape`` (float64, or ``dtype``) by the ``"hash"`` method (module doc); the values are
+    computed in float32 and are the same for either dtype.
 
     Element ``i`` of the row-major flattened array uses the top 23 bits of its own hash ``mix64(s + (i + 1)γ)``.
     Everything is elementwise (no interleaving of two draws per hash, which XLA:CPU cannot vectorize and which
@@ -83,13 +84,14 @@ def hash_normal(key, shape):
     seed = jax.random.bits(key, (), dtype=jnp.uint64)
     u = _uniform23(splitmix64(seed, _flat_index(shape)) >> jnp.uint64(41))
     z = jnp.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)
-    return z.astype(jnp.float64)
+    return z.astype(dtype)
 
 
-def standard_normal(key, shape, method: str = "hash"):
-    """Standard normal draws of ``shape`` as float64 by ``method`` ∈ :data:`NOISE_METHODS` (module doc)."""
+def standard_normal(key, shape, method: str = "hash", dtype=jnp.float64):
+    """Standard normal draws of ``shape`` as ``dtype`` (float64 by default) by ``method`` ∈ :data:`NOISE_METHODS`
+    (module doc). ``"threefry"`` draws in ``dtype`` directly."""
     if method == "hash":
-        return hash_normal(key, shape)
+        return hash_normal(key, shape, dtype)
     if method == "threefry":
-        return jax.random.normal(key, tuple(shape), dtype=jnp.float64)
+        return jax.random.normal(key, tuple(shape), dtype=dtype)
     raise CatcompError(f"unknown noise method {method!r}; valid methods are {', '.join(NOISE_METHODS)}.")

@@ -1,8 +1,12 @@
 r"""Perturbed score functions for the samplers: ``ŝ_i(x, t) = s_i(x, t) + δ_i(x, t)``.
 
 :class:`PerturbedScore` wraps a score function (a pytree such as :class:`verify.samplers.scores.GaussianScore`) and an error
-model of :mod:`closed_form.perturbations`; it is itself a pytree whose error is a static (hashable) field, so the
-samplers compile it like any other score function.
+model of :mod:`closed_form.perturbations`; it is itself a pytree: the base score's arrays are leaves, and so are the
+error model's when it is a pytree of arrays (:func:`closed_form.perturbations.precision_error`, and
+:class:`~closed_form.perturbations.DensityPowerError`), so that perturbed scores of one structure share the samplers'
+compiled code. An error model that is not (an affine error given by a closure, such as
+:func:`~closed_form.perturbations.misspecification_error`'s) is a static field compared by identity: the samplers
+then compile once per error object. :class:`AffineErrorScore` is the all-array form of affine errors.
 """
 
 from __future__ import annotations
@@ -12,18 +16,33 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from closed_form.errors import ShapeMismatchError
 from verify.samplers.scores import source_scores
 
 
-@partial(jax.tree_util.register_dataclass, data_fields=["base"], meta_fields=["error"])
+def _is_array_tree(tree) -> bool:
+    return all(isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, int))
+               for leaf in jax.tree_util.tree_leaves(tree))
+
+
+@jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False)
 class PerturbedScore:
-    """``base(x, t) + error.delta(x, t)``; ``error=None`` leaves ``base`` unchanged."""
+    """``base(x, t) + error.delta(x, t)``; ``error=None`` leaves ``base`` unchanged. A pytree (module doc)."""
 
     base: object
     error: object
+
+    def tree_flatten(self):
+        if self.error is None or _is_array_tree(self.error):
+            return (self.base, self.error), None
+        return (self.base,), _ByIdentity(self.error)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], children[1] if aux is None else aux.value)
 
     @property
     def dim(self) -> int:
@@ -35,6 +54,19 @@ class PerturbedScore:
 
     def __hash__(self):  # the error model is compared by identity
         return id(self)
+
+
+class _ByIdentity:
+    """A static value compared and hashed by identity (an error model that is not a pytree of arrays)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, _ByIdentity) and other.value is self.value
+
+    def __hash__(self):
+        return id(self.value)
 
 
 def perturbed_scores(composition, schedule, errors) -> tuple:

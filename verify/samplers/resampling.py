@@ -145,11 +145,18 @@ class BelowESS(NamedTuple):
     def __call__(self, key, weights, ess, log_weights, arrays):
         n = weights.shape[-1]
         resampled = ess < self.threshold * n
-        idx = self.resampler(key, weights, n)
-        # Swarms that keep their particles take the identity ancestors, so one gather serves every swarm.
-        idx = jnp.where(resampled[..., None], idx, jnp.arange(n, dtype=idx.dtype))
-        log_weights = jnp.where(resampled[..., None], -math.log(n), log_weights)
-        return log_weights, tuple(_gather(a, idx) for a in arrays), resampled
+
+        def resample(_):
+            idx = self.resampler(key, weights, n)
+            # Swarms that keep their particles take the identity ancestors, so one gather serves every swarm.
+            idx = jnp.where(resampled[..., None], idx, jnp.arange(n, dtype=idx.dtype))
+            return (jnp.where(resampled[..., None], jnp.asarray(-math.log(n), log_weights.dtype), log_weights),
+                    tuple(_gather(a, idx) for a in arrays))
+
+        # A step where no swarm falls below the threshold skips the search and the gathers altogether.
+        log_weights, arrays = jax.lax.cond(jnp.any(resampled), resample, lambda _: (log_weights, tuple(arrays)),
+                                           None)
+        return log_weights, arrays, resampled
 
 
 class Never(NamedTuple):

@@ -174,9 +174,17 @@ def check_scores_and_weights(scores, weights) -> tuple[tuple, tuple[float, ...]]
         When the counts differ or there are none.
     NonFiniteInputError
         For NaN or infinite weights.
+    CatcompError
+        When ``scores`` is a :class:`closed_form.Composition` (or a setting) instead of its score functions.
     """
     from closed_form.validation import check_weights_for
 
+    if isinstance(scores, Composition) or hasattr(scores, "composition"):
+        raise CatcompError(
+            f"scores must be score functions, one per source, not a {type(scores).__name__}; for a composition pass "
+            "scores=source_scores(composition, schedule) and weights=composition.weights (exact scores), or "
+            "network_scores(...) for learned ones."
+        )
     scores = tuple(scores) if isinstance(scores, (tuple, list)) else (scores,)
     weights = check_weights_for(scores, weights, "score function")
     for s in scores:

@@ -20,13 +20,16 @@ constant; resample; move with the (resampled) composed score; optionally apply a
 After the last step each swarm returns one particle drawn with probability proportional to its final weight — a
 uniform pick when the last step resampled — never a fixed slot (a fixed slot is biased; ``tests/test_samplers.py``).
 
-**The kernel.** As in BlackJAX's SMC, the sampler is a state and a transition: :class:`FKCState` (particles, log
-weights, ``log Ẑ``, resampling counts, and the carried composed score of the authors' ordering),
-:func:`fkc_init` and :func:`fkc_step` ``(key, state, t, h, model) -> (state, FKCInfo)``, with the Feynman–Kac
-parts named by :class:`FKCModel` and computed by :func:`verify.samplers.discretization.mutate` (mutation, shared with
-:func:`verify.naive_sde_sample`), :func:`fkc_potential` and the resampling strategy. :func:`fkc_sample` is
-:func:`fkc_init`, a ``lax.scan`` of :func:`fkc_step` over the grid, and :func:`fkc_pick`, jitted once per
-configuration with the swarm axis sharded over the devices (:mod:`verify.samplers.sharding`).
+**The kernels.** As in BlackJAX's SMC, the sampler is a state and a transition (:class:`verify.samplers.model.Kernel`):
+:data:`FKC` (catcomp's ordering: potential at the left point, resampling, move) with :class:`FKCState`, and
+:data:`AUTHORS` (the paper authors' ordering: move, potential at the new point with the rate clipped, resampling,
+the composed score carried to the next move) with :class:`AuthorsState`. Both are built from the same parts:
+:func:`fkc_potential`, :func:`reweight`, the resampling strategy, and :func:`verify.samplers.discretization.mutate`
+(the move, shared with :func:`verify.naive_sde_sample`). :func:`fkc_init`, :func:`fkc_step` and :func:`fkc_pick`
+run the model's kernel; :func:`fkc_sample` is :func:`fkc_init`, a ``lax.scan`` of :func:`fkc_step` over the grid and
+:func:`fkc_pick` (:func:`verify.samplers.model.run_kernel`), jitted once per model structure, with the swarm axis
+sharded over the devices (:mod:`verify.samplers.sharding`). The kernels declare weak order 1 in the step size
+(Euler–Maruyama moves, left-point or right-point weights).
 
 **Consistency (declared, tested).** As ``K → ∞`` each swarm's output converges in law to the Euler–Maruyama
 discretization of the FK-weighted path, which tends to ``π_{t_min}`` as the step size goes to zero; the weighted
@@ -44,29 +47,15 @@ With ``n_particles = 1`` no resampling happens and the samples are exactly those
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from closed_form.errors import CatcompError, NonFiniteInputError, ShapeMismatchError
-from verify.samplers.discretization import (
-    Mutation,
-    StepKeys,
-    check_positive_int,
-    composed,
-    composed_score_only,
-    mutate,
-    prepare,
-    step_keys,
-    time_steps,
-    unpack,
-)
-from verify.samplers.mcmc import MALA, check_corrector
-from verify.samplers.noise import check_noise_method
-from verify.samplers.resampling import STRATEGIES, BelowESS, always, below_ess, get_resampler, never
-from verify.samplers.scores import check_scores_and_weights, infer_dim, path_log_density
+from closed_form.errors import CatcompError, NonFiniteInputError
+from verify.samplers.discretization import StepKeys, as_key, check_positive_int, mutate
+from verify.samplers.model import FKCModel, Kernel, build_model, check_run, run_kernel
+from verify.samplers.resampling import BelowESS, always, below_ess, get_resampler, never
 from verify.samplers.sharding import constrain, swarm_sharding
 from verify.samplers.staging import jit_sampler
 
@@ -102,7 +91,8 @@ class FKCResult(NamedTuple):
 
 
 class FKCState(NamedTuple):
-    """The state of an FKC run between steps (the ``lax.scan`` carry of :func:`fkc_sample`).
+    """The state of an FKC run between steps of the :data:`FKC` kernel (the ``lax.scan`` carry of
+    :func:`fkc_sample`).
 
     Attributes
     ----------
@@ -114,16 +104,23 @@ class FKCState(NamedTuple):
         ``log Ẑ`` so far: the sum of the steps' :attr:`FKCInfo.log_normalizer_increment`.
     n_resampling : (S,) int32
         Resampling events so far.
-    score : (S, K, d) or None
-        The composed score ``S(x, t)`` at the particles and the current time, carried to the next move by the
-        authors' ordering (``variant="authors"``); ``None`` for catcomp's ordering, which evaluates it in the step.
     """
 
     particles: jax.Array
     log_weights: jax.Array
     log_normalizer: jax.Array
     n_resampling: jax.Array
-    score: jax.Array | None = None
+
+
+class AuthorsState(NamedTuple):
+    """The state of the :data:`AUTHORS` kernel: :class:`FKCState`'s fields and the composed score ``S(x, t)`` at the
+    particles and the current time, which the next step moves with."""
+
+    particles: jax.Array
+    log_weights: jax.Array
+    log_normalizer: jax.Array
+    n_resampling: jax.Array
+    score: jax.Array
 
 
 class FKCInfo(NamedTuple):
@@ -148,46 +145,6 @@ class FKCInfo(NamedTuple):
     acceptance: jax.Array | None
 
 
-class FKCModel(NamedTuple):
-    r"""The Feynman–Kac model one :func:`fkc_step` runs (build and validate it with :func:`fkc_model`).
-
-    Attributes
-    ----------
-    scores : tuple of score functions ``s_i(x, t)``
-    weights : tuple of float ``w_i``
-    schedule : VPSchedule or CosineSchedule
-    dim : int
-    resampling : :class:`verify.samplers.resampling.Always`, :class:`~verify.samplers.resampling.BelowESS` or
-        :class:`~verify.samplers.resampling.Never` — the resampling strategy.
-    weight_clip : float or None
-        Clip of the potential's increment ``h g`` to ``[−weight_clip, weight_clip]``.
-    g_clip : float or None
-        Clip of the rate ``g`` to ``[−g_clip, g_clip]`` before multiplying by ``h`` (the authors').
-    corrector : None, :class:`verify.ULA` or :class:`verify.MALA`
-        MCMC moves after the Euler–Maruyama move (a MALA corrector carries its log density).
-    noise : ``"hash"`` or ``"threefry"``
-    variant : ``"catcomp"`` or ``"authors"``
-        The order of potential and mutation within a step (:func:`fkc_step`).
-    sharding : jax.sharding.Sharding or None
-        Sharding of the swarm axis (:func:`verify.samplers.sharding.swarm_sharding`).
-    """
-
-    scores: tuple
-    weights: tuple
-    schedule: object
-    dim: int
-    resampling: object
-    weight_clip: float | None = None
-    g_clip: float | None = None
-    corrector: object = None
-    noise: str = "hash"
-    variant: str = "catcomp"
-    sharding: object = None
-
-
-#: ``fkc_sample``'s variants: catcomp's left-point weights, and the authors' sampler (``variant="authors"``).
-FKC_VARIANTS = ("catcomp", "authors")
-
 #: The authors' clip of the weight rate ``g`` (their ``g_clip``).
 AUTHORS_G_CLIP = 15.0
 
@@ -204,54 +161,7 @@ def fkc_log_weight_rate(source_scores, composed_score, weights, beta, dim: int):
     return 0.5 * beta * ((1.0 - math.fsum(weights)) * dim + quad)
 
 
-# ------------------------------------------------------------------------------------------------ the kernel
-def fkc_model(scores, weights, schedule, *, resampling=None, weight_clip=None, corrector=None, noise: str = "hash",
-              variant: str = "catcomp", g_clip="default", dim: int | None = None, sharding=None) -> FKCModel:
-    r"""Validate the parts of a Feynman–Kac model and bundle them for :func:`fkc_init` / :func:`fkc_step`.
-
-    Parameters
-    ----------
-    scores, weights, schedule, corrector, noise, variant, weight_clip, g_clip
-        As in :func:`fkc_sample`.
-    resampling : strategy, optional
-        :func:`verify.samplers.resampling.always` (default, with systematic resampling), :func:`~verify.samplers.resampling.below_ess`
-        or :func:`~verify.samplers.resampling.never`.
-    dim : int, optional
-        The dimension, needed when no score declares one (``.dim``).
-    sharding : jax.sharding.Sharding, optional
-        Sharding of the swarm axis; ``None`` leaves placement to JAX.
-
-    Raises
-    ------
-    CatcompError
-        An unknown strategy, variant or noise method; a non-positive clip; ``g_clip`` without
-        ``variant="authors"``; ``variant="authors"`` with ``weight_clip`` or a corrector; no dimension.
-    ShapeMismatchError, NonFiniteInputError
-        Score/weight count mismatch or disagreeing dimensions; NaN weights or clips.
-    """
-    scores, weights = check_scores_and_weights(scores, weights)
-    declared = infer_dim(scores)
-    if dim is None:
-        if declared is None:
-            raise CatcompError("these score functions do not declare a dimension (.dim); pass dim=d.")
-        dim = declared
-    dim = check_positive_int(dim, "dim")
-    if declared is not None and dim != declared:
-        raise ShapeMismatchError(f"dim = {dim} but the score functions have dimension {declared}.")
-    resampling = always() if resampling is None else resampling
-    if not isinstance(resampling, STRATEGIES):
-        raise CatcompError(f"resampling must be always(...), below_ess(...) or never(), got "
-                           f"{type(resampling).__name__}.")
-    weight_clip = _check_clip(weight_clip, "weight_clip")
-    g_clip = _check_variant(variant, g_clip, weight_clip, corrector)
-    check_corrector(corrector)
-    check_noise_method(noise)
-    if isinstance(corrector, MALA) and corrector.log_density is None:
-        corrector = corrector._replace(log_density=path_log_density(scores, weights))
-    return FKCModel(scores, weights, schedule, dim, resampling, weight_clip, g_clip, corrector, noise, variant,
-                    sharding)
-
-
+# ------------------------------------------------------------------------------------------------ shared parts
 def fkc_potential(model: FKCModel, x, t, h):
     r"""The potential's log-weight increment over a step of length ``h`` evaluated at ``(x, t)``, and ``S(x, t)``.
 
@@ -261,7 +171,7 @@ def fkc_potential(model: FKCModel, x, t, h):
     ``c_L = model.weight_clip`` (each clip skipped when ``None``). Returns ``(ΔL, S)``, shapes ``x.shape[:-1]`` and
     ``x.shape``; the composed score is returned so that the move reuses it (one score evaluation per step).
     """
-    s, s_comp = composed(model.scores, model.weights, x, t)
+    s, s_comp = model.composed(x, t)
     g = fkc_log_weight_rate(s, s_comp, model.weights, model.schedule.beta(t), model.dim)
     if model.g_clip is not None:
         g = jnp.clip(g, -model.g_clip, model.g_clip)
@@ -271,59 +181,220 @@ def fkc_potential(model: FKCModel, x, t, h):
     return increment, s_comp
 
 
-def _mutation(model: FKCModel) -> Mutation:
-    corrector = model.corrector
-    log_density = corrector.log_density if isinstance(corrector, MALA) else None
-    return Mutation(model.schedule, model.noise, model.sharding, corrector,
-                    partial(composed_score_only, model.scores, model.weights), log_density)
+def reweight(log_weights, increment):
+    r"""``L ← L + ΔL`` renormalized: returns the new normalized log weights, the normalized weights ``W``,
+    ``log Σ_j e^{L_j + ΔL_j}`` (the step's factor of ``Ẑ``, since ``L`` was normalized) and the ESS ``1 / Σ_j W_j²``.
+
+    One exponential per particle: with ``a = L + ΔL``, ``m = max_j a_j`` and ``e = e^{a − m}``,
+    ``log Z = m + log Σ e``, ``W = e / Σ e`` and ``ESS = (Σ e)² / Σ e²``.
+    """
+    a = log_weights + increment
+    top = jnp.max(a, axis=-1, keepdims=True)
+    e = jnp.exp(a - top)
+    total = jnp.sum(e, axis=-1)
+    log_total = top[..., 0] + jnp.log(total)
+    return a - log_total[..., None], e / total[..., None], log_total, total * total / jnp.sum(e * e, axis=-1)
 
 
-def _reweight(log_weights, increment):
-    r"""``L ← L + ΔL`` renormalized, with the normalized weights ``W``, ``log Σ_j e^{L_j + ΔL_j}`` (the step's
-    factor of ``Ẑ``, since ``L`` was normalized) and the ESS ``1 / Σ_j W_j²``."""
-    # One exponential per particle serves the normalizer, the new weights, the ESS and the resampler.
-    log_w = log_weights + increment
-    top = jnp.max(log_w, axis=-1, keepdims=True)
-    e = jnp.exp(log_w - top)
-    total = jnp.sum(e, axis=-1, keepdims=True)
-    w_norm = e / total
-    log_total = top + jnp.log(total)
-    ess = 1.0 / jnp.sum(w_norm**2, axis=-1)
-    return log_w - log_total, w_norm, log_total[..., 0], ess
+def _correct(key, state, increment, arrays, model: FKCModel):
+    """Reweight by ``increment`` and apply the resampling strategy to ``arrays`` (the particles and their scores);
+    returns the new log weights, arrays, ``log Ẑ``, resampling count and the step's info (without acceptance)."""
+    log_w, w_norm, log_z_step, ess = reweight(state.log_weights, increment)
+    log_w, arrays, resampled = model.resampling(key, w_norm, ess, log_w, arrays)
+    sh = model.sharding
+    return (constrain(log_w, sh), arrays, constrain(state.log_normalizer + log_z_step, sh),
+            constrain(state.n_resampling + resampled.astype(state.n_resampling.dtype), sh),
+            (ess, resampled, log_z_step))
 
 
-def fkc_init(particles, model: FKCModel, t=None) -> FKCState:
-    r"""The state before the first step: ``particles`` ``(S, K, d)`` with equal weights ``−log K``, ``log Ẑ = 0``,
-    no resampling; for ``variant="authors"`` also the composed score at ``(particles, t)``, ``t`` the first grid
-    time (required then, ignored otherwise)."""
+def _start(particles, model: FKCModel):
     sh = model.sharding
     particles = constrain(particles, sh)
     n_swarms, n_particles = particles.shape[-3], particles.shape[-2]
-    score = None
-    if model.variant == "authors":
-        if t is None:
-            raise CatcompError("variant='authors' evaluates the scores at the first grid time; pass t=grid[0].")
-        score = constrain(composed_score_only(model.scores, model.weights, particles, jnp.asarray(t)), sh)
-    return FKCState(
-        particles,
-        constrain(jnp.full((n_swarms, n_particles), -math.log(n_particles), dtype=particles.dtype), sh),
-        constrain(jnp.zeros(n_swarms, dtype=particles.dtype), sh),
-        constrain(jnp.zeros(n_swarms, dtype=jnp.int32), sh),
-        score,
-    )
+    return (particles,
+            constrain(jnp.full((n_swarms, n_particles), -math.log(n_particles), dtype=particles.dtype), sh),
+            constrain(jnp.zeros(n_swarms, dtype=particles.dtype), sh),
+            constrain(jnp.zeros(n_swarms, dtype=jnp.int32), sh))
 
 
-def fkc_step(key, state: FKCState, t, h, model: FKCModel) -> tuple[FKCState, FKCInfo]:
-    r"""One FKC step from ``t`` to ``t − h``: potential, reweighting, resampling, mutation.
+def _record(info: FKCInfo):
+    # Only the swarm-mean ESS leaves the loop: the per-swarm info would be stored for every step.
+    return jnp.mean(info.ess), info.acceptance
 
-    catcomp's ordering (``model.variant == "catcomp"``): with ``S`` and ``ΔL = fkc_potential(x, t, h)`` at the
-    current particles (the left point),
+
+def _finish(key, state, records) -> FKCResult:
+    ess, acceptance = records
+    return FKCResult(_fkc_pick(key, state), state.particles, state.log_weights, state.log_normalizer, ess,
+                     state.n_resampling, acceptance)
+
+
+def _as_step_keys(key):
+    return key if isinstance(key, StepKeys) else StepKeys(*jax.random.split(key, 3))
+
+
+def _check_clip(clip, name):
+    """``None`` or a positive float; NaN and non-positive values raise."""
+    if clip is None:
+        return None
+    clip = float(clip)
+    if math.isnan(clip):
+        raise NonFiniteInputError(f"{name} is NaN; pass None or a positive number.")
+    if clip <= 0:
+        raise CatcompError(f"{name} must be None or positive, got {clip}.")
+    return clip
+
+
+def _is_default(g_clip) -> bool:
+    return isinstance(g_clip, str) and g_clip == "default"
+
+
+# ------------------------------------------------------------------------------------------------ catcomp's kernel
+def _fkc_init(particles, model: FKCModel, t=None) -> FKCState:
+    return FKCState(*_start(particles, model))
+
+
+def _fkc_step(key, state: FKCState, t, h, model: FKCModel):
+    keys = _as_step_keys(key)
+    increment, score = fkc_potential(model, state.particles, t, h)
+    log_w, (x, score), log_z, n_res, info = _correct(keys.resample, state, increment, (state.particles, score), model)
+    x, acceptance = mutate(model, keys, x, score, t, h)
+    return FKCState(constrain(x, model.sharding), log_w, log_z, n_res), FKCInfo(*info, acceptance)
+
+
+def _fkc_options(weight_clip, g_clip, corrector):
+    if not _is_default(g_clip):
+        raise CatcompError("g_clip clips the weight rate of variant='authors' only; for catcomp's variant clip "
+                           "the increment with weight_clip.")
+    return _check_clip(weight_clip, "weight_clip"), None
+
+
+#: catcomp's FKC kernel: left-point potential ``h_k g(x_k, t_k)`` (clipped by ``weight_clip``), reweighting and
+#: resampling of ``(x, S)``, then the move with the resampled ``S`` and the optional corrector. Weak order 1.
+FKC = Kernel("catcomp", _fkc_init, _fkc_step, _record, _finish, 1, "weak", _fkc_options)
+
+
+# ------------------------------------------------------------------------------------------------ the authors' kernel
+def _authors_init(particles, model: FKCModel, t=None) -> AuthorsState:
+    if t is None:
+        raise CatcompError("variant='authors' evaluates the scores at the first grid time; pass t=grid[0].")
+    particles, log_w, log_z, n_res = _start(particles, model)
+    score = constrain(model.composed_score(particles, jnp.asarray(t, dtype=particles.dtype)), model.sharding)
+    return AuthorsState(particles, log_w, log_z, n_res, score)
+
+
+def _authors_step(key, state: AuthorsState, t, h, model: FKCModel):
+    keys = _as_step_keys(key)
+    x, _ = mutate(model, keys, state.particles, state.score, t, h)
+    increment, score = fkc_potential(model, x, t - h, h)
+    log_w, (x, score), log_z, n_res, info = _correct(keys.resample, state, increment, (x, score), model)
+    sh = model.sharding
+    return AuthorsState(constrain(x, sh), log_w, log_z, n_res, constrain(score, sh)), FKCInfo(*info, None)
+
+
+def _authors_options(weight_clip, g_clip, corrector):
+    if weight_clip is not None:
+        raise CatcompError("variant='authors' clips the rate with g_clip; weight_clip must be None with it.")
+    if corrector is not None:
+        raise CatcompError("variant='authors' runs without a corrector (the authors use none); pass corrector=None.")
+    return None, AUTHORS_G_CLIP if _is_default(g_clip) else _check_clip(g_clip, "g_clip")
+
+
+#: The paper authors' kernel: move with the carried ``S(x_k, t_k)``, then the rate ``g`` at ``(x_{k+1}, t_{k+1})``
+#: clipped to ``±g_clip``, times ``h_k``; reweighting and resampling of ``(x_{k+1}, S(x_{k+1}, t_{k+1}))``. Weak
+#: order 1.
+AUTHORS = Kernel("authors", _authors_init, _authors_step, _record, _finish, 1, "weak", _authors_options)
+
+#: ``fkc_sample``'s variants by name: catcomp's left-point weights, and the authors' sampler.
+FKC_KERNELS = {"catcomp": FKC, "authors": AUTHORS}
+#: Their names.
+FKC_VARIANTS = tuple(FKC_KERNELS)
+
+
+def fkc_kernel(variant) -> Kernel:
+    """The kernel named ``variant`` (:data:`FKC_KERNELS`), or ``variant`` itself when it is a :class:`Kernel`."""
+    if isinstance(variant, Kernel):
+        return variant
+    if not isinstance(variant, str) or variant not in FKC_KERNELS:
+        raise CatcompError(f"unknown variant {variant!r}; valid variants are {', '.join(FKC_VARIANTS)} (or a Kernel).")
+    return FKC_KERNELS[variant]
+
+
+# ------------------------------------------------------------------------------------------------ the kernel API
+def fkc_model(scores, weights, schedule, *, resampling=None, weight_clip=None, corrector=None, noise: str = "hash",
+              variant="catcomp", g_clip="default", dim: int | None = None, sharding=None,
+              dtype="float64") -> FKCModel:
+    r"""Validate the parts of a Feynman–Kac model and bundle them for :func:`fkc_init` / :func:`fkc_step`.
+
+    Parameters
+    ----------
+    scores, weights, schedule, corrector, noise, variant, weight_clip, g_clip, dtype
+        As in :func:`fkc_sample` (``variant`` may also be a kernel, :data:`FKC` or :data:`AUTHORS`).
+    resampling : strategy, optional
+        :func:`verify.samplers.resampling.always` (default, with systematic resampling),
+        :func:`~verify.samplers.resampling.below_ess` or :func:`~verify.samplers.resampling.never`.
+    dim : int, optional
+        The dimension, needed when no score declares one (``.dim``).
+    sharding : jax.sharding.Sharding, optional
+        Sharding of the swarm axis; ``None`` leaves placement to JAX.
+
+    Raises
+    ------
+    CatcompError
+        An unknown strategy, variant, noise method or dtype; a non-positive clip; ``g_clip`` with catcomp's kernel;
+        the authors' kernel with ``weight_clip`` or a corrector; no dimension.
+    ShapeMismatchError, NonFiniteInputError
+        Score/weight count mismatch or disagreeing dimensions; NaN weights or clips.
+    """
+    return build_model(scores, weights, schedule, fkc_kernel(variant), resampling=resampling,
+                       weight_clip=weight_clip, g_clip=g_clip, corrector=corrector, noise=noise, dim=dim,
+                       sharding=sharding, dtype=dtype)
+
+
+def _init_any(particles, model: FKCModel, t=None):
+    return model.kernel.init(particles, model, t)
+
+
+def _fkc_step_any(key, state, t, h, model: FKCModel):
+    return model.kernel.step(key, state, t, h, model)
+
+
+def _fkc_pick(key, state):
+    pick = jax.random.categorical(key, state.log_weights, axis=-1)
+    return jnp.take_along_axis(state.particles, pick[:, None, None], axis=1)[:, 0, :]
+
+
+# Called on their own (step by step, in tests and notebooks) they are jitted, once per model structure and shape.
+_fkc_init_jit = jit_sampler(_init_any, ())
+_fkc_step_jit = jit_sampler(_fkc_step_any, ())
+_fkc_pick_jit = jit_sampler(_fkc_pick, ())
+
+
+def fkc_init(particles, model: FKCModel, t=None):
+    """The model's kernel's initial state for ``particles`` of shape ``(S, K, d)``: log weights ``−log K``,
+    ``log Ẑ = 0``, no resampling; for the authors' kernel also the composed score at ``(particles, t)``, ``t`` the
+    first grid time (required then, ignored otherwise). Jitted."""
+    if t is None:
+        return model.kernel.init(particles, model, None)  # the authors' kernel raises, saying what to pass
+    return _fkc_init_jit(particles, model, t)
+
+
+def fkc_pick(key, state):
+    """One particle per swarm, drawn with probability proportional to its weight ``exp(log_weights)``; ``(S, d)``.
+    Jitted."""
+    return _fkc_pick_jit(key, state)
+
+
+def fkc_step(key, state, t, h, model: FKCModel):
+    r"""One step of the model's kernel from ``t`` to ``t − h``: potential, reweighting, resampling, mutation.
+
+    :data:`FKC` (catcomp's): with ``S`` and ``ΔL = fkc_potential(x, t, h)`` at the current particles (the left
+    point),
 
     .. math:: L_j ← L_j + ΔL_j − \log Z_k,\quad \log Z_k = \log \textstyle\sum_j e^{L_j + ΔL_j},\quad
               \log Ẑ ← \log Ẑ + \log Z_k,
 
     then the strategy resamples ``(x, S)`` within each swarm, and every particle moves by
-    :func:`verify.samplers.discretization.mutate` with its (resampled) ``S``. The authors' ordering first moves with the
+    :func:`verify.samplers.discretization.mutate` with its (resampled) ``S``. :data:`AUTHORS` first moves with the
     carried ``S(x_k, t_k)``, then evaluates ``ΔL`` and ``S`` at ``(x_{k+1}, t − h)``, reweights and resamples
     ``(x_{k+1}, S)``, and carries ``S`` to the next step.
 
@@ -332,70 +403,35 @@ def fkc_step(key, state: FKCState, t, h, model: FKCModel) -> tuple[FKCState, FKC
     key : jax.random key or :class:`verify.samplers.discretization.StepKeys`
         A single key is split into the step's noise, resampling and corrector keys; :func:`fkc_sample` passes
         :func:`verify.samplers.discretization.step_keys` of its streams.
-    state : FKCState
+    state : FKCState or AuthorsState
     t, h : scalar
         The step's start time and length (``t − h`` is where it ends).
     model : FKCModel
 
     Returns
     -------
-    (FKCState, FKCInfo)
+    (state, FKCInfo)
+
+    Jitted (once per model structure and shape).
     """
-    keys = key if isinstance(key, StepKeys) else StepKeys(*jax.random.split(key, 3))
-    sh = model.sharding
-    mutation = _mutation(model)
-    x, acceptance = state.particles, None
-    if model.variant == "authors":
-        x, _ = mutate(mutation, keys, x, state.score, t, h)
-        increment, score = fkc_potential(model, x, t - h, h)
-    else:
-        increment, score = fkc_potential(model, x, t, h)
-    log_w, w_norm, log_z_step, ess = _reweight(state.log_weights, increment)
-    log_w, (x, score), resampled = model.resampling(keys.resample, w_norm, ess, log_w, (x, score))
-    if model.variant == "authors":
-        score = constrain(score, sh)
-    else:
-        x, acceptance = mutate(mutation, keys, x, score, t, h)
-        score = None
-    state = FKCState(constrain(x, sh), constrain(log_w, sh), constrain(state.log_normalizer + log_z_step, sh),
-                     constrain(state.n_resampling + resampled.astype(state.n_resampling.dtype), sh), score)
-    return state, FKCInfo(ess, resampled, log_z_step, acceptance)
-
-
-def fkc_pick(key, state: FKCState):
-    """One particle per swarm, drawn with probability proportional to its weight ``exp(log_weights)``; ``(S, d)``."""
-    pick = jax.random.categorical(key, state.log_weights, axis=-1)
-    return jnp.take_along_axis(state.particles, pick[:, None, None], axis=1)[:, 0, :]
+    return _fkc_step_jit(key, state, t, h, model)
 
 
 # ------------------------------------------------------------------------------------------------ the sampler
-class _Config(NamedTuple):
-    weights: tuple
-    schedule: object
-    n_swarms: int
-    n_particles: int
-    n_steps: int
-    stop_after: int
-    eps: float
-    dim: int
-    resampling: object
-    weight_clip: float | None
-    sharding: object
-    noise: str
-    variant: str = "catcomp"
-    g_clip: float | None = None
-
-
 def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, n_steps: int = 500,
                resampling: str = "systematic", ess_threshold=None, weight_clip=None, start="standard", *,
                eps: float = 1e-5, corrector=None, stop_after: int | None = None, noise: str = "hash",
-               variant: str = "catcomp", g_clip="default") -> FKCResult:
+               variant="catcomp", g_clip="default", dtype="float64") -> FKCResult:
     r"""Feynman–Kac corrected sampling of ``π_t`` with ``n_swarms`` independent swarms of ``n_particles`` each.
+
+    :func:`fkc_init`, a jitted ``lax.scan`` of :func:`fkc_step` and :func:`fkc_pick` over the model
+    :func:`fkc_model` builds: the same numbers as that loop run by hand with the same key streams.
 
     Parameters
     ----------
-    key : jax.random key
-    scores : sequence of score functions ``s_i(x, t)`` (:mod:`verify.samplers.scores`)
+    key : jax.random key, or an int seed (``jax.random.key(seed)``)
+    scores : sequence of score functions ``s_i(x, t)`` (:mod:`verify.samplers.scores`), one per source; for a
+        :class:`closed_form.Composition` pass ``source_scores(composition, schedule)`` and ``composition.weights``
     weights : sequence of float, one per score
     schedule : VPSchedule or CosineSchedule
     n_swarms, n_particles, n_steps : int
@@ -415,7 +451,7 @@ def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, 
         Run only the first ``stop_after`` steps of the ``n_steps`` grid, ending at ``grid[stop_after]``.
     noise : ``"hash"`` (default) or ``"threefry"``
         How the Gaussian increments are drawn (:mod:`verify.samplers.noise`).
-    variant : ``"catcomp"`` (default) or ``"authors"``
+    variant : ``"catcomp"`` (default), ``"authors"``, or a kernel (:data:`FKC`, :data:`AUTHORS`)
         ``"authors"`` reproduces the paper authors' sampler: step ``k`` first moves with the scores at
         ``(x_k, t_k)``, then evaluates ``g`` at the *new* point and time ``(x_{k+1}, t_{k+1})``, clips the *rate*
         ``g`` to ``[−g_clip, g_clip]`` and adds ``h_k · g`` before resampling (the scores at the new point are
@@ -430,6 +466,10 @@ def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, 
     g_clip : float or None
         The clip of the rate ``g`` for ``variant="authors"``; default :data:`AUTHORS_G_CLIP` (15), ``None`` for no
         clip. Only valid with ``variant="authors"``.
+    dtype : ``"float64"`` (default) or ``"float32"``
+        The dtype of the particles, weights, noise and score arrays (the time grid is computed in float64 and
+        rounded). float32 is the authors' choice and faster; float64 and float32 runs agree within Monte Carlo error
+        (``tests/test_samplers.py``).
 
     Returns
     -------
@@ -438,55 +478,20 @@ def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, 
     Raises
     ------
     CatcompError
-        Non-positive counts, an unknown resampling scheme or start, an ESS threshold outside ``[0, 1]``, a
-        non-positive clip, ``stop_after`` outside ``[1, n_steps]``, an unknown variant, ``g_clip`` without
-        ``variant="authors"``, or ``variant="authors"`` with ``weight_clip`` or a corrector.
+        Non-positive counts, an unknown resampling scheme, start or dtype, a key that is neither a key nor an int,
+        an ESS threshold outside ``[0, 1]``, a non-positive clip, ``stop_after`` outside ``[1, n_steps]``, an
+        unknown variant, ``g_clip`` without ``variant="authors"``, ``variant="authors"`` with ``weight_clip`` or a
+        corrector, or a :class:`closed_form.Composition` passed as ``scores``.
     ShapeMismatchError, NonFiniteInputError
         Score/weight count mismatch; NaN weights, threshold or clip.
     """
     n_swarms = check_positive_int(n_swarms, "n_swarms")
     n_particles = check_positive_int(n_particles, "n_particles")
-    n_steps = check_positive_int(n_steps, "n_steps")
-    stop_after = n_steps if stop_after is None else check_positive_int(stop_after, "stop_after")
-    if stop_after > n_steps:
-        raise CatcompError(f"stop_after must lie in [1, n_steps = {n_steps}], got {stop_after}.")
     strategy = resampling_strategy(resampling, ess_threshold, n_particles)
-    weight_clip = _check_clip(weight_clip, "weight_clip")
-    g_clip = _check_variant(variant, g_clip, weight_clip, corrector)
-    setup = prepare(scores, weights, schedule, n_steps, start, eps, corrector, noise)
-    cfg = _Config(setup.weights, schedule, n_swarms, n_particles, n_steps, stop_after, setup.eps, setup.dim,
-                  strategy, weight_clip, swarm_sharding(n_swarms), noise, variant, g_clip)
-    return _fkc(key, setup.arrays, setup.static, cfg)
-
-
-def _check_variant(variant, g_clip, weight_clip, corrector):
-    """Validate ``variant`` and ``g_clip``; return the clip to use (``None`` for the default variant)."""
-    if variant not in FKC_VARIANTS:
-        raise CatcompError(f"unknown variant {variant!r}; valid variants are {', '.join(FKC_VARIANTS)}.")
-    if variant == "catcomp":
-        if not (isinstance(g_clip, str) and g_clip == "default"):
-            raise CatcompError("g_clip clips the weight rate of variant='authors' only; for catcomp's variant clip "
-                               "the increment with weight_clip.")
-        return None
-    if weight_clip is not None:
-        raise CatcompError("variant='authors' clips the rate with g_clip; weight_clip must be None with it.")
-    if corrector is not None:
-        raise CatcompError("variant='authors' runs without a corrector (the authors use none); pass corrector=None.")
-    if isinstance(g_clip, str) and g_clip == "default":
-        return AUTHORS_G_CLIP
-    return _check_clip(g_clip, "g_clip")
-
-
-def _check_clip(clip, name):
-    """``None`` or a positive float; NaN and non-positive values raise."""
-    if clip is None:
-        return None
-    clip = float(clip)
-    if math.isnan(clip):
-        raise NonFiniteInputError(f"{name} is NaN; pass None or a positive number.")
-    if clip <= 0:
-        raise CatcompError(f"{name} must be None or positive, got {clip}.")
-    return clip
+    model = fkc_model(scores, weights, schedule, resampling=strategy, weight_clip=weight_clip, corrector=corrector,
+                      noise=noise, variant=variant, g_clip=g_clip, sharding=swarm_sharding(n_swarms), dtype=dtype)
+    n_steps, stop_after, eps, start = check_run(schedule, n_steps, stop_after, eps, start, model.dim)
+    return run_kernel(as_key(key), model, start, n_swarms, n_particles, n_steps, stop_after, eps)
 
 
 def resampling_strategy(resampling: str = "systematic", ess_threshold=None, n_particles: int = 2):
@@ -501,26 +506,3 @@ def resampling_strategy(resampling: str = "systematic", ess_threshold=None, n_pa
     if n_particles == 1 or (isinstance(strategy, BelowESS) and strategy.threshold == 0.0):
         return never()
     return strategy
-
-
-def _fkc(key, arrays, static, cfg: _Config) -> FKCResult:
-    scores, corrector, keys, x0 = unpack(key, arrays, static, (cfg.n_swarms, cfg.n_particles), cfg.dim,
-                                         cfg.sharding)
-    model = FKCModel(scores, cfg.weights, cfg.schedule, cfg.dim, cfg.resampling, cfg.weight_clip, cfg.g_clip,
-                     corrector, cfg.noise, cfg.variant, cfg.sharding)
-    t, h = time_steps(cfg.schedule, cfg.n_steps, cfg.eps)
-    m = cfg.stop_after
-
-    def step(state, inputs):
-        k, t_k, h_k = inputs
-        state, info = fkc_step(step_keys(keys, k), state, t_k, h_k, model)
-        # Only the swarm-mean ESS leaves the loop: the per-swarm info would be stored for every step.
-        return state, (jnp.mean(info.ess), info.acceptance)
-
-    init = fkc_init(x0, model, t[0])
-    final, (ess, acc) = jax.lax.scan(step, init, (jnp.arange(m), jnp.asarray(t[:m]), jnp.asarray(h[:m])))
-    return FKCResult(fkc_pick(keys.pick, final), final.particles, final.log_weights, final.log_normalizer, ess,
-                     final.n_resampling, acc)
-
-
-_fkc = jit_sampler(_fkc, ("static", "cfg"))

@@ -1,50 +1,12 @@
-"""Passing pytrees that mix arrays and callables (score functions, start laws) through ``jax.jit``.
+"""How the samplers are compiled: ``jax.jit`` with XLA:CPU options chosen for them.
 
-A score tuple may hold exact scores (pytrees of arrays), ``jax.tree_util.Partial`` objects, or plain Python
-functions. :func:`partition` splits such a tree into its array leaves, which ``jax.jit`` traces, and a hashable
-static part (tree structure plus every non-array leaf), which it uses as a cache key; :func:`combine` rebuilds the
-tree inside the traced function. Equal structures with new arrays therefore reuse the compiled sampler.
+Score functions, start laws and the sampler model are pytrees (:mod:`verify.samplers.model`), so ``jax.jit`` takes
+them as arguments directly; equal structures with new arrays reuse the compiled sampler.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
-import numpy as np
-
-
-class Static(NamedTuple):
-    """The hashable part of a partitioned pytree: its structure and its non-array leaves."""
-
-    treedef: object
-    leaves: tuple
-
-
-def _is_array(leaf) -> bool:
-    return isinstance(leaf, (jax.Array, np.ndarray))
-
-
-def partition(tree):
-    """``(arrays, static)``: the array leaves (``None`` elsewhere) and a hashable :class:`Static`."""
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    arrays = tuple(leaf if _is_array(leaf) else None for leaf in leaves)
-    static = Static(treedef, tuple(None if _is_array(leaf) else leaf for leaf in leaves))
-    try:
-        hash(static)
-    except TypeError as err:
-        raise TypeError(
-            f"a non-array leaf of {type(tree).__name__} is not hashable ({err}); score functions and start laws must "
-            "be pytrees of arrays, jax.tree_util.Partial objects or plain functions."
-        ) from None
-    return arrays, static
-
-
-def combine(arrays, static: Static):
-    """Inverse of :func:`partition`."""
-    leaves = [a if s is None else s for a, s in zip(arrays, static.leaves)]
-    return jax.tree_util.tree_unflatten(static.treedef, leaves)
-
 
 # XLA:CPU (jaxlib 0.10) hands reductions such as the per-swarm log-sum-exp to its YNNPACK library fusions, which
 # on the samplers' shapes (a reduction over 16–64 particles of a long elementwise chain) ran 4–14× slower than XLA's
@@ -70,4 +32,5 @@ def jit_sampler(fun, static_argnames):
 
     call.__wrapped__ = fun
     call.__doc__ = fun.__doc__
+    call.jitted = compiled
     return call

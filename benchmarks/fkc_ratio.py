@@ -1,0 +1,153 @@
+"""What FKC costs over the naive sampler on the same particles, and what each resampling alternative costs.
+
+Setting (the paper's analytic FKC runs): NFC_OOD, exact scores, ``--swarms`` swarms (5000), ``--steps`` steps (500),
+start N(0, I), systematic resampling every step unless stated. For each K, in one process and interleaved (every
+repeat runs every candidate once, in turn), the naive Euler–Maruyama sampler on ``swarms × K`` particles (the
+baseline: the same moves without weights) and FKC with
+
+* ``default`` — :func:`verify.systematic`: offspring counts, a scatter-add and a cumulative sum;
+* ``binary search`` — slot ``m`` takes ``#{j : n C_j − u ≤ m}`` by a branchless binary search of ``⌈log₂(K + 1)⌉``
+  levels, each a gather within the swarm (identical indices);
+* ``compare-all`` — sorting-free and search-free: slot ``m`` takes ``Σ_j [n C_j − u ≤ m]``, ``K²`` comparisons per
+  swarm (identical indices);
+* ``ess < K/2`` — resample a swarm only when its ESS falls below ``K/2`` (``ess_threshold=0.5``; changes the
+  algorithm, not only its cost);
+* ``float32`` — the default resampling with ``dtype="float32"`` (and the naive sampler in float32 beside it).
+
+Reported: the median over repeats of wall time and of process CPU time (all threads) for each, and the median of the
+per-repeat ratios FKC / naive (float32 FKC against float32 naive, and float32 against float64). The machine's load
+average is printed before and after: on a shared machine CPU time is the steadier measure, and ratios within one
+repeat cancel most of the load.
+
+    python benchmarks/fkc_ratio.py                           # K = 64 and 256, 5 repeats, the paper's size
+    python benchmarks/fkc_ratio.py --particles 64 --swarms 1000 --steps 100 --repeats 3   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import verify  # noqa: F401  (float64)
+from closed_form import VPSchedule, paper_setting
+from verify import fkc_sample, naive_sde_sample, source_scores
+from verify.samplers.resampling import always
+
+
+def binary_search_systematic(key, weights, n):
+    """Slot ``m`` takes ``#{j : n C_j − u ≤ m}`` (the same indices as :func:`verify.systematic`), by a branchless
+    binary search: ``pos ← pos + b`` for ``b`` = the powers of two ≤ K in decreasing order whenever
+    ``pos + b ≤ K`` and ``v[pos + b − 1] ≤ m``."""
+    c = jnp.cumsum(weights, axis=-1)
+    c = c / c[..., -1:]
+    u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
+    v = n * c - u
+    k = v.shape[-1]
+    queries = jnp.broadcast_to(jnp.arange(n, dtype=c.dtype), v.shape[:-1] + (n,))
+    pos = jnp.zeros(queries.shape, dtype=jnp.int32)
+    b = 1 << (k.bit_length() - 1)
+    while b >= 1:
+        probe = pos + b
+        val = jnp.take_along_axis(v, jnp.minimum(probe, k) - 1, axis=-1)
+        pos = jnp.where((probe <= k) & (val <= queries), probe, pos)
+        b >>= 1
+    return pos
+
+
+def compare_all_systematic(key, weights, n):
+    """Slot ``m`` takes ``#{j : n C_j − u ≤ m}`` by comparing against every ``j`` (``K²`` per swarm)."""
+    c = jnp.cumsum(weights, axis=-1)
+    c = c / c[..., -1:]
+    u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
+    v = n * c - u
+    m = jnp.arange(n, dtype=c.dtype)
+    return jnp.sum(v[..., None, :] <= m[:, None], axis=-1, dtype=jnp.int32)
+
+
+def candidates(scores, weights, schedule, swarms, k, steps):
+    def fkc(**kw):
+        return lambda key: fkc_sample(key, scores, weights, schedule, swarms, k, n_steps=steps, **kw).samples
+
+    def naive(**kw):
+        return lambda key: naive_sde_sample(key, scores, weights, schedule, swarms * k, n_steps=steps, **kw)
+
+    return {
+        "naive": naive(),
+        "default": fkc(),
+        "binary search": _with_strategy(scores, weights, schedule, swarms, k, steps, binary_search_systematic),
+        "compare-all": _with_strategy(scores, weights, schedule, swarms, k, steps, compare_all_systematic),
+        "ess < K/2": fkc(ess_threshold=0.5),
+        "naive float32": naive(dtype="float32"),
+        "float32": fkc(dtype="float32"),
+    }
+
+
+def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler):
+    """FKC with a custom systematic resampler, through the kernel's public model (the sampler's options name the
+    built-in schemes only)."""
+    from verify.samplers.model import check_run, run_kernel
+    from verify.samplers.sharding import swarm_sharding
+    from verify.samplers.smc import fkc_model
+
+    model = fkc_model(scores, weights, schedule, resampling=always(resampler), sharding=swarm_sharding(swarms))
+    n_steps, stop_after, eps, start = check_run(schedule, steps, None, 1e-5, "standard", model.dim)
+    return lambda key: run_kernel(key, model, start, swarms, k, n_steps, stop_after, eps).samples
+
+
+def timed(fn, key):
+    w0, c0 = time.perf_counter(), time.process_time()
+    jax.block_until_ready(fn(key))
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--swarms", type=int, default=5000)
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--particles", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--only", nargs="+", default=None, help="candidates to run (always with the naive baseline)")
+    args = p.parse_args()
+    schedule = VPSchedule()
+    comp = paper_setting("NFC_OOD").composition
+    scores = source_scores(comp, schedule)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, shared; load average "
+          f"{os.getloadavg()[0]:.2f} at start; JAX {jax.__version__}, {len(jax.devices())} device(s)")
+    print(f"NFC_OOD, exact scores, {args.swarms} swarms, {args.steps} steps, medians of {args.repeats} interleaved "
+          "repeats after compilation")
+    for k in args.particles:
+        runs = candidates(scores, comp.weights, schedule, args.swarms, k, args.steps)
+        if args.only:
+            runs = {name: fn for name, fn in runs.items() if name in args.only or name.startswith("naive")}
+        for fn in runs.values():  # compile
+            jax.block_until_ready(fn(jax.random.key(0)))
+        wall = {name: [] for name in runs}
+        cpu = {name: [] for name in runs}
+        for r in range(args.repeats):
+            for name, fn in runs.items():
+                w, c = timed(fn, jax.random.key(r + 1))
+                wall[name].append(w)
+                cpu[name].append(c)
+        print(f"\nK = {k} (load average {os.getloadavg()[0]:.2f})")
+        print(f"  {'candidate':15s} {'wall s':>8s} {'CPU s':>8s} {'wall ratio':>11s} {'CPU ratio':>10s}  (ratio: FKC / "
+              "naive of the same dtype, per repeat, median)")
+        for name in runs:
+            base = "naive float32" if "float32" in name else "naive"
+            wr = np.median(np.asarray(wall[name]) / np.asarray(wall[base]))
+            cr = np.median(np.asarray(cpu[name]) / np.asarray(cpu[base]))
+            print(f"  {name:15s} {np.median(wall[name]):8.3f} {np.median(cpu[name]):8.3f} {wr:11.2f} {cr:10.2f}")
+        if "float32" in runs:
+            print(f"  float32 / float64 FKC: wall {np.median(np.asarray(wall['float32']) / np.asarray(wall['default'])):.2f}, "
+                  f"CPU {np.median(np.asarray(cpu['float32']) / np.asarray(cpu['default'])):.2f}; naive: wall "
+                  f"{np.median(np.asarray(wall['naive float32']) / np.asarray(wall['naive'])):.2f}")
+    print(f"\nload average {os.getloadavg()[0]:.2f} at end")
+
+
+if __name__ == "__main__":
+    main()
