@@ -5,8 +5,9 @@ that decided it (asserted or finding, its outcome, the numbers behind it and the
 and figures of the experiments whose checks are filed under it — each table and figure once, under the first claim
 that uses its experiment. Experiments that decide no claim follow in a section of their own; the SymPy appendix
 closes the document. Everything is typeset with :func:`verify.report.latex.latex_text`, so symbols print in math.
-``pdflatex report.tex`` in the report folder builds it (``booktabs``, ``graphicx``, ``amsmath``, ``amssymb`` and
-``geometry``, all in TeX Live's base and recommended sets).
+``pdflatex report.tex`` in the report folder builds it (``booktabs``, ``graphicx``, ``amsmath``, ``amssymb``,
+``float`` and ``geometry``, all in TeX Live's base and recommended sets); tables and figures stay in their claim's
+section (``float``'s ``H`` placement).
 """
 
 from __future__ import annotations
@@ -17,29 +18,35 @@ from verify.report.claims import CLAIMS, CheckResult, verdict
 from verify.report.latex import latex_text
 from verify.report.summary import ExperimentRecord, format_value, reason_not_applicable
 
-PACKAGES = ("booktabs", "graphicx", "amsmath", "amssymb")
+PACKAGES = ("booktabs", "graphicx", "amsmath", "amssymb", "float")
+
+
+def _prose(text) -> str:
+    """:func:`latex_text` for running text: a line may break after an identifier's underscore (``FC_OOD``,
+    ``anisotropic_r_gt_2``), which TeX cannot hyphenate."""
+    return latex_text(text).replace(r"\_", r"\_\allowbreak{}")
 
 
 def _numbers(numbers: dict) -> str:
-    return "; ".join(f"{latex_text(k)} $=$ {latex_text(format_value(v))}" for k, v in numbers.items())
+    return "; ".join(f"{_prose(k)} $=$ {_prose(format_value(v))}" for k, v in numbers.items())
 
 
 def _check_item(result: CheckResult) -> str:
     kind = "asserted" if result.check.asserted else "finding"
     outcome = result.outcome
-    parts = [rf"\item \textbf{{{outcome.status}}} ({kind}, \texttt{{{latex_text(result.experiment)}}}): "
-             f"{latex_text(result.check.statement)}."]
+    parts = [rf"\item \textbf{{{outcome.status}}} ({kind}, \texttt{{{_prose(result.experiment)}}}): "
+             f"{_prose(result.check.statement)}."]
     if outcome.numbers:
         parts.append(f" Numbers: {_numbers(outcome.numbers)}.")
     if outcome.judged:
-        parts.append(f" Judged: {latex_text(', '.join(outcome.judged))}.")
+        parts.append(f" Judged: {_prose(', '.join(outcome.judged))}.")
     if outcome.note:
-        parts.append(f" {latex_text(outcome.note.rstrip('.'))}.")
+        parts.append(f" {_prose(outcome.note.rstrip('.'))}.")
     return "".join(parts)
 
 
 def _figure(path: str, caption: str) -> str:
-    return ("\\begin{figure}[htbp]\n\\centering\n"
+    return ("\\begin{figure}[H]\n\\centering\n"
             f"\\includegraphics[width=\\linewidth,height=0.42\\textheight,keepaspectratio]{{{path}}}\n"
             f"\\caption{{{latex_text(caption)}}}\n\\end{{figure}}\n")
 
@@ -64,7 +71,8 @@ def report_document(records: list[ExperimentRecord], results: list[CheckResult],
     ``appendix`` is the appendix file to ``\\input`` last (relative to the report folder)."""
     by_name = {r.name: r for r in records}
     lines = ["\\documentclass[11pt]{article}", *(f"\\usepackage{{{p}}}" for p in PACKAGES),
-             "\\usepackage[margin=2.2cm]{geometry}", "\\setlength{\\parindent}{0pt}", "\\setlength{\\parskip}{4pt}",
+             "\\usepackage[margin=2.2cm]{geometry}", "\\sloppy", "\\setlength{\\parindent}{0pt}",
+             "\\setlength{\\parskip}{4pt}", "\\floatplacement{table}{H}",  # tables and figures stay in their section
              "\\title{catcomp verification report}", "\\date{}", "\\begin{document}", "\\maketitle", ""]
     lines.append("\\begin{itemize}")
     lines += [f"\\item {latex_text(k)}: {latex_text(format_value(v))}" for k, v in run_info.items()]
@@ -86,11 +94,11 @@ def report_document(records: list[ExperimentRecord], results: list[CheckResult],
     for claim in CLAIMS:
         rs = by_claim[claim.id]
         lines.append(f"\\section{{{claim.id} [{claim.source}]: {verdict(rs)}}}")
-        lines.append(latex_text(claim.statement))
+        lines.append(_prose(claim.statement))
         if rs:
             lines += ["\\begin{itemize}", *(_check_item(r) for r in rs), "\\end{itemize}"]
         else:
-            lines.append(f"\n\\emph{{Not applicable: {latex_text(reason_not_applicable(claim.id, records))}.}}")
+            lines.append(f"\n\\emph{{Not applicable: {_prose(reason_not_applicable(claim.id, records))}.}}")
         floats = []
         for name in dict.fromkeys(r.experiment for r in rs):
             if name not in shown:
