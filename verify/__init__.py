@@ -12,11 +12,17 @@ jax.config.update("jax_enable_x64", True)
 # closed_form.
 from closed_form import start_law  # noqa: E402
 from verify.samplers import (  # noqa: E402
+    AUTHORS,
+    EULER_MARUYAMA,
+    FKC,
+    HEUN,
+    AuthorsState,
     FKCInfo,
     FKCModel,
     FKCResult,
     FKCState,
     GaussianScore,
+    Kernel,
     MALA,
     MLPParams,
     MixtureScore,
