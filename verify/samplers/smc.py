@@ -1,6 +1,6 @@
 r"""Feynman–Kac corrector (FKC) sequential Monte Carlo for the geometric path ``π_t ∝ Π_i (q^i_t)^{w_i}``.
 
-Feynman–Kac model (Skreta et al. 2025; derivation in ``paper_notes.md``, "Feynman–Kac corrector weights"):
+Feynman–Kac model (Skreta et al. 2025; derivation in ``paper_notes.md``, "Deriving the FKC weights"):
 
 * **mutation** — each particle takes an Euler–Maruyama step of the naive reverse SDE
   ``dx = [½βx + βS] dτ + √β dW``, ``S = Σ_i w_i s_i``, ``s_i = ∇log q^i_t``, then optional MCMC corrector moves
