@@ -270,12 +270,18 @@ def _run_kernel(key, model: FKCModel, start, n_swarms: int, n_particles: int, n_
     t = jnp.asarray(t[:stop_after], dtype=model.dtype)
     h = jnp.asarray(h[:stop_after], dtype=model.dtype)
 
+    def keep_dtype(state):
+        # A score that computes in float64 whatever its input (a closed-form error model) must not change the
+        # carry's dtype under dtype="float32": its results are rounded back (a no-op in float64).
+        return jax.tree_util.tree_map(
+            lambda a: a.astype(model.dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, state)
+
     def body(state, inputs):
         k, t_k, h_k = inputs
         state, info = kernel.step(step_keys(keys, k), state, t_k, h_k, model)
-        return state, kernel.record(info)
+        return keep_dtype(state), kernel.record(info)
 
-    state, records = jax.lax.scan(body, kernel.init(x0, model, t[0]), (jnp.arange(stop_after), t, h))
+    state, records = jax.lax.scan(body, keep_dtype(kernel.init(x0, model, t[0])), (jnp.arange(stop_after), t, h))
     return kernel.finish(keys.pick, state, records)
 
 
