@@ -80,3 +80,12 @@ def scatter_reason(setting) -> str | None:
     if setting.dim >= 2:
         return None
     return f"a scatter of the first two coordinates needs dimension ≥ 2; {setting.name} has d = {setting.dim}"
+
+
+def require_scatter(setting, what: str) -> None:
+    """Raise :class:`~closed_form.errors.ShapeMismatchError` naming ``what`` where :func:`scatter_reason` gives one."""
+    from closed_form.errors import ShapeMismatchError
+
+    reason = scatter_reason(setting)
+    if reason:
+        raise ShapeMismatchError(f"{what}: {reason}; use a setting of dimension 2 or more.")

@@ -33,4 +33,23 @@ def family_parameter(setting) -> float:
     return v if same else float("nan")
 
 
-__all__ = ["FAMILY_RTOL", "family_parameter"]
+def family_rows(frame):
+    """The rows of ``frame`` (a column ``family_base_variance``, NaN off the family) that are ID→OOD family
+    members, one per base variance, ordered from the most ID (largest ``v``)."""
+    fam = frame[np.isfinite(frame["family_base_variance"].astype(float))]
+    return fam.drop_duplicates("family_base_variance").sort_values("family_base_variance", ascending=False)
+
+
+def family_steps(values, rtol: float) -> tuple[int, int, np.ndarray]:
+    """``(falls, flats, rel)`` of a quantity along the family: ``rel`` the relative change at each step (``inf`` for
+    a step from a finite value to ``∞``, ``0`` between two infinities), a fall beyond ``rtol``, a flat step within
+    it (a step the quantity's accuracy cannot call a rise)."""
+    x = np.asarray(values, dtype=float)
+    both_inf = np.isinf(x[:-1]) & np.isinf(x[1:])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(both_inf, 0.0, (x[1:] - x[:-1]) / np.abs(x[:-1]))
+    rel = np.where(np.isinf(x[1:]) & ~np.isinf(x[:-1]), np.inf, rel)
+    return int(np.sum(rel < -rtol)), int(np.sum(np.abs(rel) <= rtol)), rel
+
+
+__all__ = ["FAMILY_RTOL", "family_parameter", "family_rows", "family_steps"]

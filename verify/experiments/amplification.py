@@ -34,7 +34,7 @@ from theory.amplification import (
     perturbed_sources_checked,
 )
 from verify.analysis.error_models import naive_with_errors_law
-from verify.analysis.id_ood_family import family_parameter
+from verify.analysis.id_ood_family import family_parameter, family_rows, family_steps
 from verify.report.claims import Check, Outcome, combine
 from verify.report.figures import FigureSpec, lines
 from verify.report.registry import Experiment, gaussian_only, grid
@@ -200,20 +200,13 @@ def _crossover_smaller_ood(frame: pd.DataFrame) -> Outcome:
                           "settings are excluded up front", judged=("NFC_ID/NFC_OOD",))
 
 
-def family_members(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows that are ID→OOD family members, one per base variance, ordered from the most ID (largest ``v``)."""
-    fam = frame[np.isfinite(frame["family_base_variance"].astype(float))]
-    return fam.drop_duplicates("family_base_variance").sort_values("family_base_variance", ascending=False)
-
-
 def _amplification_grows_along_family(frame: pd.DataFrame) -> Outcome:
-    fam = family_members(frame)
+    fam = family_rows(frame)
     if len(fam) < 2:
         return Outcome.not_applicable(f"needs at least two members of the ID→OOD family; this run has {len(fam)}")
     v = fam["family_base_variance"].to_numpy(float)
     amp = fam["amplification"].to_numpy(float)
-    rel = np.diff(amp) / amp[:-1]
-    falls, flats = int(np.sum(rel < -LAMBDA_RTOL)), int(np.sum(np.abs(rel) <= LAMBDA_RTOL))
+    falls, flats, rel = family_steps(amp, LAMBDA_RTOL)
     ress = fam["log_ress_max"].to_numpy(float)
     finite = np.isfinite(ress)
     numbers = {"family members (base variance, most ID first)": ", ".join(f"{x:.4g}" for x in v),

@@ -20,7 +20,7 @@ from closed_form.ood import fraction_outside_hdr
 from closed_form.perturbations import misspecification_error, weighted_field
 from closed_form.settings import id_ood_family
 from theory.amplification import amplification, eigenspace_range, perturbed_sources_checked
-from verify.analysis.id_ood_family import family_parameter
+from verify.analysis.id_ood_family import family_parameter, family_rows, family_steps
 from verify.report.claims import Check, Outcome, combine
 from verify.report.figures import FigureSpec, stacked_split
 from verify.report.registry import Experiment, gaussian_only, grid
@@ -101,25 +101,15 @@ FAMILY_BASE_VARIANCES = tuple(float(v) for v in np.geomspace(20.0, 1.1, 16))
 KL_STEP_RTOL = 1e-6
 
 
-def _family_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    fam = frame[np.isfinite(frame["family_base_variance"].astype(float))]
-    return fam.drop_duplicates("family_base_variance").sort_values("family_base_variance", ascending=False)
-
-
 def _harm_grows_along_family(frame: pd.DataFrame) -> Outcome:
     if frame["eps"].nunique() > 1:  # one family per training-side ε
         return combine([_harm_grows_along_family(part) for _, part in frame.groupby("eps")])
-    fam = _family_rows(frame)
+    fam = family_rows(frame)
     if len(fam) < 2:
         return Outcome.not_applicable(f"needs at least two members of the ID→OOD family; this run has {len(fam)}")
     v = fam["family_base_variance"].to_numpy(float)
     harm = fam["kl_fkc_perturbed"].to_numpy(float)
-    both_inf = np.isinf(harm[:-1]) & np.isinf(harm[1:])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rel = np.where(both_inf, 0.0, (harm[1:] - harm[:-1]) / np.abs(harm[:-1]))
-    rel = np.where(np.isinf(harm[1:]) & ~np.isinf(harm[:-1]), np.inf, rel)
-    falls = int(np.sum(rel < -KL_STEP_RTOL))
-    flats = int(np.sum(np.abs(rel) <= KL_STEP_RTOL))
+    falls, flats, _ = family_steps(harm, KL_STEP_RTOL)
     est = fam["kl_estimation"].to_numpy(float)
     inf_ = fam["kl_inference"].to_numpy(float)
     numbers = {"ε (training side)": float(fam["eps"].iloc[0]),

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from closed_form import SETTING_NAMES, VPSchedule, as_setting
-from closed_form.errors import ShapeMismatchError
-from verify.analysis.cases import scatter_reason
+from verify.analysis.cases import require_scatter, scatter_reason
 from verify.report.figures import FigureSpec, scatter_2d
 from verify.report.registry import Experiment, grid
 from verify.samplers.naive import naive_sde_sample
@@ -34,9 +33,7 @@ def sampler_draws(setting, n_samples: int, n_particles: int, n_steps: int, seed:
         For a one-dimensional setting (a scatter needs two coordinates).
     """
     s = setting = as_setting(setting)
-    reason = scatter_reason(s)
-    if reason:
-        raise ShapeMismatchError(f"sampler_draws: {reason}; use a setting of dimension 2 or more.")
+    require_scatter(s, "sampler_draws")
     comp = s.composition
     schedule = VPSchedule()
     scores = source_scores(comp, schedule)

@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 
 from closed_form import SETTING_NAMES, as_setting
-from closed_form.errors import ShapeMismatchError
-from verify.analysis.cases import scatter_reason
+from verify.analysis.cases import require_scatter, scatter_reason
 from verify.report.figures import FigureSpec, scatter_2d
 from verify.report.registry import Experiment, grid
 
@@ -24,9 +23,7 @@ def setting_samples(setting, n_samples: int, seed: int) -> pd.DataFrame:
         For a one-dimensional setting (a scatter needs two coordinates).
     """
     s = setting = as_setting(setting)
-    reason = scatter_reason(s)
-    if reason:
-        raise ShapeMismatchError(f"setting_samples: {reason}; use a setting of dimension 2 or more.")
+    require_scatter(s, "setting_samples")
     keys = jax.random.split(jax.random.key(seed), 1 + len(s.sources))
     # Sources first, target last: scatter plots draw in row order, so the target stays visible on top.
     parts = [(label, np.asarray(source.sample(k, int(n_samples))))
