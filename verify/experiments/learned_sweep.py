@@ -24,9 +24,6 @@ rows are therefore reproducible one by one (:func:`run_keys`), and the same argu
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
-
 import jax
 import numpy as np
 import pandas as pd
@@ -34,6 +31,7 @@ import pandas as pd
 from closed_form import SETTING_NAMES, VPSchedule, as_setting
 from closed_form.errors import CatcompError
 from verify.analysis.cases import case_columns, labels_of, missing_note
+from verify.analysis.learned_runs import FINAL_LOSS_FRACTION, RunKeys, final_loss, run_keys
 from verify.analysis.stats import ALPHA, Estimate, mean_of_runs, resolve, resolve_below, runs_to_resolve, welch
 from verify.report.claims import Check, Outcome, combine
 from verify.report.figures import FigureSpec, heatmap
@@ -44,23 +42,6 @@ from verify.report.tables import Column, TableSpec, particle_label
 ANALYTICAL = 0
 #: The ``K`` of the noise-floor rows (two independent exact target samples, no sampler).
 FLOOR_K = 0
-#: Fraction of the last training steps whose mean loss is reported as the run's final training loss.
-FINAL_LOSS_FRACTION = 0.1
-
-
-class RunKeys(NamedTuple):
-    """The keys of one run (module doc)."""
-
-    train: jax.Array
-    reference: jax.Array
-    floor: jax.Array
-    projections: jax.Array
-    sampling: jax.Array
-
-
-def run_keys(seed: int, run: int) -> RunKeys:
-    """The keys of run ``run`` of a cell with seed ``seed``: ``split(fold_in(key(seed), run), 5)``."""
-    return RunKeys(*jax.random.split(jax.random.fold_in(jax.random.key(seed), run), 5))
 
 
 def _count(value, name: str, minimum: int) -> int:
@@ -90,13 +71,6 @@ def check_particle_counts(ks) -> tuple[int, ...]:
     if len(set(ks)) != len(ks):
         raise CatcompError(f"the particle counts must be distinct, got {list(ks)}.")
     return ks
-
-
-def final_loss(losses) -> float:
-    """Mean of the last :data:`FINAL_LOSS_FRACTION` of the per-step training losses (at least one step)."""
-    losses = np.asarray(losses, dtype=np.float64)
-    tail = max(1, int(math.ceil(FINAL_LOSS_FRACTION * losses.shape[0])))
-    return float(losses[-tail:].mean())
 
 
 def learned_sweep(setting, n=ANALYTICAL, ks=(1, 4, 16, 64, 256), n_runs: int = 30, n_swarms: int = 5000,
