@@ -35,6 +35,15 @@ from closed_form.fkc_limit import FKCLimit, fkc_limit_law  # noqa: E402
 from closed_form.gaussian import Gaussian  # noqa: E402
 from closed_form.laws import euler_maruyama_law, ode_law, sde_law  # noqa: E402
 from closed_form.mixture import GaussianMixture  # noqa: E402
+from closed_form.population import (  # noqa: E402
+    Member,
+    Population,
+    PopulationRejectionError,
+    PopulationSpec,
+    named_members,
+    population_member,
+    random_population,
+)
 from closed_form.products import gaussian_power_product  # noqa: E402
 from closed_form.schedules import (  # noqa: E402
     CosineSchedule,
@@ -72,6 +81,7 @@ __all__ = [
     "ImproperCompositionError",
     "InvalidTimeError",
     "InvalidWeightsError",
+    "Member",
     "MIXTURE_SETTING_NAMES",
     "NoClosedFormError",
     "NonFiniteInputError",
@@ -80,6 +90,9 @@ __all__ = [
     "PAPER_WEIGHTS",
     "NotGaussianSettingError",
     "PAPER_SOURCE_LABELS",
+    "Population",
+    "PopulationRejectionError",
+    "PopulationSpec",
     "Setting",
     "SETTING_NAMES",
     "Schedule",
@@ -103,8 +116,11 @@ __all__ = [
     "gaussian_power_product",
     "kl",
     "log1p_chi2",
+    "named_members",
     "ode_law",
     "paper_setting",
+    "population_member",
+    "random_population",
     "ress_inverse",
     "reverse_time_grid",
     "start_law",
