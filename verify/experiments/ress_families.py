@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jax.scipy.special import logsumexp
 from scipy.stats import spearmanr
 
 from closed_form import Gaussian
@@ -33,6 +32,7 @@ from closed_form.errors import CatcompError
 from closed_form.families import FAMILY_SOURCE_LABELS, exact_log_ress_inverse, family_configs
 from closed_form.products import gaussian_power_product
 from verify.analysis.montecarlo import fit_gaussian_mle
+from verify.analysis.ress import MEDIAN_SE_FACTOR, composition_log_weights, neg_log_ress, ress_estimates
 from verify.analysis.stats import ALPHA, Estimate, resolve, runs_to_resolve, t_quantile, welch
 from verify.report.claims import Check, Outcome, combine
 from verify.report.figures import FigureSpec
@@ -45,45 +45,6 @@ from verify.samplers.staging import CPU_COMPILER_OPTIONS
 PAPER_SIZES = dict(n_fit=20_000, n_refits=2_000, n_tv=8_192, n_eval=20_000, n_draws=12)
 
 _TV_LOG_RATIO_CAP = 50.0  # the authors' cap on log p̂/p in the TV estimator
-#: Standard error of the median of n normal draws: √(π/2)·sd/√n (asymptotic efficiency of the median), to 4 digits.
-MEDIAN_SE_FACTOR = 1.2533
-
-
-def neg_log_ress(log_w) -> jax.Array:
-    r"""``−log rESS = log(N Σ w²/(Σ w)²)`` of self-normalized weights ``exp(log_w)`` over the last axis; in
-    ``[0, log N]`` (Cauchy–Schwarz below, ``Σ w² ≤ (Σ w)²`` above)."""
-    log_w = jnp.asarray(log_w)
-    n = log_w.shape[-1]
-    return logsumexp(2.0 * log_w, axis=-1) + math.log(n) - 2.0 * logsumexp(log_w, axis=-1)
-
-
-def composition_log_weights(sources, weights, i: int, x) -> jax.Array:
-    r"""``log w_i(x) = Σ_j w_j log P_j(x) − log P_i(x)``: the unnormalized log density ratio of the composition to
-    source ``i`` (constant dropped), at points ``x`` of shape ``(..., d)``."""
-    total = sum(w * s.logpdf(x) for w, s in zip(weights, sources) if w != 0.0)
-    return total - sources[i].logpdf(x)
-
-
-def ress_estimates(key, sources, weights, n_eval: int, n_draws: int) -> np.ndarray:
-    r"""The authors' estimator of ``log rESS_i⁻¹`` per draw and source: array ``(n_draws, n_sources)``, each entry
-    from ``n_eval`` fresh draws of ``P_i``."""
-    keys = jax.vmap(lambda d: jax.random.fold_in(key, d))(jnp.arange(n_draws))
-    return np.asarray(_ress_draws(keys, tuple(sources), tuple(float(w) for w in weights), int(n_eval)))
-
-
-@partial(jax.jit, static_argnums=(2, 3), compiler_options=CPU_COMPILER_OPTIONS)
-def _ress_draws(keys, sources, weights, n_eval):
-    # Sources are pytree arguments, so one compilation serves every configuration of a family.
-    def one(k):
-        out = []
-        for i, src in enumerate(sources):
-            x = src.sample(jax.random.fold_in(k, i), n_eval)
-            out.append(neg_log_ress(composition_log_weights(sources, weights, i, x)))
-        return jnp.stack(out)
-
-    return jax.vmap(one)(keys)
-
-
 def tv_on_samples(log_p_true, log_p_hat) -> jax.Array:
     r"""``TV(P, P̂) ≈ mean_n max(0, 1 − p̂(x_n)/p(x_n))`` over draws ``x_n ~ P`` (the log ratio capped at 50, as the
     authors do); broadcasts over leading axes of ``log_p_hat``."""
