@@ -59,12 +59,29 @@ def mixture_sources(draw, diagonal):
 TIMES = st.sampled_from([1e-5, 1e-3, 0.05, 0.3, 0.7, 1.0 - 1e-5])
 
 
+# Each side is one compiled program per shape (the score objects and the closed forms are pytrees, passed as
+# arguments) instead of dozens of eager single operations per new Hypothesis shape; the values compared are the same.
+@jax.jit
+def _adapter(score, x, t):
+    return score(x, t), score.log_density(x, t)
+
+
+@jax.jit
+def _closed_form(src, x, t):
+    q = src.noised(SCHEDULE, t)
+    return q.score(x), q.logpdf(x)
+
+
+_affine = jax.jit(lambda score, t: score.affine(t))
+
+
 def _assert_matches_diffused(score, src, t, x):
     """``score(x, t)`` and ``score.log_density(x, t)`` against ``src.noised(schedule, t)``; returns the reference."""
-    q = src.noised(SCHEDULE, t)
-    np.testing.assert_allclose(np.asarray(score(x, t)), np.asarray(q.score(x)), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(score.log_density(x, t)), np.asarray(q.logpdf(x)), rtol=1e-10)
-    return np.asarray(q.score(x))
+    s, log_q = _adapter(score, x, t)
+    s_ref, log_q_ref = _closed_form(src, x, t)
+    np.testing.assert_allclose(np.asarray(s), np.asarray(s_ref), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(log_q), np.asarray(log_q_ref), rtol=1e-10)
+    return np.asarray(s_ref)
 
 
 @given(st.one_of(gaussian_sources(True), gaussian_sources(False)), TIMES)
@@ -73,7 +90,7 @@ def test_gaussian_score_and_log_density_match_closed_form(src_rng, t):
     score = GaussianScore.from_gaussian(src, SCHEDULE)
     x = rng.normal(size=(6, 2, src.dim)) * 3.0
     expected = _assert_matches_diffused(score, src, t, x)
-    a, b = score.affine(t)
+    a, b = _affine(score, t)
     np.testing.assert_allclose(np.asarray(-x @ np.asarray(a).T + np.asarray(b)), expected, rtol=1e-9, atol=1e-12)
 
 
@@ -86,7 +103,7 @@ def test_mixture_score_and_log_density_match_closed_form(src_rng, t):
     expected = _assert_matches_diffused(score, src, t, x)
     # The rotation route (used for non-diagonal covariances) agrees on diagonal ones too.
     general = dataclasses.replace(score, diagonal=False)
-    np.testing.assert_allclose(np.asarray(general(x, t)), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(_adapter(general, x, t)[0]), expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["NFC_OOD", "GMM_ID", "GMM_OOD"])
@@ -94,11 +111,14 @@ def test_composed_score_and_path_density_match_composition(name):
     comp = paper_setting(name).composition
     scores = source_scores(comp, SCHEDULE)
     x = np.random.default_rng(0).normal(size=(40, 2)) * 4.0
+    # One compiled program per side and setting (t traced) instead of eager single operations.
+    adapter = jax.jit(lambda x, t: (composed_score(scores, comp.weights)(x, t),
+                                    path_log_density(scores, comp.weights)(x, t)))
+    closed = jax.jit(lambda x, t: (comp.naive_score(x, t, SCHEDULE), comp.path_logpdf_unnormalized(x, t, SCHEDULE)))
     for t in (1e-5, 0.2, 0.9):
-        np.testing.assert_allclose(np.asarray(composed_score(scores, comp.weights)(x, t)),
-                                   np.asarray(comp.naive_score(x, t, SCHEDULE)), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(np.asarray(path_log_density(scores, comp.weights)(x, t)),
-                                   np.asarray(comp.path_logpdf_unnormalized(x, t, SCHEDULE)), rtol=1e-10)
+        (s, log_g), (s_ref, log_g_ref) = adapter(x, t), closed(x, t)
+        np.testing.assert_allclose(np.asarray(s), np.asarray(s_ref), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(log_g), np.asarray(log_g_ref), rtol=1e-10)
 
 
 def test_gaussian_affine_fields_sum_to_naive_field():
