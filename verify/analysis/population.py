@@ -21,7 +21,8 @@ Predictors (:data:`PREDICTORS`; ``direction`` +1 when larger is expected to mean
   degenerate eigenspace, whose circle search would add ``~13`` rays per pair (over a thousand in ``d = 8``) that
   do not cross at second order. The result is an upper bound of the infimum over all directions, equal to it to
   second order (the top eigendirection is the worst); ``inf`` when no ray crosses before leaving the
-  positive-definite cone, ``0`` when ``naive_kl ≤ 0`` (``crossover_note`` says which);
+  positive-definite cone, ``0`` when ``naive_kl`` is round-off (≤ :data:`NAIVE_KL_FLOOR`: naive composition is
+  exact, as for factorized conditionals) (``crossover_note`` says which);
 * ``naive_kl`` — the naive sampler's exact inference KL, ``KL(Q_{t_min}‖law)`` of the continuous-time reverse SDE
   driven by ``Σ_i w_i ∇log q^i_t`` from ``Q_T`` (:func:`verify.analysis.error_models.naive_with_errors_law` with
   the exact sources, as the ``ood_family`` experiment's ``kl_inference``);
@@ -102,6 +103,10 @@ OUTCOMES = {
 
 #: Generalized eigendirections (from the top) whose rays :func:`member_row` searches for the crossover (module doc).
 CROSSOVER_TOP = 4
+#: A naive inference KL at or below this is round-off: the laws' moments are exact to about 1e-9 relative, and a KL
+#: between Gaussians whose moments differ by ``r`` relative is of order ``d·r²`` ≤ 1e-16; the factorized settings,
+#: where naive composition is exact, give 1e-32 to 1e-24. The crossover is then 0 (``crossover_note`` says so).
+NAIVE_KL_FLOOR = 1e-16
 #: Default number of random misspecification directions for ``kl_mean``.
 N_DIRECTIONS = 64
 #: Default draws per source (the authors' N) and independent draws of the authors' metric.
@@ -214,11 +219,15 @@ def member_row(setting, schedule=None, *, eps: float = 0.005, n_directions: int 
     row["multiplicity"] = amp.multiplicity
     naive = naive_inference_kl(comp, schedule, t_min)
     row["naive_kl"] = naive
-    cross = crossover(comp, schedule, naive, amp=top_amplification(amp, crossover_top), t_min=t_min)
-    row["crossover_eps"] = cross.eps
-    row["crossover_note"] = ("naive KL ≤ 0: any error crosses it (ε = 0)" if naive <= 0 else
-                             "no ray crosses before its covariances leave the PD cone (ε = ∞)"
-                             if math.isinf(cross.eps) else "")
+    if naive <= NAIVE_KL_FLOOR:
+        row["crossover_eps"] = 0.0
+        row["crossover_note"] = (f"naive composition exact to round-off (KL ≤ {NAIVE_KL_FLOOR:g}): any error "
+                                 "costs more (ε = 0)")
+    else:
+        cross = crossover(comp, schedule, naive, amp=top_amplification(amp, crossover_top), t_min=t_min)
+        row["crossover_eps"] = cross.eps
+        row["crossover_note"] = ("no ray crosses before its covariances leave the PD cone (ε = ∞)"
+                                 if math.isinf(cross.eps) else "")
 
     # the authors' Monte Carlo metric
     draws = ress_estimates(authors_key(seed, setting.name), comp.sources, tuple(comp.weights), int(n_mc), int(n_mc_draws))[:, active]
@@ -230,7 +239,8 @@ def member_row(setting, schedule=None, *, eps: float = 0.005, n_directions: int 
     # outcome (a): worst case over the top eigenspace
     try:
         rng_top = eigenspace_range(comp, schedule, eps, amp, t=0.0)
-        row["kl_worst"], row["kl_worst_flag"] = rng_top.kl_max, ""
+        row["kl_worst"] = rng_top.kl_max
+        row["kl_worst_flag"] = "Q̂ improper along the worst direction (KL = ∞)" if math.isinf(rng_top.kl_max) else ""
     except CatcompError as err:
         row["kl_worst"], row["kl_worst_flag"] = math.nan, f"not reachable: {err}"
 
@@ -260,5 +270,5 @@ def member_row(setting, schedule=None, *, eps: float = 0.005, n_directions: int 
     return row
 
 
-__all__ = ["CROSSOVER_TOP", "N_DIRECTIONS", "N_MC", "N_MC_DRAWS", "OUTCOMES", "PREDICTORS", "Predictor",
+__all__ = ["CROSSOVER_TOP", "NAIVE_KL_FLOOR", "N_DIRECTIONS", "N_MC", "N_MC_DRAWS", "OUTCOMES", "PREDICTORS", "Predictor",
            "authors_key", "direction_rng", "member_row", "naive_inference_kl", "random_directions", "top_amplification"]
