@@ -28,6 +28,62 @@ def _flatten_points(x, dim):
     return x.reshape((-1, dim)), batch
 
 
+def _points(x):
+    """``x`` as an argument of a jitted method: arrays pass as they are, nested sequences become one NumPy array."""
+    return np.asarray(x) if isinstance(x, (list, tuple)) else x
+
+
+# The methods' arithmetic runs as one jitted program per shape (the Gaussian is a pytree argument), not as a chain of
+# eager single operations, each compiled for every new shape; the operations, and hence the values, are the same.
+# Inputs are validated outside, on concrete values.
+@jax.jit
+def _symmetrized_with_cholesky(cov):
+    cov = 0.5 * (cov + cov.T)
+    return cov, jnp.linalg.cholesky(cov)
+
+
+@jax.jit
+def _logpdf(g, x):
+    flat, batch = _flatten_points(x, g.dim)
+    z = solve_triangular(g.chol, (flat - g.mean).T, lower=True)
+    maha = jnp.sum(z**2, axis=0)
+    out = -0.5 * maha - 0.5 * g.logdet_cov - 0.5 * g.dim * LOG_2PI
+    return out.reshape(batch)
+
+
+@jax.jit
+def _score(g, x):
+    flat, batch = _flatten_points(x, g.dim)
+    s = -cho_solve((g.chol, True), (flat - g.mean).T).T
+    return s.reshape(batch + (g.dim,))
+
+
+@jax.jit(static_argnums=2)
+def _sample(g, key, shape):
+    z = jax.random.normal(key, shape + (g.dim,), dtype=jnp.float64)
+    return g.mean + z @ g.chol.T
+
+
+def _noised_op_by_op(g, schedule, t):
+    return Gaussian._unchecked(schedule.alpha(t) * g.mean, diffused_covariance(schedule, g.cov, t))
+
+
+_noised_jit = jax.jit(_noised_op_by_op, static_argnums=1)
+
+
+def _hashable(schedule) -> bool:
+    try:
+        hash(schedule)
+    except TypeError:
+        return False
+    return True
+
+
+def _noised(g, schedule, t):
+    """The schedule is a static argument (schedules are frozen dataclasses); an unhashable one runs op by op."""
+    return (_noised_jit if _hashable(schedule) else _noised_op_by_op)(g, schedule, t)
+
+
 class Gaussian(FrozenPytree):
     r"""The Gaussian ``N(mean, cov)`` in ``d`` dimensions.
 
@@ -52,8 +108,7 @@ class Gaussian(FrozenPytree):
         check_covariance(cov, dim, "cov")
         mean = jnp.asarray(mean, dtype=jnp.float64)
         cov = jnp.asarray(cov, dtype=jnp.float64)
-        cov = 0.5 * (cov + cov.T)
-        self._set(mean, cov, jnp.linalg.cholesky(cov))
+        self._set(mean, *_symmetrized_with_cholesky(cov))
 
     # Pytree leaves (:class:`~closed_form.pytree.FrozenPytree`): rebuilding from them skips validation.
     _leaves = ("mean", "cov", "chol")
@@ -102,24 +157,17 @@ class Gaussian(FrozenPytree):
     def logpdf(self, x):
         r"""``log N(x; μ, Σ)`` for ``x`` of shape ``(..., d)``; returns shape ``(...)``."""
         check_points(x, self.dim)
-        flat, batch = _flatten_points(x, self.dim)
-        z = solve_triangular(self.chol, (flat - self.mean).T, lower=True)
-        maha = jnp.sum(z**2, axis=0)
-        out = -0.5 * maha - 0.5 * self.logdet_cov - 0.5 * self.dim * LOG_2PI
-        return out.reshape(batch)
+        return _logpdf(self, _points(x))
 
     def score(self, x):
         r"""``∇_x log N(x; μ, Σ) = −Σ⁻¹(x − μ)``, shape ``(..., d)``."""
         check_points(x, self.dim)
-        flat, batch = _flatten_points(x, self.dim)
-        s = -cho_solve((self.chol, True), (flat - self.mean).T).T
-        return s.reshape(batch + (self.dim,))
+        return _score(self, _points(x))
 
     def sample(self, key, n):
         """``n`` draws ``μ + L z``, ``z ~ N(0, I)``; ``n`` an int or a shape; returns ``(*n, d)``."""
-        shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n)
-        z = jax.random.normal(key, shape + (self.dim,), dtype=jnp.float64)
-        return self.mean + z @ self.chol.T
+        shape = (int(n),) if isinstance(n, (int, np.integer)) else tuple(int(k) for k in n)
+        return _sample(self, key, shape)
 
     def noised(self, schedule, t) -> "Gaussian":
         r"""The law of ``α_t x₀ + σ_t ε`` for ``x₀ ~ N(μ, Σ)``: ``N(α_t μ, α_t² Σ + σ_t² I)``.
@@ -127,7 +175,7 @@ class Gaussian(FrozenPytree):
         ``t`` may be a traced scalar.
         """
         check_time(schedule, t)
-        return Gaussian._unchecked(schedule.alpha(t) * self.mean, diffused_covariance(schedule, self.cov, t))
+        return _noised(self, schedule, t)
 
     def __repr__(self):
         if is_concrete(self.mean, self.cov):

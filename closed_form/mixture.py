@@ -23,7 +23,7 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.scipy.special import logsumexp
 
 from closed_form.errors import InvalidWeightsError, ShapeMismatchError
-from closed_form.gaussian import LOG_2PI, Gaussian, _flatten_points
+from closed_form.gaussian import LOG_2PI, Gaussian, _flatten_points, _hashable, _points
 from closed_form.pytree import FrozenPytree
 from closed_form.schedules import diffused_covariance
 from closed_form.validation import check_covariance, check_finite, check_points, check_time, is_concrete
@@ -39,6 +39,55 @@ def _per_component(fn, *stacked):
 
 def _cholesky(covs):
     return _per_component(jnp.linalg.cholesky, covs)
+
+
+# As for closed_form.gaussian: the methods' arithmetic runs as one jitted program per shape (the mixture a pytree
+# argument) instead of a chain of eager single operations; same operations, same values; inputs validated outside.
+@jax.jit
+def _symmetrized_with_cholesky(covs):
+    covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
+    return covs, _cholesky(covs)
+
+
+@jax.jit
+def _responsibilities(mix, x):
+    flat, batch = _flatten_points(x, mix.dim)
+    log_joint, _ = mix._component_terms(flat)
+    r = jax.nn.softmax(log_joint, axis=0)
+    return r.T.reshape(batch + (mix.n_components,))
+
+
+@jax.jit
+def _logpdf(mix, x):
+    flat, batch = _flatten_points(x, mix.dim)
+    log_joint, _ = mix._component_terms(flat)
+    return logsumexp(log_joint, axis=0).reshape(batch)
+
+
+@jax.jit
+def _score(mix, x):
+    flat, batch = _flatten_points(x, mix.dim)
+    log_joint, diff_t = mix._component_terms(flat)
+    r = jax.nn.softmax(log_joint, axis=0)  # (K, n)
+    comp_scores = -_per_component(lambda c, r: cho_solve((c, True), r), mix.chols, diff_t)  # (K, d, n)
+    s = jnp.einsum("kn,kdn->nd", r, comp_scores)
+    return s.reshape(batch + (mix.dim,))
+
+
+@jax.jit(static_argnums=2)
+def _sample(mix, key, shape):
+    k_comp, k_norm = jax.random.split(key)
+    idx = jax.random.categorical(k_comp, jnp.log(mix.weights), shape=shape)
+    z = jax.random.normal(k_norm, shape + (mix.dim,), dtype=jnp.float64)
+    return mix.means[idx] + jnp.einsum("...ij,...j->...i", mix.chols[idx], z)
+
+
+def _noised_op_by_op(mix, schedule, t):
+    covs = diffused_covariance(schedule, mix.covs, t)
+    return GaussianMixture.tree_unflatten(None, (mix.weights, schedule.alpha(t) * mix.means, covs, _cholesky(covs)))
+
+
+_noised_jit = jax.jit(_noised_op_by_op, static_argnums=1)
 
 
 class GaussianMixture(FrozenPytree):
@@ -78,8 +127,8 @@ class GaussianMixture(FrozenPytree):
         for j in range(k):
             check_covariance(np.asarray(covs)[j], dim, f"covs[{j}]")
         covs = jnp.asarray(covs, dtype=jnp.float64)
-        covs = 0.5 * (covs + jnp.swapaxes(covs, -1, -2))
-        self._set(jnp.asarray(w), jnp.asarray(means, dtype=jnp.float64), covs, _cholesky(covs))
+        self._set(jnp.asarray(w, dtype=jnp.float64), jnp.asarray(means, dtype=jnp.float64),
+                  *_symmetrized_with_cholesky(covs))
 
     # Pytree leaves (:class:`~closed_form.pytree.FrozenPytree`): rebuilding from them skips validation.
     _leaves = ("weights", "means", "covs", "chols")
@@ -135,41 +184,27 @@ class GaussianMixture(FrozenPytree):
     def responsibilities(self, x):
         """Posterior component probabilities ``r_k(x)``, shape ``(..., K)``."""
         check_points(x, self.dim)
-        flat, batch = _flatten_points(x, self.dim)
-        log_joint, _ = self._component_terms(flat)
-        r = jax.nn.softmax(log_joint, axis=0)
-        return r.T.reshape(batch + (self.n_components,))
+        return _responsibilities(self, _points(x))
 
     def logpdf(self, x):
         """``log Σ_k π_k N(x; μ_k, Σ_k)`` by log-sum-exp; shape ``(...)``."""
         check_points(x, self.dim)
-        flat, batch = _flatten_points(x, self.dim)
-        log_joint, _ = self._component_terms(flat)
-        return logsumexp(log_joint, axis=0).reshape(batch)
+        return _logpdf(self, _points(x))
 
     def score(self, x):
         r"""``Σ_k r_k(x) (−Σ_k⁻¹(x − μ_k))``; shape ``(..., d)``."""
         check_points(x, self.dim)
-        flat, batch = _flatten_points(x, self.dim)
-        log_joint, diff_t = self._component_terms(flat)
-        r = jax.nn.softmax(log_joint, axis=0)  # (K, n)
-        comp_scores = -_per_component(lambda c, r: cho_solve((c, True), r), self.chols, diff_t)  # (K, d, n)
-        s = jnp.einsum("kn,kdn->nd", r, comp_scores)
-        return s.reshape(batch + (self.dim,))
+        return _score(self, _points(x))
 
     def sample(self, key, n):
         """``n`` draws (an int or a shape): a component by its weight, then a Gaussian draw; ``(*n, d)``."""
-        shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n)
-        k_comp, k_norm = jax.random.split(key)
-        idx = jax.random.categorical(k_comp, jnp.log(self.weights), shape=shape)
-        z = jax.random.normal(k_norm, shape + (self.dim,), dtype=jnp.float64)
-        return self.means[idx] + jnp.einsum("...ij,...j->...i", self.chols[idx], z)
+        shape = (int(n),) if isinstance(n, (int, np.integer)) else tuple(int(k) for k in n)
+        return _sample(self, key, shape)
 
     def noised(self, schedule, t) -> "GaussianMixture":
         r"""Each component diffused: ``Σ_k π_k N(α_t μ_k, α_t² Σ_k + σ_t² I)``."""
         check_time(schedule, t)
-        covs = diffused_covariance(schedule, self.covs, t)
-        return GaussianMixture.tree_unflatten(None, (self.weights, schedule.alpha(t) * self.means, covs, _cholesky(covs)))
+        return (_noised_jit if _hashable(schedule) else _noised_op_by_op)(self, schedule, t)
 
     def __repr__(self):
         if is_concrete(self.weights):
