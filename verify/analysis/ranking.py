@@ -384,13 +384,13 @@ class Decision:
         every predictor's ``ρ [interval]`` with its members and drops, the paired intervals, the best by point."""
         out: dict = {}
         for c in self.ranking.correlations:
-            key = f"ρ({c.predictor}) [{100 * c.level:.0f} % CI], n, NaN dropped"
-            out[key] = f"{c.text()}, n = {c.n}, dropped {c.dropped}" + (
-                f", {c.undefined}/{c.resamples} resamples undefined" if c.undefined else "")
+            key = f"ρ({c.predictor}) [{100 * c.level:g} % CI]"
+            out[key] = f"{c.text()} (n = {c.n}, {c.dropped} NaN dropped" + (
+                f", {c.undefined}/{c.resamples} resamples undefined)" if c.undefined else ")")
         for c in self.comparisons:
-            key = f"ρ({c.predictor}) − ρ({c.other}) [{100 * c.level:.2f} % CI]"
-            out[key] = f"{c.text()}, n = {c.n}" + (f", {c.undefined}/{c.resamples} resamples undefined"
-                                                   if c.undefined else "")
+            key = f"ρ({c.predictor}) − ρ({c.other}) [{100 * c.level:.4g} % CI]"
+            out[key] = f"{c.text()} (n = {c.n}" + (f", {c.undefined}/{c.resamples} resamples undefined)"
+                                                   if c.undefined else ")")
         out["best by point ρ (reported, not judged)"] = self.ranking.best or "none defined"
         return out
 

@@ -16,6 +16,7 @@ from verify.experiments import (
     ood_measures,
     paper_targets,
     path_gap,
+    population,
     ress_families,
     sampler_draws,
     score_error_along_t,
@@ -51,6 +52,7 @@ MODULES = (
     ress_families,
     vlb_estimator,
     fkc_clip_cost,
+    population,
 )
 
 #: What ``python -m verify`` runs.

@@ -1,0 +1,239 @@
+"""The population experiment: the quick run through the report's runner, the frame's schema, chunking and seeds, and
+every check on hand-made frames (holds / fails / inconclusive / not applicable, infinite predictors included)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from closed_form import Gaussian, Setting, paper_setting
+from closed_form.errors import CatcompError
+from verify.analysis.population import OUTCOMES, PREDICTORS
+from verify.experiments import REGISTRY
+from verify.experiments import population as pe
+from verify.report.build import EXIT_OK, build_report
+from verify.report.claims import FAILS, HOLDS, INCONCLUSIVE, NOT_APPLICABLE, STATUSES
+from verify.report.tables import render_table
+
+EXPERIMENT = pe.EXPERIMENT
+SPEC = EXPERIMENT.quick[0]["population"]
+
+
+def _check(claim: str, outcome: str):
+    (check,) = [c for c in EXPERIMENT.checks if c.claim == claim and f"ranks {outcome} best" in c.statement]
+    return check
+
+
+# ---------------------------------------------------------------------------------------------- through the runner
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("population")
+    result = build_report(REGISTRY, out, names=["population"], size="quick", jobs=1, cache_version="test",
+                          progress=False, echo=lambda line: None)
+    return out, result
+
+
+def test_quick_run_succeeds_and_writes_its_outputs(quick_run):
+    out, result = quick_run
+    assert result.exit_code == EXIT_OK
+    (record,) = [r for r in result.records if r.name == "population"]
+    assert record.status not in ("error", "awaiting"), record.error
+    for table in EXPERIMENT.tables:
+        assert (out / "tables" / f"{table.name}.tex").stat().st_size > 200
+    assert (out / "figures" / "population_predictors.png").stat().st_size > 1000
+    outcomes = [r.outcome for r in result.checks if r.experiment == "population"]
+    assert len(outcomes) == 4 and all(o.status in STATUSES for o in outcomes)
+    assert {r.check.claim for r in result.checks if r.experiment == "population"} == {"R4", "F9"}
+
+
+def test_quick_frame_schema(quick_run):
+    out, _ = quick_run
+    frame = pd.read_csv(out / "data" / "population.csv")
+    assert set(frame["record"]) == set(pe.RECORDS)
+    members = pe.members(frame, None)
+    for column in ["setting", "dim", "kind", "weights", "index", "rejected", "cell_seed", *PREDICTORS, *OUTCOMES]:
+        assert column in members.columns, column
+    random = members[members["kind"] == "random"]
+    n_random = SPEC["n_per_dim"] * len(SPEC["dims"])
+    assert len(random) == n_random and sorted(random["index"]) == list(range(n_random))
+    assert set(members.loc[members["kind"] != "random", "setting"]) == {"FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD"}
+    assert set(members.loc[members["kind"] != "random", "kind"]) == {"paper"}
+    assert frame["bootstrap_seed"].nunique() == 1
+    correlations = frame[frame["record"] == "correlation"]
+    assert len(correlations) == len(PREDICTORS) * len(OUTCOMES)
+    assert (correlations["n_judged"] + correlations["n_dropped"] == n_random).all()
+    accounting = frame[frame["record"] == "accounting"]
+    assert accounting["members"].sum() == n_random
+    assert accounting["rejected"].sum() == random["rejected"].sum()
+    assert (accounting["draws"] == accounting["members"] + accounting["rejected"]).all()
+
+
+def test_chunks_recombine_to_the_same_population():
+    kwargs = dict(dim=2, population=SPEC, eps=pe.EPS, n_directions=pe.N_DIRECTIONS)
+    whole = pe.population(start=0, stop=2, seed=1, **kwargs)
+    parts = pd.concat([pe.population(start=0, stop=1, seed=7, **kwargs),
+                       pe.population(start=1, stop=2, seed=8, **kwargs)], ignore_index=True)
+    same = [c for c in whole.columns if c != "cell_seed"]
+    pd.testing.assert_frame_equal(whole[same], parts[same])
+    assert list(whole["setting"]) == ["pop_d2_000", "pop_d2_001"]
+
+
+def test_same_seed_same_frame(quick_run):
+    out, _ = quick_run
+    frame = pd.read_csv(out / "data" / "population.csv")
+    again = pe.derive_population(frame)
+    for record in ("correlation", "disagreement", "accounting"):
+        a = frame[frame["record"] == record].reset_index(drop=True)
+        b = again[again["record"] == record].reset_index(drop=True)[a.columns]
+        pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    one = pe.population(setting=paper_setting("FC_ID"), eps=pe.EPS, n_directions=pe.N_DIRECTIONS, seed=3)
+    pd.testing.assert_frame_equal(one, pe.population(setting=paper_setting("FC_ID"), eps=pe.EPS,
+                                                     n_directions=pe.N_DIRECTIONS, seed=3))
+    other = frame.assign(cell_seed=frame["cell_seed"] + 1).drop(columns="bootstrap_seed")
+    assert pe.bootstrap_seed(other) != pe.bootstrap_seed(frame)
+
+
+def test_invalid_cells_raise():
+    with pytest.raises(CatcompError, match="non-empty part"):
+        pe.population(dim=2, start=3, stop=3, population=SPEC, seed=0)
+    with pytest.raises(CatcompError, match="either a named setting or a chunk"):
+        pe.population(dim=2, start=0, stop=1, population=SPEC, setting=paper_setting("FC_ID"), seed=0)
+    with pytest.raises(CatcompError, match="needs dim"):
+        pe.population(seed=0)
+
+
+def test_user_settings_run_as_user_members_only():
+    user = Setting("mine", [Gaussian(np.zeros(2), np.eye(2)), Gaussian(np.ones(2), 2 * np.eye(2)),
+                            Gaussian(np.zeros(2), 3 * np.eye(2))], (1.0, 1.0, -1.0), ("a", "b", "c"))
+    cells = EXPERIMENT.cells("default", settings=[user, paper_setting("GMM_ID")])
+    assert len(cells) == 1 and cells[0]["setting"]["name"] == "mine" and "dim" not in cells[0]
+    assert pe._named_kind(user) == "user"
+    assert pe._named_kind(paper_setting("NFC_OOD")) == "paper"
+    from closed_form.population import named_members
+
+    family = [s for s in named_members("quick") if s.name.startswith("family-")][0]
+    assert pe._named_kind(family) == "family"
+    assert pe._named_kind(Setting(family.name, family.sources, (1.0, 1.0, -0.5), family.labels)) == "user"
+
+
+def test_sizes_and_cells():
+    quick_dims = {c["dim"] for c in EXPERIMENT.quick if "dim" in c}
+    assert quick_dims == {2}
+    assert {c["dim"] for c in EXPERIMENT.default if "dim" in c} == {2, 4, 8}
+    for cells in (EXPERIMENT.quick, EXPERIMENT.default, EXPERIMENT.paper):
+        chunks = [c for c in cells if "dim" in c]
+        n = chunks[0]["population"]["n_per_dim"]
+        for d in chunks[0]["population"]["dims"]:  # the chunks of a dimension cover [0, n_per_dim) once
+            covered = sorted(i for c in chunks if c["dim"] == d for i in range(c["start"], c["stop"]))
+            assert covered == list(range(n))
+
+
+# ---------------------------------------------------------------------------------------------- hand-made frames
+def synthetic(n=60, seed=0, kind="random") -> pd.DataFrame:
+    """Members whose harm ``kl_worst`` = ``kl_mean`` rises with a latent level; ``log1p_chi2_max`` and
+    ``lambda_max`` track it exactly (monotone), the other measures with noise (crossover ε falling with it)."""
+    rng = np.random.default_rng(seed)
+    z = np.sort(rng.normal(size=n))
+    noise = lambda scale: z + scale * rng.normal(size=n)  # noqa: E731
+    frame = pd.DataFrame({
+        "record": "member", "kind": kind, "dim": np.repeat([2, 4], [n // 2, n - n // 2]),
+        "setting": [f"pop_d2_{i:03d}" for i in range(n)], "weights": "(1, 1, -1)", "index": np.arange(n),
+        "rejected": rng.integers(0, 3, n), "cell_seed": 11,
+        "kl_worst": np.exp(z), "kl_mean": np.exp(z) / 10,
+        "log1p_chi2_max": np.exp(z) + 1, "log1p_chi2_mean": np.exp(noise(1.0)),
+        "outside_hdr_max": 1 / (1 + np.exp(-noise(1.5))), "lambda_max": np.exp(2 * z) * 100,
+        "crossover_eps": np.exp(-noise(1.0)), "naive_kl": np.exp(noise(2.0)), "authors_metric": noise(1.0) + 5,
+        "authors_metric_se": 0.1, "kl_mean_se": 0.01, "kl_worst_flag": "", "kl_mean_flag": ""})
+    return frame
+
+
+@pytest.mark.parametrize("outcome", list(OUTCOMES))
+def test_checks_tie_when_two_measures_rank_exactly_alike(outcome):
+    # log1p_chi2_max and lambda_max both rank the harm perfectly: neither beats the other → inconclusive.
+    frame = synthetic()
+    for claim in ("R4", "F9"):
+        result = _check(claim, outcome).evaluate(frame)
+        assert result.status == INCONCLUSIVE, (claim, result)
+        assert result.judged and "Bonferroni" in result.note
+
+
+@pytest.mark.parametrize("outcome", list(OUTCOMES))
+def test_checks_hold_and_fail(outcome):
+    frame = synthetic()
+    rng = np.random.default_rng(5)
+    frame["lambda_max"] = np.exp(np.log(frame["kl_worst"]) + 2.0 * rng.normal(size=len(frame)))
+    assert _check("R4", outcome).evaluate(frame).status == HOLDS
+    assert _check("F9", outcome).evaluate(frame).status == FAILS
+
+
+def test_checks_with_infinite_predictor_values():
+    frame = synthetic()
+    worst = frame["kl_worst"] >= frame["kl_worst"].quantile(0.75)
+    frame["log1p_chi2_max"] = np.where(worst, np.inf, frame["log1p_chi2_max"])
+    frame["lambda_max"] = np.exp(np.log(frame["kl_worst"]) + 2.0 * np.random.default_rng(2).normal(size=len(frame)))
+    result = _check("R4", "kl_worst").evaluate(frame)
+    assert result.status == HOLDS
+    assert result.numbers["members with log1p_chi2_max = ∞"] == int(worst.sum())
+    assert _check("F9", "kl_worst").evaluate(frame).status == FAILS
+
+
+def test_checks_inconclusive_on_few_noisy_members():
+    frame = synthetic(n=10)
+    rng = np.random.default_rng(1)
+    z = np.log(frame["kl_worst"].to_numpy())
+    frame["log1p_chi2_max"] = np.exp(z + rng.normal(size=10))
+    frame["lambda_max"] = np.exp(z + rng.normal(size=10))
+    status = _check("R4", "kl_worst").evaluate(frame).status
+    assert status == INCONCLUSIVE
+
+
+def test_checks_not_applicable():
+    named_only = synthetic(kind="paper")
+    result = _check("R4", "kl_worst").evaluate(named_only)
+    assert result.status == NOT_APPLICABLE and "no random members" in result.note
+    all_infinite = synthetic().assign(lambda_max=np.inf)
+    result = _check("F9", "kl_mean").evaluate(all_infinite)
+    assert result.status == NOT_APPLICABLE and "undefined" in result.note
+
+
+def test_dropped_members_are_counted_with_their_reason():
+    frame = synthetic()
+    frame.loc[:4, "kl_worst"] = np.nan
+    frame.loc[:4, "kl_worst_flag"] = "not reachable: leaves the PD cone"
+    result = _check("R4", "kl_worst").evaluate(frame)
+    assert result.numbers["members with log1p_chi2_max and kl_worst known"] == len(frame) - 5
+    assert "5 with kl_worst NaN" in result.note and "not reachable" in result.note
+    assert result.judged == ("d = 2: 25 random members (pop_d2_005 … pop_d2_029)",
+                             "d = 4: 30 random members (pop_d2_030 … pop_d2_059)")
+
+
+def test_bootstrap_is_seeded_by_the_frame():
+    frame = synthetic(n=30)
+    a = _check("R4", "kl_worst").evaluate(frame)
+    assert a == _check("R4", "kl_worst").evaluate(frame)
+    b = _check("R4", "kl_worst").evaluate(frame.assign(cell_seed=12))
+    assert a.numbers != b.numbers  # other resamples, other interval ends
+
+
+def test_derive_tables_and_figure_on_hand_made_frames(tmp_path):
+    named = synthetic(n=4, kind="paper").assign(setting=["FC_ID", "NFC_ID", "FC_OOD", "NFC_OOD"], index=-1)
+    named.loc[2:, "log1p_chi2_max"] = np.inf
+    frame = synthetic()
+    frame.loc[:2, "log1p_chi2_max"] = np.inf
+    frame.loc[3, "kl_mean"] = np.nan
+    frame.loc[3, "kl_mean_flag"] = "every direction leaves the PD cone"
+    derived = pe.derive_population(pd.concat([frame, named], ignore_index=True))
+    accounting = derived[derived["record"] == "accounting"]
+    assert accounting["inf_log1p_chi2"].sum() == 3 and accounting["infeasible"].sum() == 1
+    assert accounting["rejected"].sum() == frame["rejected"].sum()
+    for spec in EXPERIMENT.tables:
+        assert render_table(spec, derived)
+    fig = pe.predictor_grid(derived)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == len(PREDICTORS) * len(OUTCOMES)
+    assert "∞ (right edge): 3 random, 2 named" in fig.axes[0].get_title()
+    # A run on the user's settings alone: every table still renders, saying there are no random members.
+    user_only = pe.derive_population(synthetic(n=3, kind="user"))
+    for spec in EXPERIMENT.tables:
+        assert render_table(spec, user_only)
+    pe.predictor_grid(user_only)
