@@ -74,14 +74,6 @@ def _score(mix, x):
     return s.reshape(batch + (mix.dim,))
 
 
-@jax.jit(static_argnums=2)
-def _sample(mix, key, shape):
-    k_comp, k_norm = jax.random.split(key)
-    idx = jax.random.categorical(k_comp, jnp.log(mix.weights), shape=shape)
-    z = jax.random.normal(k_norm, shape + (mix.dim,), dtype=jnp.float64)
-    return mix.means[idx] + jnp.einsum("...ij,...j->...i", mix.chols[idx], z)
-
-
 def _noised_op_by_op(mix, schedule, t):
     covs = diffused_covariance(schedule, mix.covs, t)
     return GaussianMixture.tree_unflatten(None, (mix.weights, schedule.alpha(t) * mix.means, covs, _cholesky(covs)))
@@ -198,8 +190,12 @@ class GaussianMixture(FrozenPytree):
 
     def sample(self, key, n):
         """``n`` draws (an int or a shape): a component by its weight, then a Gaussian draw; ``(*n, d)``."""
-        shape = (int(n),) if isinstance(n, (int, np.integer)) else tuple(int(k) for k in n)
-        return _sample(self, key, shape)
+        # Op by op, not jitted: a fused program rounds the last bit differently, and draws feed seeded samplers.
+        shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n)
+        k_comp, k_norm = jax.random.split(key)
+        idx = jax.random.categorical(k_comp, jnp.log(self.weights), shape=shape)
+        z = jax.random.normal(k_norm, shape + (self.dim,), dtype=jnp.float64)
+        return self.means[idx] + jnp.einsum("...ij,...j->...i", self.chols[idx], z)
 
     def noised(self, schedule, t) -> "GaussianMixture":
         r"""Each component diffused: ``Σ_k π_k N(α_t μ_k, α_t² Σ_k + σ_t² I)``."""
