@@ -319,7 +319,10 @@ def test_worst_case_dominates_random_directions_and_tends_to_lambda_eps2(rows):
     assert 2 * half / (eps / 2) ** 2 - worst / eps**2 == pytest.approx(amp.value, rel=1e-4)
     for direction in random_directions(amp, 6, np.random.default_rng(1)):
         assert _kl_exact(setting, calibrate(comp, SCHEDULE, eps, direction)) <= worst
-    # at the row's ε as well, against the row's own directions
+    # at the row's ε: the row's worst case (both signs of a simple top eigendirection, calibrated in the random
+    # directions' batch) is eigenspace_range's, and dominates the row's own random directions
+    assert row["multiplicity"] == 1
+    assert row["kl_worst"] == pytest.approx(eigenspace_range(comp, SCHEDULE, row["eps"], amp).kl_max, rel=1e-9)
     for direction in random_directions(amp, N_DIR, direction_rng(7, setting.name)):
         assert _kl_exact(setting, calibrate(comp, SCHEDULE, row["eps"], direction)) <= row["kl_worst"]
 
