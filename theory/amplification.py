@@ -475,7 +475,7 @@ def target_kl_many(composition, schedule, deltas, t: float = 0.0) -> np.ndarray:
     return np.asarray(_target_kl_many(jnp.asarray(rows), means, covs, weights, schedule, float(t)))[:n]
 
 
-def calibrate_many(composition, schedule, eps: float, directions, n_nodes: int = N_NODES):
+def calibrate_many(composition, schedule, eps: float, directions, n_nodes: int = N_NODES, hess_eps=None):
     r""":func:`calibrate` for many directions at once: rows ``δ_j = s_j·v_j`` with ``ε²(δ_j) = eps²``, by a doubling
     bracket and bisection of every ``s_j`` in lockstep to relative precision 1e-13 (the same root as
     :func:`calibrate`'s Brent iteration, to that precision).
@@ -484,6 +484,8 @@ def calibrate_many(composition, schedule, eps: float, directions, n_nodes: int =
     ----------
     directions : array, shape (n, p)
         One direction per row.
+    hess_eps : array, shape (p, p), optional
+        ``H_ε`` if already computed (:attr:`Amplification.hess_eps`); it only sets the first bracket.
 
     Returns
     -------
@@ -508,7 +510,7 @@ def calibrate_many(composition, schedule, eps: float, directions, n_nodes: int =
         return np.zeros_like(v), np.ones(len(v), dtype=bool)
     v, n_rows = pad_rows(v)
     means, covs, _ = _stack(composition)
-    h_e = amplification_hessian_eps(composition, schedule, n_nodes)
+    h_e = amplification_hessian_eps(composition, schedule, n_nodes) if hess_eps is None else np.asarray(hess_eps)
     quad = np.maximum(0.5 * np.einsum("ni,ij,nj->n", v, h_e, v), 1e-300)
 
     def state(s):

@@ -245,7 +245,7 @@ def member_row(setting, schedule=None, *, eps: float = 0.005, n_directions: int 
     directions = random_directions(amp, n_directions, direction_rng(seed, setting.name))
     if amp.multiplicity == 1:
         batch = np.vstack([amp.direction, -amp.direction, directions])
-        all_deltas, all_valid = calibrate_many(comp, schedule, eps, batch)
+        all_deltas, all_valid = calibrate_many(comp, schedule, eps, batch, hess_eps=amp.hess_eps)
         top_kl = np.full(2, np.nan)
         if all_valid[:2].any():
             top_kl[all_valid[:2]] = target_kl_many(comp, schedule, all_deltas[:2][all_valid[:2]], 0.0)
@@ -262,7 +262,7 @@ def member_row(setting, schedule=None, *, eps: float = 0.005, n_directions: int 
             row["kl_worst_flag"] = ""
         except CatcompError as err:
             row["kl_worst"], row["kl_worst_flag"] = math.nan, f"not reachable: {err}"
-        deltas, valid = calibrate_many(comp, schedule, eps, directions)
+        deltas, valid = calibrate_many(comp, schedule, eps, directions, hess_eps=amp.hess_eps)
     if math.isinf(row["kl_worst"]):
         row["kl_worst_flag"] = "Q̂ improper along the worst direction (KL = ∞)"
     n_valid = int(valid.sum())
