@@ -28,8 +28,14 @@ holds the member's exact predictors and outcomes (:func:`verify.analysis.populat
 rank without the exact experiment's CSV.
 
 Sizes (registration): quick — two members in d = 2, ``NetworkConfig.small()`` cut to 150 steps, 2 runs, K = 4;
-default — members of every dimension with ``NetworkConfig.small()``, K = 16; paper — see :data:`PAPER_SIZES` and
-the cost stated there.
+default — four members in each of d = 2, 4 with ``NetworkConfig.small()``, K = 16; paper — 24 members in d = 2, 4, 8
+(:data:`PAPER_SIZES`).
+
+Cost on this project's shared 2-core machine (load average 6–13): quick about 40 s CPU, default about 70 s CPU
+alone in a fresh process (compiling the training step, the two samplers and ``member_row``'s programs once per
+dimension is most of it; then 1.3–1.9 s CPU per member for the learned part), less after the exact experiment in the
+same worker. Paper size: 28 s CPU per run measured for a d = 8 member (``NetworkConfig.default()`` on 10 000 draws,
+FKC 64 × 500 particles × 200 steps, both arms), so 24 members × 10 runs ≈ 1.5–2 h CPU, plus ``member_row``.
 """
 
 from __future__ import annotations
@@ -250,9 +256,11 @@ PAPER_WEIGHT_STRIDE = 4
 #: Quick: three members in d = 2, networks of 100 Adam steps, 2 runs, K = 4, 64 swarms, 20 steps.
 QUICK_SIZES = dict(n=200, k=4, n_runs=2, n_swarms=64, n_steps=20, n_proj=50, config="small", iterations=100)
 QUICK_MEMBERS = {2: (0, 4, 8)}
-#: Default: twelve members (four per dimension, weights (1, 1, −1)), ``NetworkConfig.small()``, 5 runs, K = 16.
+#: Default: eight members (four in each of d = 2, 4; weights (1, 1, −1)), ``NetworkConfig.small()``, 5 runs,
+#: K = 16. d = 8 is left to the paper size: its first member alone cost about 40 s CPU (compiling the training, the
+#: samplers and member_row's programs for a new dimension), which with d = 2, 4 would double the default's cost.
 DEFAULT_SIZES = dict(n=1000, k=16, n_runs=5, n_swarms=200, n_steps=50, n_proj=200, config="small")
-DEFAULT_MEMBERS = {2: (0, 4, 8, 12), 4: (0, 4, 8, 12), 8: (0, 4, 8, 12)}
+DEFAULT_MEMBERS = {2: (0, 4, 8, 12), 4: (0, 4, 8, 12)}
 #: Paper: the first eight members of every dimension (all four weight triples), ``NetworkConfig.default()`` on
 #: 10 000 draws per source, 10 runs, K = 64, 500 swarms, 200 steps.
 PAPER_SIZES = dict(n=10_000, k=64, n_runs=10, n_swarms=500, n_steps=200, n_proj=1000, config="default")
@@ -319,7 +327,8 @@ def _learned_ranking(predictor: str, label: str):
         if others:
             notes.append(f"named members not judged (the bootstrap is over random draws): {', '.join(others)}")
         need = population_size_to_resolve(decision)
-        needs = decision.needs + (f"; at the present intervals about {need} random members" if need else "")
+        needs = decision.needs + (f"; about {need} random members at the present point differences and interval "
+                                  "widths (half-widths shrinking like 1/√n)" if need else "")
         return Outcome.resolve(decision.direction, numbers, "; ".join(notes), judged=tuple(part["setting"]),
                                needs=needs)
     return evaluate
@@ -352,8 +361,7 @@ EXPERIMENT = Experiment(
     applies_to=gaussian_only,
     requires=("closed_form.population", "verify.analysis.population"),
     allow_nan=MEMBER_NAN,
-    # Default measured with --jobs 1 (module doc, paper_notes): about 12 s CPU per dimension compiling the training
-    # step and the two samplers, then 1.3–1.9 s CPU per member (5 runs). Paper size: see PAPER_COST.
+    # Cost: module doc (measured with --jobs 1 on the shared 2-core machine).
     default=subsample_cells(DEFAULT_MEMBERS, DEFAULT_SIZES),
     quick=subsample_cells(QUICK_MEMBERS, QUICK_SIZES),
     paper=subsample_cells(PAPER_MEMBERS, PAPER_SIZES),
