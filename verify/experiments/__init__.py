@@ -17,6 +17,7 @@ from verify.experiments import (
     paper_targets,
     path_gap,
     population,
+    population_learned,
     ress_families,
     sampler_draws,
     score_error_along_t,
@@ -53,6 +54,7 @@ MODULES = (
     vlb_estimator,
     fkc_clip_cost,
     population,
+    population_learned,
 )
 
 #: What ``python -m verify`` runs.
