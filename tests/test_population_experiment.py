@@ -231,7 +231,7 @@ def test_derive_tables_and_figure_on_hand_made_frames(tmp_path):
         assert render_table(spec, derived)
     fig = pe.predictor_grid(derived)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == len(PREDICTORS) * len(OUTCOMES)
-    assert "∞ (right edge): 3 random, 2 named" in fig.axes[0].get_title()
+    assert "x = ∞: 3 random + 2 named" in fig.axes[0].get_title()
     # A run on the user's settings alone: every table still renders, saying there are no random members.
     user_only = pe.derive_population(synthetic(n=3, kind="user"))
     for spec in EXPERIMENT.tables:
