@@ -28,7 +28,7 @@ from closed_form import (
     random_population,
 )
 from closed_form.errors import InvalidWeightsError, NotGaussianSettingError
-from closed_form.population import FAMILY_INDICES, draw_sources, member_rng, wishart_bartlett
+from closed_form.population import FAMILY_INDICES, draw_sources, member_kind, member_rng, wishart_bartlett
 from theory.amplification import (
     amplification,
     calibrate,
@@ -197,7 +197,7 @@ def test_named_members_hold_the_paper_settings_and_families():
         members = named_members(size)
         assert len(members) == 4 + len(FAMILY_NAMES) * len(FAMILY_INDICES[size])
         for name, s in zip(GAUSSIAN_SETTING_NAMES, members[:4]):
-            assert s is paper_setting(name)
+            assert s is paper_setting(name) and member_kind(s) == "paper"
         fam = members[4:]
         assert len({s.name for s in fam}) == len(fam)
         k = 0
@@ -206,6 +206,7 @@ def test_named_members_hold_the_paper_settings_and_families():
             for i in FAMILY_INDICES[size]:
                 s = fam[k]
                 assert s.name == f"family-{family}-{i:02d}" and s.weights == (1.0, 1.0, -1.0)
+                assert member_kind(s) == "family"
                 for a, b in zip(s.sources, configs[i].sources):
                     np.testing.assert_array_equal(np.asarray(a.mean), np.asarray(b.mean))
                     np.testing.assert_array_equal(np.asarray(a.cov), np.asarray(b.cov))
