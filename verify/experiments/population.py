@@ -3,9 +3,9 @@ r"""Which measure predicts catastrophe? Exact predictors and outcomes on a popul
 The population is :func:`closed_form.population.random_population`'s: random proper compositions
 ``Q ∝ P_1^{w_1} P_2^{w_2} P_0^{w_0}`` in each dimension, drawn from the stated distributions of
 :class:`closed_form.population.PopulationSpec` (improper draws rejected and counted). Beside them run the *named*
-members — the paper's four Gaussian settings and configurations of the revision's families
-(:func:`closed_form.population.named_members`), or the user's Gaussian settings (``--settings FILE``, kind
-``"user"``). Each member is one row of :func:`verify.analysis.population.member_row`: every predictor (``max_i`` and
+members — the paper's four Gaussian settings and, at ``--size paper``, configurations of the revision's families
+(:func:`closed_form.population.named_members`), or instead the user's Gaussian settings (``--settings FILE``, kind
+``"user"``; such a run has no random members, so its checks are not applicable). Each member is one row of :func:`verify.analysis.population.member_row`: every predictor (``max_i`` and
 ``mean_i log(1 + χ²(Q‖P_i))``, ``Q``'s mass outside the sources' 95 % HDRs, ``λ_max``, the crossover ``ε``, the naive
 sampler's inference KL, the authors' Monte Carlo metric) and the exact outcomes, ``KL(Q‖FKC's limit)`` under source
 misspecification at a fixed training-side DSM ``ε``: the worst case (``kl_worst``) and the mean over random
@@ -234,7 +234,8 @@ def _accounting(part: pd.DataFrame) -> pd.DataFrame:
         outcome_cols = [o for o in _outcomes() if o in group.columns]
         infeasible = group[outcome_cols].isna().any(axis=1) if outcome_cols else pd.Series(False, index=group.index)
         rej = int(group["rejected"].sum())
-        rows.append({"record": "accounting", "dim": int(dim), "weights": weights, "members": len(group),
+        rows.append({"record": "accounting", "dim": int(dim), "dim_label": f"d = {int(dim)}", "weights": weights,
+                     "members": len(group),
                      "draws": len(group) + rej, "rejected": rej,
                      "inf_log1p_chi2": int(np.isinf(group["log1p_chi2_max"].astype(float)).sum())
                      if "log1p_chi2_max" in group else 0,
@@ -279,7 +280,7 @@ def derive_population(frame: pd.DataFrame) -> pd.DataFrame:
     extra.append(pd.DataFrame(rows))
     # A run without random members (on the user's settings) still writes one row per table, saying so.
     extra.append(_accounting(part) if len(part) else pd.DataFrame([{
-        "record": "accounting", "dim": 0, "weights": NO_RANDOM, "members": 0, "draws": 0, "rejected": 0,
+        "record": "accounting", "dim": 0, "dim_label": "--", "weights": NO_RANDOM, "members": 0, "draws": 0, "rejected": 0,
         "inf_log1p_chi2": 0, "infeasible": 0, "outcome_infinite": 0}]))
     outcome = next(iter(_outcomes()))
     shown = 0
@@ -459,7 +460,7 @@ EXPERIMENT = Experiment(
                     "draws rejected, members with max_i log(1 + χ²(Q‖P_i)) = ∞, members with an outcome NaN "
                     "(the training-side ε not reachable: dropped from the correlations) and members with an outcome "
                     "∞ (Q̂ improper along some direction: kept, tied at the top)",
-            where={"record": "accounting"}, index=("dim", "weights"), index_header=("d", "weights"),
+            where={"record": "accounting"}, index=("dim_label", "weights"), index_header=("dimension", "weights"),
             columns=(Column("members", kind="integer"), Column("draws", kind="integer"),
                      Column("rejected", kind="integer"), Column("inf_log1p_chi2", "log(1+χ²) = ∞", kind="integer"),
                      Column("infeasible", kind="integer"),
