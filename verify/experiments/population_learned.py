@@ -28,13 +28,14 @@ holds the member's exact predictors and outcomes (:func:`verify.analysis.populat
 rank without the exact experiment's CSV.
 
 Sizes (registration): quick — two members in d = 2, ``NetworkConfig.small()`` cut to 150 steps, 2 runs, K = 4;
-default — four members in each of d = 2, 4 with ``NetworkConfig.small()``, K = 16; paper — 24 members in d = 2, 4, 8
-(:data:`PAPER_SIZES`).
+default — the six d = 2 members with the paper's weights, ``NetworkConfig.small()``, K = 16; paper — 24 members in
+d = 2, 4, 8 (:data:`PAPER_SIZES`).
 
-Cost on this project's shared 2-core machine (load average 6–13): quick about 40 s CPU, default about 70 s CPU
-alone in a fresh process (compiling the training step, the two samplers and ``member_row``'s programs once per
-dimension is most of it; then 1.3–1.9 s CPU per member for the learned part), less after the exact experiment in the
-same worker. Paper size: 28 s CPU per run measured for a d = 8 member (``NetworkConfig.default()`` on 10 000 draws,
+Cost on this project's shared 2-core machine (``--only population_learned --jobs 1``, load average 12): quick 39 s
+CPU (2.0 min wall), default 46 s CPU (2.0 min wall; the first member 67 s wall, the other five about 4 s each).
+Compiling the training step, the two samplers and ``member_row``'s programs once per dimension (and the samplers once
+more per weight triple: the weights shape their program) is most of it; the learned part then costs 1.3 s CPU per
+member in d = 2 and 1.9 s in d = 4 (5 runs). Paper size: 28 s CPU per run measured for a d = 8 member (``NetworkConfig.default()`` on 10 000 draws,
 FKC 64 × 500 particles × 200 steps, both arms), so 24 members × 10 runs ≈ 1.5–2 h CPU, plus ``member_row``.
 """
 
@@ -256,11 +257,12 @@ PAPER_WEIGHT_STRIDE = 4
 #: Quick: three members in d = 2, networks of 100 Adam steps, 2 runs, K = 4, 64 swarms, 20 steps.
 QUICK_SIZES = dict(n=200, k=4, n_runs=2, n_swarms=64, n_steps=20, n_proj=50, config="small", iterations=100)
 QUICK_MEMBERS = {2: (0, 4, 8)}
-#: Default: eight members (four in each of d = 2, 4; weights (1, 1, −1)), ``NetworkConfig.small()``, 5 runs,
-#: K = 16. d = 8 is left to the paper size: its first member alone cost about 40 s CPU (compiling the training, the
-#: samplers and member_row's programs for a new dimension), which with d = 2, 4 would double the default's cost.
+#: Default: the six members with weights (1, 1, −1) among the exact experiment's 24 default members in d = 2
+#: (indices 0, 4, …, 20), ``NetworkConfig.small()``, 5 runs, K = 16. One dimension: compiling the training, the two
+#: samplers and member_row's programs costs 30–40 s CPU per dimension here, so a second one (d = 4, measured: 8
+#: members in d = 2, 4 took 78 s CPU) would exceed the default's budget; d = 4 and 8 run at the paper size.
 DEFAULT_SIZES = dict(n=1000, k=16, n_runs=5, n_swarms=200, n_steps=50, n_proj=200, config="small")
-DEFAULT_MEMBERS = {2: (0, 4, 8, 12), 4: (0, 4, 8, 12)}
+DEFAULT_MEMBERS = {2: (0, 4, 8, 12, 16, 20)}
 #: Paper: the first eight members of every dimension (all four weight triples), ``NetworkConfig.default()`` on
 #: 10 000 draws per source, 10 runs, K = 64, 500 swarms, 200 steps.
 PAPER_SIZES = dict(n=10_000, k=64, n_runs=10, n_swarms=500, n_steps=200, n_proj=1000, config="default")
