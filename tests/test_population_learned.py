@@ -206,8 +206,9 @@ def test_resolved_pairs_and_population_size():
     class D:
         comparisons = (C(0.2, -0.2, 0.6), C(0.5, 0.1, 0.9))
 
-    assert pl.population_size_to_resolve(D()) == 40  # 10·(0.4/0.2)²; the resolved comparison does not count
+    assert pl.population_size_to_resolve(D()) == (40, [])  # 10·(0.4/0.2)²; a resolved comparison does not count
     D.comparisons = (C(0.5, 0.1, 0.9),)
-    assert pl.population_size_to_resolve(D()) is None
-    D.comparisons = (C(0.0, -0.2, 0.2),)
-    assert pl.population_size_to_resolve(D()) is None
+    assert pl.population_size_to_resolve(D()) == (None, [])
+    D.comparisons = (C(0.0, -0.2, 0.2), C(0.1, -0.1, 0.3))
+    D.comparisons[0].other, D.comparisons[1].other = "tied", "close"
+    assert pl.population_size_to_resolve(D()) == (40, ["tied"])

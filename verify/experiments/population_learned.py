@@ -210,21 +210,23 @@ def population_learned(setting, n: int = 1000, k: int = 16, n_runs: int = 5, n_s
     return pd.DataFrame([row])
 
 
-def population_size_to_resolve(decision) -> int | None:
+def population_size_to_resolve(decision) -> tuple[int | None, list]:
     r"""About how many members would resolve the unresolved paired comparisons of ``decision`` (a
     :class:`verify.analysis.ranking.Decision`): a percentile interval's half-width ``h`` at ``n`` members narrows like
-    ``1/√n``, so the difference ``D`` it straddles is resolved at about ``n·(h/|D|)²`` members, the largest over the
-    unresolved comparisons. ``None`` where nothing is unresolved or an unresolved difference is 0 or undefined
-    (no population size resolves it by this estimate)."""
-    need = []
+    ``1/√n``, so a difference ``D ≠ 0`` it straddles is resolved at about ``n·(h/|D|)²`` members. Returns the largest
+    such count over the unresolved comparisons with ``D ≠ 0`` and finite intervals (``None`` if there is none), and
+    the other predictors whose unresolved difference is exactly 0 or has an infinite interval (no population size
+    resolves those by this estimate)."""
+    need, stuck = [], []
     for c in decision.comparisons:
         if c.direction != 0:
             continue
         if c.difference is None or c.difference == 0 or not (math.isfinite(c.lower) and math.isfinite(c.upper)):
-            return None
+            stuck.append(c.other)
+            continue
         half = (c.upper - c.lower) / 2
         need.append(max(c.n + 1, math.ceil(c.n * (half / abs(c.difference)) ** 2)))
-    return max(need) if need else None
+    return (max(need) if need else None), stuck
 
 
 def resolved_pairs(excess, se, alpha: float | None = None) -> tuple[int, int]:
@@ -328,9 +330,14 @@ def _learned_ranking(predictor: str, label: str):
                  "of member pairs it leaves resolved is given)"]
         if others:
             notes.append(f"named members not judged (the bootstrap is over random draws): {', '.join(others)}")
-        need = population_size_to_resolve(decision)
-        needs = decision.needs + (f"; about {need} random members at the present point differences and interval "
-                                  "widths (half-widths shrinking like 1/√n)" if need else "")
+        need, stuck = population_size_to_resolve(decision)
+        needs = decision.needs
+        if need:
+            needs += (f"; about {need} random members at the present point differences and interval widths "
+                      "(half-widths shrinking like 1/√n)")
+        if stuck:
+            needs += (f"; against {', '.join(stuck)} the point difference is 0 (or the interval unbounded) here, "
+                      "which no population size resolves by that estimate")
         return Outcome.resolve(decision.direction, numbers, "; ".join(notes), judged=tuple(part["setting"]),
                                needs=needs)
     return evaluate
