@@ -130,9 +130,9 @@ def test_mixture_setting_is_refused():
 # ---------------------------------------------------------------------------------------------- registration
 def test_registration_subsamples_the_exact_experiments_population():
     from verify.experiments import REGISTRY
-    from verify.experiments.population import POPULATION_SEED
+    from verify.experiments.population import N_DIRECTIONS, POPULATION_SEED
 
-    assert pl.POPULATION_SEED == POPULATION_SEED
+    assert pl.POPULATION_SEED == POPULATION_SEED and pl.MEMBER_OPTIONS == {"n_directions": N_DIRECTIONS}
     e = REGISTRY["population_learned"]
     assert {c.claim for c in e.checks} == {"R4", "F9"}
     for size, members in (("quick", pl.QUICK_MEMBERS), ("default", pl.DEFAULT_MEMBERS), ("paper", pl.PAPER_MEMBERS)):

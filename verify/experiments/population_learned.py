@@ -27,7 +27,7 @@ exact outcomes (KL) are scale-free. ``sw2_excess`` keeps the raw difference. Wit
 holds the member's exact predictors and outcomes (:func:`verify.analysis.population.member_row`), so the checks can
 rank without the exact experiment's CSV.
 
-Sizes (registration): quick — two members in d = 2, ``NetworkConfig.small()`` cut to 150 steps, 2 runs, K = 4;
+Sizes (registration): quick — three members in d = 2, ``NetworkConfig.small()`` cut to 100 steps, 2 runs, K = 4;
 default — the six d = 2 members with the paper's weights, ``NetworkConfig.small()``, K = 16; paper — 24 members in
 d = 2, 4, 8 (:data:`PAPER_SIZES`).
 
@@ -35,8 +35,9 @@ Cost on this project's shared 2-core machine (``--only population_learned --jobs
 CPU (2.0 min wall), default 46 s CPU (2.0 min wall; the first member 67 s wall, the other five about 4 s each).
 Compiling the training step, the two samplers and ``member_row``'s programs once per dimension (and the samplers once
 more per weight triple: the weights shape their program) is most of it; the learned part then costs 1.3 s CPU per
-member in d = 2 and 1.9 s in d = 4 (5 runs). Paper size: 28 s CPU per run measured for a d = 8 member (``NetworkConfig.default()`` on 10 000 draws,
-FKC 64 × 500 particles × 200 steps, both arms), so 24 members × 10 runs ≈ 1.5–2 h CPU, plus ``member_row``.
+member in d = 2 and 1.9 s in d = 4 (5 runs). Paper size: 28 s CPU per run measured for a d = 8 member
+(``NetworkConfig.default()`` on 10 000 draws, FKC 64 × 500 particles × 200 steps, both arms), so 24 members × 10
+runs ≈ 1.5–2 h CPU, plus ``member_row``.
 """
 
 from __future__ import annotations
@@ -251,11 +252,10 @@ __all__ = ["ARMS", "OUTCOME", "learned_runs", "population_learned", "population_
 OUTCOME = "learned_excess"
 #: Seed of the checks' bootstrap resamples (fixed, so that a saved CSV always gives the same intervals).
 BOOTSTRAP_SEED = 0
-#: The members with the paper's weights ``(1, 1, −1)`` are the indices ``≡ 0 (mod 4)`` of the population's weight
-#: cycle (:data:`closed_form.population.POPULATION_WEIGHTS`). The subsample keeps to them because the sampler
-#: compiles once per weight triple and dimension (the weights shape its program), which is most of a small cell's
-#: cost; the paper size takes every weight triple.
-PAPER_WEIGHT_STRIDE = 4
+#: Default and quick keep to the members with the paper's weights ``(1, 1, −1)``, the indices ``≡ 0 (mod 4)`` of the
+#: population's weight cycle (:data:`closed_form.population.POPULATION_WEIGHTS`): the sampler compiles once per weight
+#: triple and dimension (the weights shape its program), which is most of a small cell's cost. The paper size takes
+#: every weight triple.
 #: Quick: three members in d = 2, networks of 100 Adam steps, 2 runs, K = 4, 64 swarms, 20 steps.
 QUICK_SIZES = dict(n=200, k=4, n_runs=2, n_swarms=64, n_steps=20, n_proj=50, config="small", iterations=100)
 QUICK_MEMBERS = {2: (0, 4, 8)}
@@ -275,7 +275,9 @@ PAPER_MEMBERS = {d: tuple(range(8)) for d in (2, 4, 8)}
 #: tests check that they agree), so that a member here is the member of the same name there; the other knobs are
 #: :class:`closed_form.population.PopulationSpec`'s defaults in both.
 POPULATION_SEED = 2026
-#: ``member_row``'s options in every cell: the exact experiment's number of random misspecification directions.
+#: ``member_row``'s options in every cell: the exact experiment's number of random misspecification directions. Its
+#: Monte Carlo columns (the authors' metric, ``kl_mean``) draw from this cell's seed, so they differ from the exact
+#: experiment's within their standard errors; its exact columns are the same numbers.
 MEMBER_OPTIONS = {"n_directions": 16}
 
 
