@@ -259,8 +259,9 @@ BOOTSTRAP_SEED = 0
 #: Quick: three members in d = 2, networks of 100 Adam steps, 2 runs, K = 4, 64 swarms, 20 steps.
 QUICK_SIZES = dict(n=200, k=4, n_runs=2, n_swarms=64, n_steps=20, n_proj=50, config="small", iterations=100)
 QUICK_MEMBERS = {2: (0, 4, 8)}
-#: Default: the six members with weights (1, 1, −1) among the exact experiment's 24 default members in d = 2
-#: (indices 0, 4, …, 20), ``NetworkConfig.small()``, 5 runs, K = 16. One dimension: compiling the training, the two
+#: Default: the six members with weights (1, 1, −1) among the first 24 random members in d = 2 (indices 0, 4, …, 20;
+#: the exact experiment's paper-size population holds them all, its quick one pop_d2_000 and pop_d2_004, its default
+#: pop_d2_000), ``NetworkConfig.small()``, 5 runs, K = 16. One dimension: compiling the training, the two
 #: samplers and member_row's programs costs 30–40 s CPU per dimension here, so a second one (d = 4, measured: 8
 #: members in d = 2, 4 took 78 s CPU) would exceed the default's budget; d = 4 and 8 run at the paper size.
 DEFAULT_SIZES = dict(n=1000, k=16, n_runs=5, n_swarms=200, n_steps=50, n_proj=200, config="small")
@@ -272,8 +273,9 @@ PAPER_MEMBERS = {d: tuple(range(8)) for d in (2, 4, 8)}
 
 
 #: The random population's seed, the exact experiment's (``verify.experiments.population.POPULATION_SEED``; the
-#: tests check that they agree), so that a member here is the member of the same name there; the other knobs are
-#: :class:`closed_form.population.PopulationSpec`'s defaults in both.
+#: tests check that they agree), and :class:`closed_form.population.PopulationSpec`'s other defaults, so that a member
+#: here is the member of the same name in the exact experiment's population wherever that holds it (a member's draws
+#: depend on (seed, dim, index) and its weights; the subsample's weights are (1, 1, −1) at every size but paper).
 POPULATION_SEED = 2026
 #: ``member_row``'s options in every cell: the exact experiment's number of random misspecification directions. Its
 #: Monte Carlo columns (the authors' metric, ``kl_mean``) draw from this cell's seed, so they differ from the exact
