@@ -23,6 +23,9 @@ from verify.analysis.ranking import (
     disagreements,
     percentile_interval,
     spearman,
+    stratified_context,
+    stratified_resamples,
+    stratified_spearman,
 )
 from verify.analysis.stats import ALPHA
 
@@ -257,3 +260,131 @@ def test_disagreements_rank_infinity_at_the_top():
     out = disagreements(frame, "p", "q", 3)
     ranks = dict(zip(out["setting"], out["rank_p"]))
     assert ranks["b"] == 1.0 and "d" not in ranks  # NaN member dropped
+
+
+# ---------------------------------------------------------------------------------------------- strata
+def test_one_stratum_equals_the_pooled_version_exactly():
+    frame = _frame().assign(dim=4)
+    dirs = {"exact": 1, "noisy": 1, "inverse": -1, "noise": 1}
+    assert np.array_equal(stratified_resamples(5, np.full(40, 4), 300), _resamples(5, 40, 300))
+    s = stratified_spearman(frame["noisy"], frame["y"], frame["dim"], -1)
+    assert s.rho == spearman(frame["noisy"], frame["y"], -1).rho and (s.n, s.dropped) == (40, 0)
+    for name, d in dirs.items():
+        pooled = correlation(frame, name, "y", d, seed=5, resamples=300)
+        within = correlation(frame, name, "y", d, seed=5, resamples=300, strata="dim")
+        assert (within.rho, within.lower, within.upper, within.n, within.undefined) == (
+            pooled.rho, pooled.lower, pooled.upper, pooled.n, pooled.undefined)
+        assert within.strata == "dim" and [s.label for s in within.per_stratum] == ["4"] and not within.excluded
+    a = compare(frame, "exact", "noisy", "y", dirs, seed=5, resamples=300)
+    b = compare(frame, "exact", "noisy", "y", dirs, seed=5, resamples=300, strata="dim")
+    assert (a.difference, a.lower, a.upper, a.n) == (b.difference, b.lower, b.upper, b.n)
+    pooled = decide_best(frame, "y", "exact", DIRS, seed=2, resamples=300)
+    within = decide_best(frame, "y", "exact", DIRS, seed=2, resamples=300, strata="dim")
+    assert pooled.direction == within.direction
+    assert [(c.other, c.difference, c.lower, c.upper) for c in pooled.comparisons] == [
+        (c.other, c.difference, c.lower, c.upper) for c in within.comparisons]
+
+
+def _shifted():
+    """Stratum a: x = 1, 2, 3 against y = 3, 2, 1 (ρ = −1); stratum b: x = 11..14 against y = 12, 14, 11, 13
+    (ranks 2, 4, 1, 3: Σd² = 10, ρ = 1 − 6·10/(4·15) = 0); b lies above a in both, so the pooled ρ is high."""
+    return pd.DataFrame({"s": ["a"] * 3 + ["b"] * 4, "x": [1.0, 2, 3, 11, 12, 13, 14],
+                         "y": [3.0, 2, 1, 12, 14, 11, 13]})
+
+
+def test_stratified_spearman_by_hand_where_the_pooled_one_is_a_shift():
+    frame = _shifted()
+    # Pooled: x ranks 1..7, y ranks 3, 2, 1, 5, 7, 4, 6: Σd² = 8 + 10 = 18, ρ = 1 − 6·18/(7·48) = 19/28.
+    assert spearman(frame["x"], frame["y"]).rho == pytest.approx(19 / 28, rel=1e-14)
+    s = stratified_spearman(frame["x"], frame["y"], frame["s"])
+    assert s.rho == pytest.approx((3 * -1.0 + 4 * 0.0) / 7, rel=1e-14, abs=1e-15)  # −3/7
+    assert [(t.label, t.n) for t in s.strata] == [("a", 3), ("b", 4)]
+    assert s.strata[0].rho == pytest.approx(-1.0) and s.strata[1].rho == pytest.approx(0.0, abs=1e-15)
+    # A third stratum of two members (and one with a NaN leaving two) is excluded and counted, never a NaN.
+    extra = pd.concat([frame, pd.DataFrame({"s": ["c", "c", "d", "d", "d"], "x": [30.0, 31, 40, 41, np.nan],
+                                            "y": [30.0, 31, 40, 41, 42]})], ignore_index=True)
+    s = stratified_spearman(extra["x"], extra["y"], extra["s"])
+    assert s.rho == pytest.approx(-3 / 7, rel=1e-14) and (s.n, s.dropped) == (7, 1)
+    assert [(e.label, e.n) for e in s.excluded] == [("c", 2), ("d", 2)] and "fewer than 3" in s.excluded[0].reason
+    c = correlation(extra, "x", "y", strata="s", resamples=400)
+    assert c.rho == pytest.approx(-3 / 7, rel=1e-14) and c.n == 7 and len(c.excluded) == 2
+    assert correlation(extra, "x", "y", resamples=400).rho > 0.9  # the pooled one rewards the shift
+    # A constant stratum is excluded with its reason; no defined stratum at all → undefined, never NaN.
+    flat = frame.assign(x=np.where(frame["s"] == "a", np.inf, frame["x"]))
+    s = stratified_spearman(flat["x"], flat["y"], flat["s"])
+    assert s.rho == pytest.approx(0.0, abs=1e-15) and "constant" in s.excluded[0].reason
+    with pytest.raises(UndefinedCorrelationError, match="no stratum"):
+        stratified_spearman(extra["x"][7:], extra["y"][7:], extra["s"][7:])
+    none = correlation(extra.iloc[7:], "x", "y", strata="s")
+    assert none.rho is None and "fewer than 3" in none.reason
+
+
+def test_stratified_difference_and_decision_see_the_within_ranking():
+    """q ranks y perfectly within each stratum but knows nothing of the shift; p only knows the shift."""
+    rng = np.random.default_rng(0)
+    n = 40
+    s = np.repeat([2, 8], n // 2)
+    y = rng.normal(size=n) + 10 * (s == 8)
+    frame = pd.DataFrame({"s": s, "y": y, "p": s + 1e-3 * rng.normal(size=n), "q": y - 10 * (s == 8)})
+    dirs = {"p": 1, "q": 1}
+    assert decide_best(frame, "y", "p", dirs, resamples=400).direction in (0, 1)  # pooled: the shift alone helps p
+    within = decide_best(frame, "y", "p", dirs, resamples=400, strata="s")
+    assert within.direction == -1 and within.ranking.by_name()["q"].rho == pytest.approx(1.0)
+    (c,) = within.comparisons
+    expected = stratified_spearman(frame["p"], frame["y"], frame["s"]).rho - 1.0
+    assert c.difference == pytest.approx(expected, rel=1e-12) and c.upper < 0
+    assert all("within s" in k for k in within.numbers() if k.startswith("ρ("))
+
+
+def test_stratified_bootstrap_keeps_each_stratums_count_and_is_seeded():
+    labels = np.array([2, 8, 2, 4, 8, 8, 2, 4, 4, 4])
+    index = stratified_resamples(7, labels, 500)
+    assert index.shape == (500, 10)
+    assert np.array_equal(labels[index], np.broadcast_to(labels, index.shape))  # same stratum, column by column
+    for b in range(500):
+        assert sorted(labels[index[b]]) == sorted(labels)
+    assert np.array_equal(index, stratified_resamples(7, labels, 500))
+    assert not np.array_equal(index, stratified_resamples(8, labels, 500))
+    frame = _frame(n=60).assign(dim=np.tile([2, 4, 8], 20))
+    a = correlation(frame, "noisy", "y", seed=1, resamples=300, strata="dim")
+    assert a == correlation(frame, "noisy", "y", seed=1, resamples=300, strata="dim")
+    b = correlation(frame, "noisy", "y", seed=2, resamples=300, strata="dim")
+    assert a.rho == b.rho and (a.lower, a.upper) != (b.lower, b.upper)
+    assert math.isfinite(a.lower) and a.lower < a.rho < a.upper
+
+
+def test_stratified_undefined_resamples_are_counted():
+    # Stratum 0: x tied except its member 4; a resample of stratum 0 without that member is undefined as a whole.
+    labels = np.repeat([0, 1], 5)
+    x = np.array([0.0, 0, 0, 0, 1, 1, 2, 3, 4, 5])
+    y = np.arange(10.0)
+    frame = pd.DataFrame({"s": labels, "x": x, "y": y})
+    result = correlation(frame, "x", "y", seed=3, resamples=500, strata="s")
+    index = stratified_resamples(3, labels, 500)
+    # ... or stratum 1 (distinct values) drew one member five times.
+    expected = int(np.sum(~np.any(index[:, :5] == 4, axis=1) | np.all(index[:, 5:] == index[:, 5:6], axis=1)))
+    assert expected > 0 and result.undefined == expected
+
+
+def test_strata_invalid_inputs_raise():
+    frame = _shifted()
+    with pytest.raises(RankingError, match="strata column"):
+        correlation(frame, "x", "y", strata="dim")
+    with pytest.raises(RankingError, match="missing"):
+        correlation(frame.assign(s=[None, "a", "a", "b", "b", "b", "b"]), "x", "y", strata="s")
+    with pytest.raises(RankingError, match="same length"):
+        stratified_spearman([1.0, 2, 3], [1.0, 2, 3], ["a", "a"])
+    with pytest.raises(RankingError, match="positive"):
+        stratified_resamples(0, ["a", "a", "a"], 0)
+
+
+def test_stratified_context_reports_runner_up_and_paired_interval_without_nan():
+    frame = _frame(n=60).assign(dim=np.tile([2, 4, 8], 20))
+    out = stratified_context(frame, "y", "noisy", {"exact": 1, "noisy": 1, "noise": 1}, "dim", label="dimension",
+                             resamples=300)
+    keys = list(out)
+    assert keys[0].startswith("ρ(noisy) within dimension") and "not judged" in keys[0]
+    assert out[keys[1]].startswith("exact:")  # the best other measure
+    assert keys[2].startswith("ρ(noisy) − ρ(exact) within dimension") and f"{100 * bonferroni_level(2):.4g}" in keys[2]
+    assert "dim = 2" in out[keys[0]] and "dim = 8" in out[keys[2]]
+    assert all(not (isinstance(v, float) and math.isnan(v)) for v in out.values())
