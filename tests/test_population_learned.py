@@ -212,3 +212,22 @@ def test_resolved_pairs_and_population_size():
     D.comparisons = (C(0.0, -0.2, 0.2), C(0.1, -0.1, 0.3))
     D.comparisons[0].other, D.comparisons[1].other = "tied", "close"
     assert pl.population_size_to_resolve(D()) == (40, ["tied"])
+
+
+def test_checks_report_within_dimension_figures_without_judging_them():
+    """Two dimensions: the pooled decision is as before; the within-d ρ of each measure, its runner-up and the paired
+    within-d interval are reported. With one dimension they equal the pooled figures; without dim they are absent."""
+    frame = hand_frame(40, best="log1p_chi2_max").assign(dim=np.repeat([2, 4], 20))
+    r4 = check("R4").evaluate(frame)
+    assert r4.status == HOLDS
+    assert "decision is on the pooled subsample" in r4.note and "context, not judged" in r4.note
+    key = next(k for k in r4.numbers if k.startswith("ρ(log1p_chi2_max) within dimension"))
+    assert r4.numbers[key].startswith("1.000 [") and "dim = 2: 1.000 (n 20)" in r4.numbers[key]
+    assert any(k.startswith("runner-up within dimension") for k in r4.numbers)
+    assert any(k.startswith("ρ(log1p_chi2_max) − ρ(") and "within dimension" in k for k in r4.numbers)
+    one = check("F9").evaluate(hand_frame(40, best="log1p_chi2_max").assign(dim=2))
+    pooled = next(v for k, v in one.numbers.items() if k.startswith("ρ(lambda_max) [")).split(" (")[0]
+    within = next(v for k, v in one.numbers.items() if k.startswith("ρ(lambda_max) within")).split(" (")[0]
+    assert pooled == within
+    bare = check("R4").evaluate(hand_frame(40, best="log1p_chi2_max"))
+    assert not any("within dimension" in k for k in bare.numbers) and "no dim column" in bare.note

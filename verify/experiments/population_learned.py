@@ -27,6 +27,10 @@ exact outcomes (KL) are scale-free. ``sw2_excess`` keeps the raw difference. Wit
 holds the member's exact predictors and outcomes (:func:`verify.analysis.population.member_row`), so the checks can
 rank without the exact experiment's CSV.
 
+The checks decide on the pooled random members; beside that each reports, not judged, the within-dimension figures
+(:func:`verify.analysis.ranking.stratified_context` with ``strata="dim"``: ρ within each ``d`` weighted by its
+members, stratified bootstrap), which equal the pooled ones where the subsample has a single dimension.
+
 Sizes (registration): quick — three members in d = 2, ``NetworkConfig.small()`` cut to 100 steps, 2 runs, K = 4;
 default — the six d = 2 members with the paper's weights, ``NetworkConfig.small()``, K = 16; paper — 24 members in
 d = 2, 4, 8 (:data:`PAPER_SIZES`).
@@ -304,7 +308,7 @@ def _random_members(frame: pd.DataFrame) -> tuple[pd.DataFrame, list]:
 def _learned_ranking(predictor: str, label: str):
     def evaluate(frame: pd.DataFrame) -> Outcome:
         from verify.analysis.population import PREDICTORS
-        from verify.analysis.ranking import MIN_MEMBERS, decide_best
+        from verify.analysis.ranking import MIN_MEMBERS, decide_best, stratified_context
 
         if OUTCOME not in frame.columns or f"{OUTCOME}_se" not in frame.columns:
             return Outcome.not_applicable(f"the frame has no {OUTCOME} column with its standard error")
@@ -325,6 +329,9 @@ def _learned_ranking(predictor: str, label: str):
                        f"{resolved} of {pairs}",
                    "median over members of SE / |learned excess|": float(np.median(ratio)) if np.all(
                        np.isfinite(ratio)) else "∞ (an excess of 0)"}
+        if "dim" in part.columns:
+            numbers.update(stratified_context(part, OUTCOME, predictor, PREDICTORS, "dim", label="dimension",
+                                              seed=BOOTSTRAP_SEED))
         notes = [f"Spearman correlation of each exact predictor (signed by its direction) with the learned excess "
                  f"(FKC's sliced W2 at the largest K with network scores minus with exact scores, paired per run, in "
                  f"units of σ_Q) over the random members; {label} ranks best when every paired bootstrap interval "
@@ -332,6 +339,11 @@ def _learned_ranking(predictor: str, label: str):
                  "comparisons). Each member's learned excess is a mean over retrainings with its standard error; "
                  "that per-member Monte Carlo error is not propagated into the bootstrap over members (the count "
                  "of member pairs it leaves resolved is given)"]
+        notes.append("the decision is on the pooled subsample (the claims speak of the population as drawn); the "
+                     "within-dimension figures (Spearman ρ within each d, weighted by the members per d, bootstrap "
+                     "resampling within each d; equal to the pooled ones where the subsample has one dimension) are "
+                     "context, not judged: a pooled ρ also rewards knowing d"
+                     + ("" if "dim" in part.columns else " (not given: the frame has no dim column)"))
         if others:
             notes.append(f"named members not judged (the bootstrap is over random draws): {', '.join(others)}")
         need, stuck = population_size_to_resolve(decision)
