@@ -237,3 +237,74 @@ def test_derive_tables_and_figure_on_hand_made_frames(tmp_path):
     for spec in EXPERIMENT.tables:
         assert render_table(spec, user_only)
     pe.predictor_grid(user_only)
+
+
+# ---------------------------------------------------------------------------------------------- within dimension
+def shifted(n_per_dim=20, seed=0) -> pd.DataFrame:
+    """Two dimensions whose harm differs by a level shift: log1p_chi2_max only knows the dimension (the shift),
+    λ_max ranks the harm perfectly within each dimension but ignores the shift, the other measures are noise."""
+    rng = np.random.default_rng(seed)
+    frame = synthetic(n=2 * n_per_dim, seed=seed)
+    dim = frame["dim"].to_numpy()
+    within = rng.normal(size=len(frame))
+    frame["kl_worst"] = np.exp(within + 6.0 * (dim == 4))
+    frame["kl_mean"] = frame["kl_worst"] / 10
+    frame["log1p_chi2_max"] = dim + 1e-3 * rng.normal(size=len(frame))
+    frame["lambda_max"] = np.exp(within)
+    for name in ("log1p_chi2_mean", "outside_hdr_max", "naive_kl", "authors_metric"):
+        frame[name] = np.abs(rng.normal(size=len(frame))) + 0.1
+    frame["crossover_eps"] = np.abs(rng.normal(size=len(frame))) + 0.1
+    return frame
+
+
+def test_within_dimension_figures_are_reported_not_judged():
+    from verify.analysis.ranking import bonferroni_level, compare, correlation, stratified_spearman
+
+    frame = shifted()
+    result = _check("R4", "kl_mean").evaluate(frame)
+    assert "decision is on the pooled population" in result.note and "context, not judged" in result.note
+    key = next(k for k in result.numbers if k.startswith("ρ(log1p_chi2_max) within dimension"))
+    assert "not judged" in key
+    # Within d the shift is worth nothing: the stratified ρ of log1p_chi2_max is near 0, the pooled one is not.
+    part = pe.members(frame)
+    within = stratified_spearman(part["log1p_chi2_max"], part["kl_mean"], part["dim"]).rho
+    assert abs(within) < 0.5 and correlation(part, "log1p_chi2_max", "kl_mean").rho > 0.5
+    assert result.numbers[key].startswith(f"{within:.3f} [") and "dim = 2" in result.numbers[key]
+    runner = next(k for k in result.numbers if k.startswith("runner-up within dimension"))
+    assert result.numbers[runner].startswith("lambda_max: 1.000")
+    diff_key = next(k for k in result.numbers if k.startswith("ρ(log1p_chi2_max) − ρ(lambda_max) within dimension"))
+    expected = compare(part, "log1p_chi2_max", "lambda_max", "kl_mean", pe._directions(), strata="dim",
+                       seed=pe.bootstrap_seed(frame), level=bonferroni_level(len(PREDICTORS) - 1))
+    assert f"[{100 * expected.level:.4g} % CI]" in diff_key
+    assert result.numbers[diff_key].startswith(f"{expected.difference:+.3f} [")
+    # The decision itself reads the pooled intervals only: same status with the within-d numbers present or not.
+    pooled_keys = [k for k in result.numbers if k.startswith("ρ(") and "within" not in k]
+    assert pooled_keys and all("within" not in k for k in pooled_keys)
+    # Within d, log1p_chi2_max is clearly worse than λ_max (interval below 0); the pooled decision does not see it.
+    upper = float(result.numbers[diff_key].split(", ")[1].split("]")[0])
+    assert round(expected.upper, 3) == upper < 0 and result.status != FAILS
+    f9 = _check("F9", "kl_mean").evaluate(frame)
+    assert not next(v for k, v in f9.numbers.items() if k.startswith("runner-up within")).startswith("lambda_max")
+
+
+def test_within_dimension_with_one_dimension_equals_pooled_and_small_dimensions_are_counted():
+    frame = synthetic().assign(dim=2)
+    result = _check("F9", "kl_worst").evaluate(frame)
+    pooled = next(v for k, v in result.numbers.items() if k.startswith("ρ(lambda_max) [")).split(" (")[0]
+    within = next(v for k, v in result.numbers.items() if k.startswith("ρ(lambda_max) within")).split(" (")[0]
+    assert pooled == within
+    derived = pe.derive_population(frame)
+    corr = derived[derived["record"] == "correlation"]
+    for a, b in (("rho", "rho_within"), ("rho_lower", "rho_within_lower"), ("rho_upper", "rho_within_upper")):
+        np.testing.assert_array_equal(corr[a].to_numpy(float), corr[b].to_numpy(float))
+    assert (corr["dims_used"] == 1).all() and (corr["dims_excluded"] == 0).all()
+    # A dimension with two members is left out of the within-d figures and counted, never a NaN.
+    small = synthetic(n=32)
+    small.loc[:1, "dim"] = 8
+    derived = pe.derive_population(small)
+    corr = derived[derived["record"] == "correlation"]
+    assert (corr["dims_excluded"] == 1).all() and (corr["dims_used"] == 2).all()
+    assert corr["rho_within"].notna().all() and (corr["n_within"] == 30).all()
+    result = _check("R4", "kl_worst").evaluate(small)
+    text = next(v for k, v in result.numbers.items() if k.startswith("ρ(log1p_chi2_max) within"))
+    assert "excluded dim = 8 (2 members, fewer than 3)" in text
