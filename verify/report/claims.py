@@ -78,8 +78,9 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("F8", "ours", "Injected error models calibrated to a trained network's training-side DSM excess reproduce "
           "its sampling-side / training-side excess ratio."),
     Claim("F9", "ours", "Across random proper Gaussian compositions, the worst-case amplification λ_max = "
-          "sup KL(Q‖Q̂)/ε² ranks the harm of a fixed training-side score error (exact KL(Q‖FKC's limit with the "
-          "misspecified scores)) best among the measures tested: its Spearman correlation with that harm exceeds "
+          "sup KL(Q‖Q̂)/ε² ranks the harm of score-estimation error best among the measures tested — the exact KL(Q‖FKC's "
+          "limit with misspecified scores) at a fixed training-side error, and trained networks' FKC error above "
+          "the exact-score level: its Spearman correlation with that harm exceeds "
           "every other measure's, each difference resolved by a paired bootstrap interval over the compositions."),
     Claim("R1", "revision", "The revision's sensitivity metric rESS_i⁻¹ = 1 + χ²(Q‖P_i) is what the authors' "
           "estimators measure: the Monte Carlo estimate never exceeds log N, matches the exact value where "
@@ -92,8 +93,9 @@ CLAIMS: tuple[Claim, ...] = (
           "output error unchanged within Monte Carlo error."),
     Claim("R4", "revision", "The revision's sensitivity metric max_i log rESS_i⁻¹ = max_i log(1 + χ²(Q‖P_i)) tells "
           "compositions where score-estimation error is harmful from those where it is not: across random proper "
-          "Gaussian compositions it ranks the harm of a fixed training-side score error (exact KL(Q‖FKC's limit "
-          "with the misspecified scores)) best among the measures tested, each difference of Spearman "
+          "Gaussian compositions it ranks the harm of score-estimation error (the exact KL(Q‖FKC's limit with "
+          "misspecified scores) at a fixed training-side error, and trained networks' FKC error above the "
+          "exact-score level) best among the measures tested, each difference of Spearman "
           "correlations resolved by a paired bootstrap interval over the compositions."),
 )
 
