@@ -315,7 +315,7 @@ def derive_population(frame: pd.DataFrame) -> pd.DataFrame:
         if p not in part.columns or q not in part.columns or part[[p, q]].notna().all(axis=1).sum() < 2:
             continue
         d = disagreements(part, p, q, N_DISAGREEMENTS, directions=dirs, outcome=outcome)
-        extra.append(pd.DataFrame({"record": "disagreement", "pair": f"{p} vs {q}", "setting": d["setting"],
+        extra.append(pd.DataFrame({"record": "disagreement", "pair": f"{TABLE_LABELS.get(p, p)} vs {TABLE_LABELS.get(q, q)}", "setting": d["setting"],
                                    "value_p": d[p], "value_q": d[q], "rank_p": d[f"rank_{p}"],
                                    "rank_q": d[f"rank_{q}"], "rank_difference": d["rank_difference"],
                                    "rank_outcome": d[f"rank_{outcome}"], "outcome_value": d[outcome]}))
