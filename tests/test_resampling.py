@@ -99,6 +99,21 @@ def test_systematic_indices_equal_a_search_on_the_same_uniforms(n, key):
     np.testing.assert_array_equal(idx, expected)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_systematic_indices_stay_in_range_when_the_uniform_is_next_to_one(dtype):
+    """``n − u`` rounds to ``n − 1`` for the largest uniform below 1 (in float32 for ~2⁻²³·n of the draws); the last
+    slot must still take a valid ancestor (the last count is pinned to n), never the out-of-range index n, which the
+    gather fills with NaN."""
+    from verify.samplers.resampling import _systematic_indices
+
+    n = 256
+    w = np.full((1, n), 1.0 / n)
+    c = jnp.asarray(np.cumsum(w, axis=-1) / w.sum(), dtype=dtype)
+    u = jnp.asarray([[np.nextafter(dtype(1.0), dtype(0.0))]], dtype=dtype)
+    idx = np.asarray(_systematic_indices(c, u, n))
+    assert idx.shape == (1, n) and idx.min() >= 0 and idx.max() <= n - 1 and np.all(np.diff(idx[0]) >= 0)
+
+
 def test_degenerate_weights_select_the_single_particle(key):
     w = jnp.zeros(8).at[5].set(1.0)
     for scheme in (systematic, multinomial):

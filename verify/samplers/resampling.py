@@ -37,6 +37,11 @@ def _indices_from_counts(cum_counts, n):
     with last entry ``n``. Leading axes are batch axes (a ``vmap``, which keeps the scatter local to each row, so a
     swarm-sharded batch needs no communication)."""
 
+    # The last count is n by definition (C_N = 1). Computed, it can round to n − 1 — in float32 ``n·1 − u`` rounds to
+    # ``n − 1`` when ``u`` lies within half an ulp of ``n`` below 1 (probability ~2⁻²³·n per swarm and step) — and
+    # slot n − 1 would then take the out-of-range ancestor N (a NaN particle). Pin it.
+    cum_counts = cum_counts.at[..., -1].set(n)
+
     def one(cc):
         return jnp.zeros(n + 1, dtype=jnp.int32).at[cc].add(1)[:n]
 
@@ -108,6 +113,11 @@ def systematic(key, weights, n: int):
     _check_weights(weights)
     c = _cumulative(weights)
     u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
+    return _systematic_indices(c, u, n)
+
+
+def _systematic_indices(c, u, n: int):
+    """Systematic ancestors from the normalized cumulative weights ``c`` and the uniforms ``u`` (shape ``(..., 1)``)."""
     cum_counts = jnp.clip(jnp.ceil(n * c - u), 0, n).astype(jnp.int32)
     return _indices_from_counts(cum_counts, n)
 
