@@ -5,7 +5,12 @@ start N(0, I), systematic resampling every step unless stated. For each K, in on
 repeat runs every candidate once, in turn), the naive Euler–Maruyama sampler on ``swarms × K`` particles (the
 baseline: the same moves without weights) and FKC with
 
-* ``default`` — :func:`verify.systematic`: offspring counts, a scatter-add and a cumulative sum;
+* ``default`` — :func:`verify.systematic`: offspring counts, a scatter-add and a cumulative sum, both running sums
+  as small matrix products (:func:`verify.samplers.resampling.cumulative_sum`);
+* ``before`` — the sampler as it was before that change, in the same process: ``jnp.cumsum`` (XLA's windowed
+  reduction) for both running sums and ``jnp.max`` for the reweighting's per-swarm maximum (identical outputs);
+* ``scan cumsum`` — both running sums as a sequential ``lax.scan`` over the K particles, vectorized over swarms
+  (identical indices);
 * ``binary search`` — slot ``m`` takes ``#{j : n C_j − u ≤ m}`` by a branchless binary search of ``⌈log₂(K + 1)⌉``
   levels, each a gather within the swarm (identical indices);
 * ``compare-all`` — sorting-free and search-free: slot ``m`` takes ``Σ_j [n C_j − u ≤ m]``, ``K²`` comparisons per
@@ -60,6 +65,31 @@ def binary_search_systematic(key, weights, n):
     return pos
 
 
+def _systematic_with(cumsum):
+    def resample(key, weights, n):
+        c = cumsum(weights)
+        c = c / c[..., -1:]
+        u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
+        cum_counts = jnp.clip(jnp.ceil(n * c - u), 0, n).astype(jnp.int32)
+        marks = jax.vmap(lambda cc: jnp.zeros(n + 1, dtype=jnp.int32).at[cc].add(1)[:n])(
+            cum_counts.reshape(-1, cum_counts.shape[-1])).reshape(cum_counts.shape)
+        return cumsum(marks)
+
+    return resample
+
+
+def _scan_cumsum(x):
+    """Sequential running sum along the last axis: a ``lax.scan`` over it, each step a vector over the rows."""
+    xt = jnp.moveaxis(x, -1, 0)
+    _, ys = jax.lax.scan(lambda c, xi: (c + xi, c + xi), jnp.zeros(xt.shape[1:], xt.dtype), xt)
+    return jnp.moveaxis(ys, 0, -1)
+
+
+#: The resampler before the matrix-product running sums: ``jnp.cumsum`` for both.
+before_systematic = _systematic_with(lambda x: jnp.cumsum(x, axis=-1))
+scan_systematic = _systematic_with(_scan_cumsum)
+
+
 def compare_all_systematic(key, weights, n):
     """Slot ``m`` takes ``#{j : n C_j − u ≤ m}`` by comparing against every ``j`` (``K²`` per swarm)."""
     c = jnp.cumsum(weights, axis=-1)
@@ -80,6 +110,9 @@ def candidates(scores, weights, schedule, swarms, k, steps):
     return {
         "naive": naive(),
         "default": fkc(),
+        "before": _with_strategy(scores, weights, schedule, swarms, k, steps, before_systematic,
+                                 row_max=lambda a: jnp.max(a, axis=-1)),
+        "scan cumsum": _with_strategy(scores, weights, schedule, swarms, k, steps, scan_systematic),
         "binary search": _with_strategy(scores, weights, schedule, swarms, k, steps, binary_search_systematic),
         "compare-all": _with_strategy(scores, weights, schedule, swarms, k, steps, compare_all_systematic),
         "ess < K/2": fkc(ess_threshold=0.5),
@@ -88,16 +121,31 @@ def candidates(scores, weights, schedule, swarms, k, steps):
     }
 
 
-def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler):
+def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_max=None):
     """FKC with a custom systematic resampler, through the kernel's public model (the sampler's options name the
-    built-in schemes only)."""
+    built-in schemes only). ``row_max`` replaces the reweighting's per-swarm maximum while the program is traced
+    (its first call; later calls reuse the compiled program)."""
+    from verify.samplers import smc
     from verify.samplers.model import check_run, run_kernel
     from verify.samplers.sharding import swarm_sharding
-    from verify.samplers.smc import fkc_model
 
-    model = fkc_model(scores, weights, schedule, resampling=always(resampler), sharding=swarm_sharding(swarms))
+    model = smc.fkc_model(scores, weights, schedule, resampling=always(resampler), sharding=swarm_sharding(swarms))
     n_steps, stop_after, eps, start = check_run(schedule, steps, None, 1e-5, "standard", model.dim)
-    return lambda key: run_kernel(key, model, start, swarms, k, n_steps, stop_after, eps).samples
+    traced = []
+
+    def run(key):
+        if row_max is None or traced:
+            return run_kernel(key, model, start, swarms, k, n_steps, stop_after, eps).samples
+        original = smc._row_max
+        smc._row_max = row_max
+        try:
+            out = jax.block_until_ready(run_kernel(key, model, start, swarms, k, n_steps, stop_after, eps).samples)
+        finally:
+            smc._row_max = original
+        traced.append(True)
+        return out
+
+    return run
 
 
 def timed(fn, key):
@@ -124,9 +172,13 @@ def main():
     for k in args.particles:
         runs = candidates(scores, comp.weights, schedule, args.swarms, k, args.steps)
         if args.only:
-            runs = {name: fn for name, fn in runs.items() if name in args.only or name.startswith("naive")}
-        for fn in runs.values():  # compile
-            jax.block_until_ready(fn(jax.random.key(0)))
+            runs = {name: fn for name, fn in runs.items()
+                    if name in args.only or name.startswith("naive") or name == "default"}
+        first = {name: np.asarray(jax.block_until_ready(fn(jax.random.key(0)))) for name, fn in runs.items()}  # compile
+        same = [name for name in ("before", "scan cumsum", "binary search", "compare-all") if name in first]
+        if same:
+            print(f"\nK = {k}: samples identical to the default's with the same key: " + ", ".join(
+                f"{name} {np.array_equal(first[name], first['default'])}" for name in same))
         wall = {name: [] for name in runs}
         cpu = {name: [] for name in runs}
         for r in range(args.repeats):

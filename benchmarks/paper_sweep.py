@@ -2,12 +2,23 @@
 
 The sweep: the four Gaussian paper settings (FC_ID, FC_OOD, NFC_ID, NFC_OOD), exact scores, K ∈ {1, 4, 16, 64, 256}
 (K = 1 is the naive sampler, run by ``fkc_sample`` with one particle per swarm), ``--runs`` independent runs (30) of
-``--swarms`` swarms (5000) and ``--steps`` steps (500) each, start N(0, I), systematic resampling every step. Each run
-keeps its samples' mean and covariance (what the paper's tables need); the run keys are ``fold_in(key(seed), i)``.
+``--swarms`` swarms (5000) and ``--steps`` steps (500) each, start N(0, I), systematic resampling every step:
+4 × 30 × 5000 × 500 × (1 + 4 + 16 + 64 + 256) = 1.0e11 particle-steps. Each run keeps its samples' mean and covariance (what the paper's tables need).
 
-    python benchmarks/paper_sweep.py                       # the whole sweep (float64)
-    python benchmarks/paper_sweep.py --dtype float32       # in float32, as the authors run
-    python benchmarks/paper_sweep.py --runs 1              # one run per cell (a 30th of the work)
+Two ways of using the machine better than one call per run:
+
+* ``--batch B`` runs per ``fkc_sample`` call: one call with ``B × swarms`` swarms, its output split into ``B`` runs of
+  ``swarms`` consecutive swarms each (swarms are independent, so these are ``B`` independent runs; the random
+  streams differ from ``B = 1``). Default: as many runs as keep one call at about 8 million particles (all 30 for
+  K ≤ 16, 6 at K = 256), which amortizes the per-call and per-step overhead that dominates small K.
+* ``--devices N`` emulated CPU devices (default: one per core), set before JAX starts: the swarm axis is sharded
+  over them (:mod:`verify.samplers.sharding`), one thread each.
+
+The key of call ``c`` is ``fold_in(key(seed), c)``.
+
+    python benchmarks/paper_sweep.py --dtype float32       # the whole sweep in float32, as the authors run
+    python benchmarks/paper_sweep.py                       # in float64
+    python benchmarks/paper_sweep.py --runs 1 --batch 1    # one run per cell (a 30th of the work)
 
 Prints the wall time per (setting, K) cell and in total, with the load average before and after: on a shared machine
 say so beside the number.
@@ -19,18 +30,13 @@ import argparse
 import os
 import time
 
-import jax
-import numpy as np
-
-import verify  # noqa: F401  (float64)
-from closed_form import VPSchedule, paper_setting
-from verify import fkc_sample, source_scores
-
 SETTINGS = ("FC_ID", "FC_OOD", "NFC_ID", "NFC_OOD")
 PARTICLES = (1, 4, 16, 64, 256)
+#: Particles per call that ``--batch`` aims at by default.
+PARTICLES_PER_CALL = 2**23
 
 
-def main():
+def _parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--swarms", type=int, default=5000)
@@ -39,33 +45,63 @@ def main():
     p.add_argument("--settings", nargs="+", default=list(SETTINGS))
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    p.add_argument("--batch", type=int, default=None, help="runs per call (default: about 8M particles per call)")
+    p.add_argument("--devices", type=int, default=os.cpu_count(), help="emulated CPU devices (default: one per core)")
+    return p.parse_args()
+
+
+ARGS = _parse() if __name__ == "__main__" else None
+if ARGS is not None and ARGS.devices > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={ARGS.devices}").strip()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import verify  # noqa: E402,F401  (float64)
+from closed_form import VPSchedule, paper_setting  # noqa: E402
+from verify import fkc_sample, source_scores  # noqa: E402
+
+
+def batch_size(args, k):
+    if args.batch is not None:
+        return max(1, min(args.batch, args.runs))
+    return max(1, min(args.runs, PARTICLES_PER_CALL // (args.swarms * k)))
+
+
+def main(args):
     schedule = VPSchedule()
-    print(f"{os.cpu_count()} CPU cores (shared machine: check the load); load average {os.getloadavg()[0]:.2f} at "
-          f"start; {len(args.settings)} settings × K ∈ {args.particles} × {args.runs} runs × {args.swarms} swarms × "
-          f"{args.steps} steps, exact scores, {args.dtype}")
+    steps = args.runs * args.swarms * args.steps * sum(args.particles) * len(args.settings)
+    print(f"{os.cpu_count()} CPU cores (shared machine: check the load), {len(jax.devices())} JAX device(s); load "
+          f"average {os.getloadavg()[0]:.2f} at start; {len(args.settings)} settings × K ∈ {args.particles} × "
+          f"{args.runs} runs × {args.swarms} swarms × {args.steps} steps = {steps:.3g} particle-steps, exact scores, "
+          f"{args.dtype}", flush=True)
     start = time.perf_counter()
-    rows = []
+    cpu0 = time.process_time()
     for name in args.settings:
         comp = paper_setting(name).composition
         scores = source_scores(comp, schedule)
         for k in args.particles:
             t0 = time.perf_counter()
+            b = batch_size(args, k)
             moments = []
-            for i in range(args.runs):
-                key = jax.random.fold_in(jax.random.key(args.seed), i)
-                x = np.asarray(fkc_sample(key, scores, comp.weights, schedule, args.swarms, k, n_steps=args.steps,
-                                          dtype=args.dtype).samples, dtype=np.float64)
-                moments.append((x.mean(0), np.cov(x.T)))
+            call = 0
+            while len(moments) < args.runs:
+                n_runs = min(b, args.runs - len(moments))
+                key = jax.random.fold_in(jax.random.key(args.seed), call)
+                x = np.asarray(fkc_sample(key, scores, comp.weights, schedule, n_runs * args.swarms, k,
+                                          n_steps=args.steps, dtype=args.dtype).samples, dtype=np.float64)
+                for run in x.reshape(n_runs, args.swarms, -1):
+                    moments.append((run.mean(0), np.cov(run.T)))
+                call += 1
             seconds = time.perf_counter() - t0
             var = np.mean([np.trace(c) / c.shape[0] for _, c in moments])
-            rows.append((name, k, seconds))
-            print(f"  {name:8s} K = {k:3d}: {seconds:7.1f} s  (mean output variance {var:.4f}; load "
-                  f"{os.getloadavg()[0]:.2f})", flush=True)
+            print(f"  {name:8s} K = {k:3d}: {seconds:7.1f} s  ({call} calls of ≤ {b} runs; mean output variance "
+                  f"{var:.4f}; load {os.getloadavg()[0]:.2f})", flush=True)
     total = time.perf_counter() - start
-    print(f"total wall time {total:.1f} s = {total / 60:.2f} min (compilation included); load average "
-          f"{os.getloadavg()[0]:.2f} at end")
+    print(f"total wall time {total:.1f} s = {total / 60:.2f} min (compilation included), process CPU time "
+          f"{time.process_time() - cpu0:.1f} s; load average {os.getloadavg()[0]:.2f} at end")
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closed_form import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
-from verify.samplers.resampling import effective_sample_size, get_resampler, multinomial, systematic
+from verify.samplers.resampling import cumulative_sum, effective_sample_size, get_resampler, multinomial, systematic
 
 # A few sizes only: every new shape costs compilations, the values are what vary.
 weight_vectors = st.tuples(st.sampled_from([1, 5, 17, 40]), st.integers(0, 2**32 - 1)).map(
@@ -69,6 +69,49 @@ def test_batched_rows_are_independent_and_match_single_rows(key):
         # Slot m takes the j with C_{j−1} ≤ (m + u)/n < C_j.
         c = np.cumsum(wi) / np.sum(wi)
         np.testing.assert_array_equal(row, np.searchsorted(c, (np.arange(10) + ui) / 10, side="right"))
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 65, 100, 256, 300, 1100])
+def test_cumulative_sum_matches_a_sequential_sum(n):
+    """The matrix-product running sum (one product up to 64 entries, blocks beyond) against NumPy's sequential
+    cumulative sum: equal to rounding for floats, exactly equal for integers (every partial sum is exact)."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((3, n))
+    np.testing.assert_allclose(np.asarray(cumulative_sum(jnp.asarray(x))), np.cumsum(x, axis=-1), rtol=0,
+                               atol=1e-13 * np.abs(x).sum())
+    k = rng.integers(0, 5, size=(3, n)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(cumulative_sum(jnp.asarray(k))), np.cumsum(k, axis=-1))
+
+
+@pytest.mark.parametrize("n", [64, 256, 300])
+def test_systematic_indices_equal_a_search_on_the_same_uniforms(n, key):
+    """The counts-then-indices resampler (products for both running sums) gives, swarm by swarm, the indices of the
+    textbook search — slot m takes the j with C_{j−1} ≤ (m + u)/n < C_j — with the same uniforms u (NumPy's
+    sequential cumulative sum; a rounding difference could move an index only when a position falls within an
+    ulp of some C_j, probability ~1e-13 per swarm here)."""
+    rng = np.random.default_rng(n)
+    w = rng.dirichlet(np.full(n, 0.3), size=500)
+    idx = np.asarray(jax.jit(systematic, static_argnums=2)(key, jnp.asarray(w), n))
+    u = np.asarray(jax.random.uniform(key, (500, 1), dtype=jnp.float64))[:, 0]
+    c = np.cumsum(w, axis=-1)
+    c /= c[:, -1:]
+    expected = np.stack([np.searchsorted(ci, (np.arange(n) + ui) / n, side="right") for ci, ui in zip(c, u)])
+    np.testing.assert_array_equal(idx, expected)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_systematic_indices_stay_in_range_when_the_uniform_is_next_to_one(dtype):
+    """``n − u`` rounds to ``n − 1`` for the largest uniform below 1 (in float32 for ~2⁻²³·n of the draws); the last
+    slot must still take a valid ancestor (the last count is pinned to n), never the out-of-range index n, which the
+    gather fills with NaN."""
+    from verify.samplers.resampling import _systematic_indices
+
+    n = 256
+    w = np.full((1, n), 1.0 / n)
+    c = jnp.asarray(np.cumsum(w, axis=-1) / w.sum(), dtype=dtype)
+    u = jnp.asarray([[np.nextafter(dtype(1.0), dtype(0.0))]], dtype=dtype)
+    idx = np.asarray(_systematic_indices(c, u, n))
+    assert idx.shape == (1, n) and idx.min() >= 0 and idx.max() <= n - 1 and np.all(np.diff(idx[0]) >= 0)
 
 
 def test_degenerate_weights_select_the_single_particle(key):

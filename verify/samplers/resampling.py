@@ -7,7 +7,8 @@ positions ``(m + u)/n``, which has lower variance and is what the paper's FKC sa
 
 Both are written as counts-then-indices, with no search: with ``C_j = Σ_{i≤j} w_i``, the number of positions below
 ``C_j`` is ``N_j`` (a non-decreasing integer), and slot ``m`` receives ancestor ``#{j : N_j ≤ m}``. This is a
-scatter-add and a cumulative sum, which vectorizes over swarms (``jax.vmap``) far better than a binary search.
+scatter-add and a cumulative sum, which vectorizes over swarms (``jax.vmap``) far better than a binary search. Both
+running sums (``C`` and the marks' sum) are small matrix products (:func:`cumulative_sum`), not ``jnp.cumsum``.
 
 *When* to resample is a separate, small strategy object (as in BlackJAX's adaptive SMC): :func:`always`,
 :func:`below_ess` or :func:`never`. Each is called on a batch of swarms as
@@ -36,17 +37,57 @@ def _indices_from_counts(cum_counts, n):
     with last entry ``n``. Leading axes are batch axes (a ``vmap``, which keeps the scatter local to each row, so a
     swarm-sharded batch needs no communication)."""
 
+    # The last count is n by definition (C_N = 1). Computed, it can round to n − 1 — in float32 ``n·1 − u`` rounds to
+    # ``n − 1`` when ``u`` lies within half an ulp of ``n`` below 1 (probability ~2⁻²³·n per swarm and step) — and
+    # slot n − 1 would then take the out-of-range ancestor N (a NaN particle). Pin it.
+    cum_counts = cum_counts.at[..., -1].set(n)
+
     def one(cc):
-        marks = jnp.zeros(n + 1, dtype=jnp.int32).at[cc].add(1)
-        return jnp.cumsum(marks[:n], dtype=jnp.int32)
+        return jnp.zeros(n + 1, dtype=jnp.int32).at[cc].add(1)[:n]
 
     for _ in range(cum_counts.ndim - 1):
         one = jax.vmap(one)
-    return one(cum_counts)
+    # The marks' running sum, exactly: every partial sum is an integer ≤ n, exact in float32 for n < 2²⁴ (float64
+    # beyond), so any summation order gives the same integers.
+    float_dtype = jnp.float32 if n < 2**24 else jnp.float64
+    return jnp.rint(cumulative_sum(one(cum_counts).astype(float_dtype))).astype(jnp.int32)
+
+
+#: Above this many entries :func:`cumulative_sum` uses two levels of blocks (one product would cost ``N²``).
+SINGLE_PRODUCT_MAX = 64
+
+
+def _upper_ones(n, dtype):
+    return jnp.asarray(np.triu(np.ones((n, n))), dtype=dtype)
+
+
+def cumulative_sum(x):
+    r"""Running sum along the last axis, ``y_j = Σ_{i≤j} x_i``, as small matrix products: XLA:CPU compiles
+    ``jnp.cumsum`` to a windowed reduction whose cost grows like ``N·√N`` per row and does not vectorize, while a
+    product with a triangular matrix of ones is one vectorized library call.
+
+    ``N ≤`` :data:`SINGLE_PRODUCT_MAX`: ``y = x U`` with ``U_{ij} = [i ≤ j]`` (``N²`` multiply-adds per row). Larger
+    ``N``: blocks of ``b = 16`` (``N`` padded with zeros to a multiple of ``b``): the within-block running sums
+    ``x_B U_b``, plus each block's offset, the exclusive running sum of the block totals (``(N/b)²`` more; a third level
+    of blocks beyond ``N/b > 64``), i.e. ``N(b + N/b)`` per row instead of ``N²``. The sums are the same as a
+    sequential cumulative sum up to rounding (a different order of addition).
+    """
+    n = x.shape[-1]
+    if n <= SINGLE_PRODUCT_MAX:
+        return x @ _upper_ones(n, x.dtype)
+    b = 16
+    nb = -(-n // b)
+    pad = nb * b - n
+    xb = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)]) if pad else x
+    xb = xb.reshape(x.shape[:-1] + (nb, b))
+    inner = xb @ _upper_ones(b, x.dtype)
+    offsets = cumulative_sum(inner[..., -1]) - inner[..., -1]
+    y = (inner + offsets[..., None]).reshape(x.shape[:-1] + (nb * b,))
+    return y[..., :n] if pad else y
 
 
 def _cumulative(weights):
-    c = jnp.cumsum(weights, axis=-1)
+    c = cumulative_sum(weights)
     # Rounding can leave C_N slightly off 1; pin the end so every position falls inside [0, C_N).
     return c / c[..., -1:]
 
@@ -72,6 +113,11 @@ def systematic(key, weights, n: int):
     _check_weights(weights)
     c = _cumulative(weights)
     u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
+    return _systematic_indices(c, u, n)
+
+
+def _systematic_indices(c, u, n: int):
+    """Systematic ancestors from the normalized cumulative weights ``c`` and the uniforms ``u`` (shape ``(..., 1)``)."""
     cum_counts = jnp.clip(jnp.ceil(n * c - u), 0, n).astype(jnp.int32)
     return _indices_from_counts(cum_counts, n)
 
