@@ -51,9 +51,10 @@ def _parse():
 
 
 ARGS = _parse() if __name__ == "__main__" else None
-if ARGS is not None and ARGS.devices > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={ARGS.devices}").strip()
+if ARGS is not None:
+    from cpu_devices import emulate_cpu_devices
+
+    emulate_cpu_devices(ARGS.devices)
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
