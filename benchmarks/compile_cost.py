@@ -18,6 +18,7 @@ import argparse
 import collections
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,14 +42,33 @@ class _Recorder:
 
     def listen(self, event, duration, **kwargs):
         if event in PHASES:
-            self.events.append((self.where, PHASES[event], kwargs.get("fun_name", ""), float(duration)))
+            site = _call_site() if PHASES[event] == "XLA compilation" else ""
+            self.events.append((self.where, PHASES[event], kwargs.get("fun_name", ""), float(duration), site))
 
     def write(self):
         self.folder.mkdir(parents=True, exist_ok=True)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         with open(self.folder / f"compile-{worker}.jsonl", "w") as f:
-            for where, phase, name, seconds in self.events:
-                f.write(json.dumps({"test": where, "phase": phase, "program": name, "seconds": seconds}) + "\n")
+            for where, phase, name, seconds, site in self.events:
+                record = {"test": where, "phase": phase, "program": name, "seconds": seconds}
+                if site:
+                    record["site"] = site
+                f.write(json.dumps(record) + "\n")
+
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+def _call_site() -> str:
+    """``path:line`` of the innermost frame in this repository (outside ``benchmarks/``) that led to a compilation:
+    the line whose eager operation or jitted call needed a new program."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(_ROOT) and "/benchmarks/" not in name:
+            return f"{os.path.relpath(name, _ROOT)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
 
 
 def pytest_addoption(parser):
@@ -129,6 +149,7 @@ def summarize(events: list[dict], most: int = 15) -> str:
     table("test file", lambda e: e["test"].split("::")[0])
     table("test", lambda e: e["test"])
     table("program", lambda e: e["program"])
+    table("call site (the innermost line of this repository)", lambda e: e.get("site") or "?")
     return "\n".join(lines)
 
 
