@@ -56,7 +56,8 @@ def test_paper_config_is_the_authors():
 def test_training_loss_falls(trained):
     """Mean loss of the last 100 steps below that of the first 100, by more than K_SE standard errors of the
     difference (each step's loss is a fresh batch, so the steps' losses give the SE)."""
-    first, last = np.asarray(trained.losses[:100]), np.asarray(trained.losses[-100:])
+    losses = np.asarray(trained.losses)
+    first, last = losses[:100], losses[-100:]
     se = np.hypot(first.std(ddof=1), last.std(ddof=1)) / np.sqrt(100)
     assert trained.losses.shape == (TINY.iterations,)
     assert first.mean() - last.mean() > K_SE * se, (first.mean(), last.mean(), se)
@@ -78,8 +79,9 @@ def test_network_score_is_minus_eps_over_sigma(trained):
     x = jax.random.normal(jax.random.key(2), (5, 4, 2))
     t = 0.3
     for c, score in enumerate(scores):
-        inputs = jnp.concatenate([jnp.full((5, 4, 1), t), x, jnp.broadcast_to(jnp.eye(3)[c], (5, 4, 3))], axis=-1)
-        expected = -mlp_apply(trained.params, inputs) / np.sqrt(-np.expm1(2 * float(SCHEDULE.log_alpha(t))))
+        inputs = np.concatenate([np.full((5, 4, 1), t), np.asarray(x), np.broadcast_to(np.eye(3)[c], (5, 4, 3))],
+                                axis=-1)
+        expected = -np.asarray(mlp_apply(trained.params, inputs)) / np.sqrt(-np.expm1(2 * float(SCHEDULE.log_alpha(t))))
         np.testing.assert_allclose(score(x, t), expected, rtol=1e-12)
         assert score.dim == 2
 
@@ -90,7 +92,7 @@ def test_per_condition_models_are_stacked_and_plug_in():
     assert all(w.shape[0] == 3 for w in result.params.weights)
     assert result.params.weights[0].shape[1:] == (1 + 2, 16)  # input (t, x): no condition
     scores = network_scores(result, SCHEDULE)
-    out = scores[1](jnp.ones((7, 2)), 0.5)
+    out = scores[1](np.ones((7, 2)), 0.5)
     assert out.shape == (7, 2) and np.all(np.isfinite(out))
 
 
@@ -124,7 +126,7 @@ def test_error_map_dsm_excess_matches_the_closed_form_for_an_affine_error():
     rule to the exact integrand; that quadrature error must itself be far below the Monte Carlo SE (~1 % here):
     below 1e-3 relative (measured: 3e-5 with 16 nodes)."""
     comp = SETTING.composition
-    wrong = [Gaussian(src.mean + 0.3, src.cov * 1.3) for src in comp.sources]
+    wrong = [Gaussian(np.asarray(src.mean) + 0.3, np.asarray(src.cov) * 1.3) for src in comp.sources]
     scores = tuple(GaussianScore.from_gaussian(g, SCHEDULE) for g in wrong)
     exact = source_scores(comp, SCHEDULE)
     t_min, n_nodes = 1e-12, 16
@@ -133,8 +135,7 @@ def test_error_map_dsm_excess_matches_the_closed_form_for_an_affine_error():
     nodes, weights = sqrt_time_nodes(t_min, SCHEDULE.T, n_nodes)
     for i, (s_hat, s) in enumerate(zip(scores, exact)):
         def field(t, s_hat=s_hat, s=s):
-            (a1, b1), (a0, b0) = s_hat.affine(t), s.affine(t)
-            return a1 - a0, b1 - b0
+            return _affine_difference(s_hat, s, t)
         laws = {"train": lambda t, i=i: comp.sources[i].noised(SCHEDULE, t),
                 "target": lambda t: comp.target.noised(SCHEDULE, t)}
         for law, path in laws.items():
@@ -145,6 +146,13 @@ def test_error_map_dsm_excess_matches_the_closed_form_for_an_affine_error():
             assert quad_error < 1e-3 * truth, (i, law, quad_error, truth)
             row = excess.loc[(str(i), law)]
             assert abs(row["mean"] - truth) <= K_SE * row["se"] + quad_error, (i, law, row["mean"], truth, row["se"])
+
+
+@jax.jit
+def _affine_difference(s_hat, s, t):
+    """``(A_ŝ − A_s, b_ŝ − b_s)`` at ``t``: the affine error field (one compiled program per shape)."""
+    (a1, b1), (a0, b0) = s_hat.affine(t), s.affine(t)
+    return a1 - a0, b1 - b0
 
 
 def test_sqrt_time_rule_integrates_exactly():

@@ -30,14 +30,15 @@ _jitted = jax.jit(neg_log_ress)
 @settings(max_examples=40)
 @given(finite_logs)
 def test_estimator_lies_in_zero_log_n(values):
-    v = float(_jitted(jnp.asarray(values)))
+    v = float(_jitted(np.asarray(values, dtype=np.float64)))
     n = len(values)
     assert -1e-12 <= v <= math.log(n) + 1e-12
 
 
 def test_estimator_extremes():
-    assert float(neg_log_ress(jnp.zeros(50))) == pytest.approx(0.0, abs=1e-14)
-    one_hot = jnp.full(50, -1e4).at[7].set(0.0)
+    assert float(neg_log_ress(np.zeros(50))) == pytest.approx(0.0, abs=1e-14)
+    one_hot = np.full(50, -1e4)
+    one_hot[7] = 0.0
     assert float(neg_log_ress(one_hot)) == pytest.approx(math.log(50), abs=1e-12)
 
 

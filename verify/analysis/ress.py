@@ -25,10 +25,10 @@ from verify.samplers.staging import CPU_COMPILER_OPTIONS
 MEDIAN_SE_FACTOR = 1.2533
 
 
+@jax.jit
 def neg_log_ress(log_w) -> jax.Array:
     r"""``−log rESS = log(N Σ w²/(Σ w)²)`` of self-normalized weights ``exp(log_w)`` over the last axis; in
-    ``[0, log N]`` (Cauchy–Schwarz below, ``Σ w² ≤ (Σ w)²`` above)."""
-    log_w = jnp.asarray(log_w)
+    ``[0, log N]`` (Cauchy–Schwarz below, ``Σ w² ≤ (Σ w)²`` above). Jitted: one program per shape."""
     n = log_w.shape[-1]
     return logsumexp(2.0 * log_w, axis=-1) + math.log(n) - 2.0 * logsumexp(log_w, axis=-1)
 
@@ -43,13 +43,14 @@ def composition_log_weights(sources, weights, i: int, x) -> jax.Array:
 def ress_estimates(key, sources, weights, n_eval: int, n_draws: int) -> np.ndarray:
     r"""The authors' estimator of ``log rESS_i⁻¹`` per draw and source: array ``(n_draws, n_sources)``, each entry
     from ``n_eval`` fresh draws of ``P_i``."""
+    return np.asarray(_ress_draws(key, tuple(sources), tuple(float(w) for w in weights), int(n_eval), int(n_draws)))
+
+
+@partial(jax.jit, static_argnums=(2, 3, 4), compiler_options=CPU_COMPILER_OPTIONS)
+def _ress_draws(key, sources, weights, n_eval, n_draws):
+    # Sources are pytree arguments, so one compilation serves every configuration of a family; the draws' keys are
+    # folded in here too (no eager program per n_draws).
     keys = jax.vmap(lambda d: jax.random.fold_in(key, d))(jnp.arange(n_draws))
-    return np.asarray(_ress_draws(keys, tuple(sources), tuple(float(w) for w in weights), int(n_eval)))
-
-
-@partial(jax.jit, static_argnums=(2, 3), compiler_options=CPU_COMPILER_OPTIONS)
-def _ress_draws(keys, sources, weights, n_eval):
-    # Sources are pytree arguments, so one compilation serves every configuration of a family.
     def one(k):
         out = []
         for i, src in enumerate(sources):

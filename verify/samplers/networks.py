@@ -50,6 +50,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from closed_form.errors import CatcompError, ShapeMismatchError
 from verify.samplers import network_cache
@@ -168,6 +169,12 @@ def check_config(config: NetworkConfig, n_conditions: int) -> NetworkConfig:
 # ------------------------------------------------------------------------------------------------ the MLP
 def init_mlp(key, sizes) -> MLPParams:
     r"""An MLP with layer sizes ``sizes = (in, hidden…, out)``: each weight and bias ``∼ U(±1/√fan_in)``, float64."""
+    return _init_mlp(key, tuple(int(n) for n in sizes))
+
+
+@partial(jax.jit, static_argnums=1)
+def _init_mlp(key, sizes) -> MLPParams:
+    # One compiled program per layout instead of one per split, slice and draw.
     weights, biases = [], []
     for k, (fan_in, fan_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:])):
         kw, kb = jax.random.split(k)
@@ -177,8 +184,10 @@ def init_mlp(key, sizes) -> MLPParams:
     return MLPParams(tuple(weights), tuple(biases))
 
 
+@partial(jax.jit, static_argnames="activation")
 def mlp_apply(params: MLPParams, inputs, activation: str = "silu"):
-    """The MLP on ``inputs`` of shape ``(..., in)``: ``activation`` after every layer but the last."""
+    """The MLP on ``inputs`` of shape ``(..., in)``: ``activation`` after every layer but the last. Jitted (one
+    program per shape outside a trace; inlined inside one)."""
     act = _ACTIVATIONS[activation]
     h = inputs
     for w, b in zip(params.weights[:-1], params.biases[:-1]):
@@ -204,9 +213,23 @@ def init_network(key, config: NetworkConfig, dim: int, n_conditions: int) -> MLP
     """Initial parameters: one conditional MLP, or ``n_conditions`` stacked ones with ``per_condition``."""
     config = check_config(config, n_conditions)
     sizes = _layer_sizes(config, _positive_int(dim, "the dimension"), n_conditions)
-    if config.per_condition:
-        return jax.vmap(lambda k: init_mlp(k, sizes))(jax.random.split(key, n_conditions))
-    return init_mlp(key, sizes)
+    return _init_network(key, tuple(int(n) for n in sizes), bool(config.per_condition), int(n_conditions))
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _init_network(key, sizes, per_condition, n_conditions):
+    if per_condition:
+        return jax.vmap(lambda k: _init_mlp(k, sizes))(jax.random.split(key, n_conditions))
+    return _init_mlp(key, sizes)
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _init_opt_state(params, lr, per_condition):
+    """Adam's initial state for ``params`` (vmapped over stacked per-condition models), in one compiled program."""
+    import optax
+
+    opt = optax.adam(lr)
+    return jax.vmap(opt.init)(params) if per_condition else opt.init(params)
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -294,7 +317,9 @@ def draw_pools(key, sources, n: int):
     sources = tuple(sources)
     _source_dim(sources)
     keys = jax.random.split(key, len(sources))
-    return jnp.stack([jnp.asarray(s.sample(k, n), jnp.float64) for s, k in zip(sources, keys)])
+    # Stacked in NumPy (no compilation per pool shape); the values are the draws themselves.
+    return jnp.asarray(np.stack([np.asarray(s.sample(k, n), np.float64) for s, k in zip(sources, keys)]),
+                       dtype=jnp.float64)
 
 
 def train_network(key, sources, schedule, n: int, config: NetworkConfig | None = None, *, chunk: int = 500,
@@ -343,12 +368,11 @@ def train_network(key, sources, schedule, n: int, config: NetworkConfig | None =
         hit = network_cache.load_entry(entry[0], entry[1], leaf_shapes, losses_shape)
         if hit is not None:
             params = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params_shape),
-                                                  [jnp.asarray(leaf) for leaf in hit[0]])
-            return TrainResult(params, jnp.asarray(hit[1]), config, n_cond)
+                                                  [jnp.asarray(leaf, dtype=leaf.dtype) for leaf in hit[0]])
+            return TrainResult(params, jnp.asarray(hit[1], dtype=hit[1].dtype), config, n_cond)
     pools = draw_pools(k_pool, sources, n)
     params = init_network(k_init, config, dim, n_cond)
-    opt = _optimizer(config)
-    opt_state = jax.vmap(opt.init)(params) if config.per_condition else opt.init(params)
+    opt_state = _init_opt_state(params, config.lr, config.per_condition)
     problem = _Problem(config, schedule, n_cond, config.batch_per_condition(n_cond))
 
     from tqdm.auto import tqdm
@@ -357,12 +381,12 @@ def train_network(key, sources, schedule, n: int, config: NetworkConfig | None =
     carry = (params, opt_state)
     with tqdm(total=config.iterations, disable=not progress, desc="training", unit="step") as bar:
         for start in range(0, config.iterations, chunk):
-            steps = jnp.arange(start, min(start + chunk, config.iterations))
+            steps = np.arange(start, min(start + chunk, config.iterations))
             carry, chunk_losses = _train_chunk(carry, steps, k_steps, pools, problem)
-            losses.append(chunk_losses)
+            losses.append(np.asarray(chunk_losses))
             bar.update(len(steps))
-            bar.set_postfix(loss=float(jnp.mean(chunk_losses)))
-    result = TrainResult(carry[0], jnp.concatenate(losses), config, n_cond)
+            bar.set_postfix(loss=float(np.mean(losses[-1])))
+    result = TrainResult(carry[0], jnp.asarray(np.concatenate(losses), dtype=jnp.float64), config, n_cond)
     if entry is not None:
         network_cache.save_entry(entry[0], entry[1], jax.tree_util.tree_leaves(result.params), result.losses)
     return result
@@ -404,10 +428,27 @@ class NetworkScore:
 
     def eps(self, x, t):
         """``ε̂_θ(t, x, c)``, the predicted noise, shape of ``x``."""
-        return mlp_apply(self.params, _network_inputs(t, x, self.condition), self.activation)
+        return _network_eps(self, x, t)
 
     def __call__(self, x, t):
-        return -self.eps(x, t) / self.schedule.sigma(t)
+        return _network_score(self, x, t)
+
+
+# Module-level jitted cores (the score object is a pytree argument): one program per shape outside a trace.
+@jax.jit
+def _network_eps(score, x, t):
+    return mlp_apply(score.params, _network_inputs(t, x, score.condition), score.activation)
+
+
+@jax.jit
+def _network_score(score, x, t):
+    return -_network_eps(score, x, t) / score.schedule.sigma(t)
+
+
+@jax.jit
+def _model_params(params, c):
+    """The parameters of model ``c`` of stacked per-condition models (``c`` traced: one program per layout)."""
+    return jax.tree_util.tree_map(lambda a: a[c], params)
 
 
 def network_scores(result: TrainResult, schedule) -> tuple:
@@ -417,10 +458,12 @@ def network_scores(result: TrainResult, schedule) -> tuple:
         raise CatcompError(f"network_scores takes the TrainResult of train_network, got {type(result).__name__}.")
     cfg, n_cond = result.config, result.n_conditions
     if cfg.per_condition:
-        return tuple(NetworkScore(jax.tree_util.tree_map(lambda a, c=c: a[c], result.params), jnp.zeros((0,)),
-                                  schedule, cfg.activation) for c in range(n_cond))
-    eye = jnp.eye(n_cond)
-    return tuple(NetworkScore(result.params, eye[c], schedule, cfg.activation) for c in range(n_cond))
+        empty = jnp.asarray(np.zeros((0,)), dtype=jnp.float64)
+        return tuple(NetworkScore(_model_params(result.params, c), empty, schedule, cfg.activation)
+                     for c in range(n_cond))
+    eye = np.eye(n_cond)
+    return tuple(NetworkScore(result.params, jnp.asarray(eye[c], dtype=jnp.float64), schedule, cfg.activation)
+                 for c in range(n_cond))
 
 
 __all__ = ["MLPParams", "NetworkConfig", "NetworkScore", "T_MIN", "TrainResult", "draw_pools", "init_mlp",

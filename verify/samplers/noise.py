@@ -25,6 +25,8 @@ sharded across devices, so results do not change with the device count.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,6 +46,7 @@ def check_noise_method(method: str) -> str:
     return method
 
 
+@jax.jit
 def splitmix64(seed, counter):
     """SplitMix64 output for ``counter`` (uint64 array) under ``seed`` (uint64 scalar): ``mix64(seed + (counter+1)γ)``.
 
@@ -80,7 +83,12 @@ def hash_normal(key, shape, dtype=jnp.float64):
     Everything is elementwise (no interleaving of two draws per hash, which XLA:CPU cannot vectorize and which
     measured 2× slower than a second hash), so an element's value depends only on the key, the shape and its index.
     """
-    shape = tuple(int(n) for n in shape)
+    return _hash_normal(key, tuple(int(n) for n in shape), jnp.dtype(dtype))
+
+
+# One compiled program per (shape, dtype) when called outside a trace, instead of one per elementwise operation.
+@partial(jax.jit, static_argnums=(1, 2))
+def _hash_normal(key, shape, dtype):
     seed = jax.random.bits(key, (), dtype=jnp.uint64)
     u = _uniform23(splitmix64(seed, _flat_index(shape)) >> jnp.uint64(41))
     z = jnp.float32(np.sqrt(2.0)) * erfinv32(u)

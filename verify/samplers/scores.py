@@ -64,7 +64,8 @@ class GaussianScore:
     @classmethod
     def from_gaussian(cls, gaussian: Gaussian, schedule) -> "GaussianScore":
         lam, u, diagonal = _eigh(gaussian.cov)
-        return cls(jnp.asarray(gaussian.mean), jnp.asarray(lam), jnp.asarray(u), schedule, diagonal)
+        return cls(jnp.asarray(gaussian.mean, dtype=jnp.float64), jnp.asarray(lam, dtype=jnp.float64),
+                   jnp.asarray(u, dtype=jnp.float64), schedule, diagonal)
 
     @property
     def dim(self) -> int:
@@ -80,20 +81,37 @@ class GaussianScore:
         return y if self.diagonal else y @ self.eigvecs.T
 
     def __call__(self, x, t):
-        a, v = self._variances(t)
-        return -self._unrotate(self._rotate(x - a * self.mean) / v)
+        return _gaussian_score(self, x, t)
 
     def log_density(self, x, t):
         """``log q_t(x)``, shape ``x.shape[:-1]``."""
-        a, v = self._variances(t)
-        y = self._rotate(x - a * self.mean)
-        return -0.5 * (jnp.sum(y**2 / v, axis=-1) + jnp.sum(jnp.log(v)) + self.dim * LOG_2PI)
+        return _gaussian_log_density(self, x, t)
 
     def affine(self, t):
         """``(A_t, b_t)`` with ``score(x, t) = −A_t x + b_t``: ``A_t = U diag(1/v) Uᵀ``, ``b_t = A_t α_t μ``."""
-        a, v = self._variances(t)
-        prec = (self.eigvecs / v) @ self.eigvecs.T
-        return prec, prec @ (a * self.mean)
+        return _gaussian_affine(self, t)
+
+
+# The methods' numeric cores, jitted at module level with the score object as a pytree argument: called outside a
+# trace they compile one program per shape (instead of one per operation); inside a trace they inline.
+@jax.jit
+def _gaussian_score(score, x, t):
+    a, v = score._variances(t)
+    return -score._unrotate(score._rotate(x - a * score.mean) / v)
+
+
+@jax.jit
+def _gaussian_log_density(score, x, t):
+    a, v = score._variances(t)
+    y = score._rotate(x - a * score.mean)
+    return -0.5 * (jnp.sum(y**2 / v, axis=-1) + jnp.sum(jnp.log(v)) + score.dim * LOG_2PI)
+
+
+@jax.jit
+def _gaussian_affine(score, t):
+    a, v = score._variances(t)
+    prec = (score.eigvecs / v) @ score.eigvecs.T
+    return prec, prec @ (a * score.mean)
 
 
 @partial(jax.tree_util.register_dataclass, data_fields=["log_weights", "means", "eigvals", "eigvecs"],
@@ -121,8 +139,10 @@ class MixtureScore:
         diagonal = all(p[2] for p in parts)
         with np.errstate(divide="ignore"):
             log_w = np.log(np.asarray(mixture.weights, dtype=np.float64))
-        return cls(jnp.asarray(log_w), jnp.asarray(mixture.means), jnp.asarray(np.stack([p[0] for p in parts])),
-                   jnp.asarray(np.stack([p[1] for p in parts])), schedule, diagonal)
+        f64 = jnp.float64
+        return cls(jnp.asarray(log_w, dtype=f64), jnp.asarray(mixture.means, dtype=f64),
+                   jnp.asarray(np.stack([p[0] for p in parts]), dtype=f64),
+                   jnp.asarray(np.stack([p[1] for p in parts]), dtype=f64), schedule, diagonal)
 
     @property
     def dim(self) -> int:
@@ -140,15 +160,25 @@ class MixtureScore:
         return log_joint, y / v
 
     def __call__(self, x, t):
-        log_joint, yv = self._terms(x, t)
-        r = jax.nn.softmax(log_joint, axis=-1)  # (..., K)
-        comp = yv if self.diagonal else jnp.einsum("...ke,kde->...kd", yv, self.eigvecs)
-        return -jnp.sum(r[..., None] * comp, axis=-2)
+        return _mixture_score(self, x, t)
 
     def log_density(self, x, t):
         """``log q_t(x)`` by log-sum-exp, shape ``x.shape[:-1]``."""
-        log_joint, _ = self._terms(x, t)
-        return logsumexp(log_joint, axis=-1)
+        return _mixture_log_density(self, x, t)
+
+
+@jax.jit
+def _mixture_score(score, x, t):
+    log_joint, yv = score._terms(x, t)
+    r = jax.nn.softmax(log_joint, axis=-1)  # (..., K)
+    comp = yv if score.diagonal else jnp.einsum("...ke,kde->...kd", yv, score.eigvecs)
+    return -jnp.sum(r[..., None] * comp, axis=-2)
+
+
+@jax.jit
+def _mixture_log_density(score, x, t):
+    log_joint, _ = score._terms(x, t)
+    return logsumexp(log_joint, axis=-1)
 
 
 def exact_score(source, schedule):
