@@ -61,6 +61,7 @@ def _upper_ones(n, dtype):
     return jnp.asarray(np.triu(np.ones((n, n))), dtype=dtype)
 
 
+@jax.jit
 def cumulative_sum(x):
     r"""Running sum along the last axis, ``y_j = Σ_{i≤j} x_i``, as small matrix products: XLA:CPU compiles
     ``jnp.cumsum`` to a windowed reduction whose cost grows like ``N·√N`` per row and does not vectorize, while a
@@ -111,6 +112,12 @@ def systematic(key, weights, n: int):
     axes ``(..., N)``: each row then gets its own ``u`` and the result has shape ``(..., n)``.
     """
     _check_weights(weights)
+    return _systematic(key, weights, n)
+
+
+@partial(jax.jit, static_argnums=2)
+def _systematic(key, weights, n: int):
+    # One program per shape (called on its own) or inlined into the caller's (inside a sampler's jit).
     c = _cumulative(weights)
     u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
     return _systematic_indices(c, u, n)
@@ -127,6 +134,11 @@ def multinomial(key, weights, n: int):
     uniforms (``n + 1`` exponential spacings, so no sort is needed); returned in increasing order. Batch axes as in
     :func:`systematic`."""
     _check_weights(weights)
+    return _multinomial(key, weights, n)
+
+
+@partial(jax.jit, static_argnums=2)
+def _multinomial(key, weights, n: int):
     c = _cumulative(weights)
     e = jax.random.exponential(key, c.shape[:-1] + (n + 1,), dtype=c.dtype)
     u = jnp.cumsum(e, axis=-1)[..., :n] / jnp.sum(e, axis=-1, keepdims=True)  # sorted uniforms on (0, 1)
@@ -146,6 +158,7 @@ def get_resampler(name: str):
     return RESAMPLERS[name]
 
 
+@partial(jax.jit, static_argnames="axis")
 def effective_sample_size(log_weights, axis: int = -1):
     r"""Kish's effective sample size ``(Σ w)² / Σ w²`` from (unnormalized) log weights, along ``axis``.
 
@@ -176,6 +189,9 @@ class Always(NamedTuple):
     resampler: Callable
 
     def __call__(self, key, weights, ess, log_weights, arrays):
+        return _apply(self, key, weights, ess, log_weights, tuple(arrays))
+
+    def apply(self, key, weights, ess, log_weights, arrays):
         n = weights.shape[-1]
         idx = self.resampler(key, weights, n)  # one independent draw per swarm
         resampled = jnp.ones(ess.shape, dtype=bool)
@@ -189,6 +205,9 @@ class BelowESS(NamedTuple):
     resampler: Callable
 
     def __call__(self, key, weights, ess, log_weights, arrays):
+        return _apply(self, key, weights, ess, log_weights, tuple(arrays))
+
+    def apply(self, key, weights, ess, log_weights, arrays):
         n = weights.shape[-1]
         resampled = ess < self.threshold * n
 
@@ -209,7 +228,17 @@ class Never(NamedTuple):
     """Never resample (importance sampling along the path); build with :func:`never`."""
 
     def __call__(self, key, weights, ess, log_weights, arrays):
+        return _apply(self, key, weights, ess, log_weights, tuple(arrays))
+
+    def apply(self, key, weights, ess, log_weights, arrays):
         return log_weights, tuple(arrays), jnp.zeros(ess.shape, dtype=bool)
+
+
+@partial(jax.jit, static_argnums=0)
+def _apply(strategy, key, weights, ess, log_weights, arrays):
+    """A strategy's step as one program per strategy and shapes (called on its own, e.g. step by step in tests), or
+    inlined into the sampler's program (inside its jit)."""
+    return strategy.apply(key, weights, ess, log_weights, arrays)
 
 
 #: The resampling strategies :func:`always`, :func:`below_ess`, :func:`never` build.
