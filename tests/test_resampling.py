@@ -26,7 +26,7 @@ def _counts(idx, n_in):
 @settings(max_examples=40)
 @given(weight_vectors, sizes, st.integers(0, 2**31 - 1))
 def test_systematic_counts_are_floor_or_ceil_of_expected(w, n, seed):
-    idx = _systematic(jax.random.key(seed), jnp.asarray(w), n)
+    idx = _systematic(jax.random.key(seed), jnp.asarray(w, dtype=w.dtype), n)
     assert idx.shape == (n,) and idx.dtype == jnp.int32
     assert np.all(np.diff(np.asarray(idx)) >= 0) and 0 <= int(idx.min()) and int(idx.max()) < len(w)
     counts = _counts(idx, len(w))
@@ -38,7 +38,7 @@ def test_systematic_counts_are_floor_or_ceil_of_expected(w, n, seed):
 
 @given(weight_vectors, sizes, st.integers(0, 2**31 - 1))
 def test_multinomial_indices_valid_and_sorted(w, n, seed):
-    idx = np.asarray(_multinomial(jax.random.key(seed), jnp.asarray(w), n))
+    idx = np.asarray(_multinomial(jax.random.key(seed), jnp.asarray(w, dtype=w.dtype), n))
     assert idx.shape == (n,) and np.all(np.diff(idx) >= 0)
     assert idx.min() >= 0 and idx.max() < len(w)
     assert np.all(w[idx] > 0)  # a zero-probability particle is never chosen
@@ -49,7 +49,7 @@ def test_offspring_counts_are_unbiased(scheme, key):
     """E[copies of j] = n w_j; the batch axis gives 20,000 independent draws. Tolerance 4 SE per particle."""
     w = np.array([0.5, 0.2, 0.15, 0.1, 0.04, 0.01])
     n, reps = 7, 20_000
-    idx = get_resampler(scheme)(key, jnp.broadcast_to(jnp.asarray(w), (reps, w.size)), n)
+    idx = get_resampler(scheme)(key, jnp.broadcast_to(jnp.asarray(w, dtype=w.dtype), (reps, w.size)), n)
     assert idx.shape == (reps, n)
     counts = np.stack([np.bincount(row, minlength=w.size) for row in np.asarray(idx)])
     mean, se = counts.mean(0), counts.std(0, ddof=1) / np.sqrt(reps)
@@ -61,7 +61,7 @@ def test_offspring_counts_are_unbiased(scheme, key):
 
 
 def test_batched_rows_are_independent_and_match_single_rows(key):
-    w = jnp.asarray(np.random.default_rng(1).dirichlet(np.ones(10), size=3))
+    w = jnp.asarray(np.random.default_rng(1).dirichlet(np.ones(10), size=3), dtype=jnp.float64)
     batched = np.asarray(systematic(key, w, 10))
     assert batched.shape == (3, 10)
     u = np.asarray(jax.random.uniform(key, (3, 1), dtype=jnp.float64))[:, 0]
@@ -77,10 +77,11 @@ def test_cumulative_sum_matches_a_sequential_sum(n):
     cumulative sum: equal to rounding for floats, exactly equal for integers (every partial sum is exact)."""
     rng = np.random.default_rng(n)
     x = rng.standard_normal((3, n))
-    np.testing.assert_allclose(np.asarray(cumulative_sum(jnp.asarray(x))), np.cumsum(x, axis=-1), rtol=0,
+    y = cumulative_sum(jnp.asarray(x, dtype=x.dtype))
+    np.testing.assert_allclose(np.asarray(y), np.cumsum(x, axis=-1), rtol=0,
                                atol=1e-13 * np.abs(x).sum())
     k = rng.integers(0, 5, size=(3, n)).astype(np.float32)
-    np.testing.assert_array_equal(np.asarray(cumulative_sum(jnp.asarray(k))), np.cumsum(k, axis=-1))
+    np.testing.assert_array_equal(np.asarray(cumulative_sum(jnp.asarray(k, dtype=k.dtype))), np.cumsum(k, axis=-1))
 
 
 @pytest.mark.parametrize("n", [64, 256, 300])
@@ -91,7 +92,7 @@ def test_systematic_indices_equal_a_search_on_the_same_uniforms(n, key):
     ulp of some C_j, probability ~1e-13 per swarm here)."""
     rng = np.random.default_rng(n)
     w = rng.dirichlet(np.full(n, 0.3), size=500)
-    idx = np.asarray(jax.jit(systematic, static_argnums=2)(key, jnp.asarray(w), n))
+    idx = np.asarray(jax.jit(systematic, static_argnums=2)(key, jnp.asarray(w, dtype=w.dtype), n))
     u = np.asarray(jax.random.uniform(key, (500, 1), dtype=jnp.float64))[:, 0]
     c = np.cumsum(w, axis=-1)
     c /= c[:, -1:]
@@ -134,9 +135,9 @@ def test_unknown_scheme_and_bad_shapes_raise():
 @given(st.integers(0, 2**32 - 1), st.floats(-50.0, 50.0))
 def test_ess_bounds_and_shift_invariance(seed, shift):
     lw = np.random.default_rng(seed).normal(size=20) * 3.0
-    ess = float(effective_sample_size(jnp.asarray(lw)))
+    ess = float(effective_sample_size(jnp.asarray(lw, dtype=lw.dtype)))
     assert 1.0 - 1e-12 <= ess <= 20.0 + 1e-12
-    np.testing.assert_allclose(float(effective_sample_size(jnp.asarray(lw + shift))), ess, rtol=1e-12)
+    np.testing.assert_allclose(float(effective_sample_size(jnp.asarray(lw + shift, dtype=lw.dtype))), ess, rtol=1e-12)
 
 
 def test_ess_extremes():
