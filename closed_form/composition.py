@@ -28,7 +28,7 @@ from closed_form.errors import (
     ShapeMismatchError,
 )
 from closed_form.fields import CodiagonalField, _WeightedPrecisions, add_fields
-from closed_form.gaussian import Gaussian
+from closed_form.gaussian import Gaussian, _points
 from closed_form.mixture import GaussianMixture
 from closed_form.products import gaussian_power_product
 from closed_form.quadrature import cubature_logpdf, gaussian_box, integrate_density
@@ -46,6 +46,65 @@ _MAX_REJECTION_DRAWS = 100_000_000
 #: :meth:`Composition.sample_target` warns when its importance weights' effective sample size falls below this
 #: fraction of the draws it returns: resampling then repeats draws, and the sample is poorer than its size says.
 POOR_ESS_FRACTION = 1.0
+
+
+# The arithmetic of the weighted sums and of the target samplers below runs as module-level jitted programs (the
+# sources pytree arguments): one compiled program per shape, not one per eager operation, nor a fresh jax.jit of a
+# bound method at every call. Inputs are validated outside, on concrete values.
+@jax.jit
+def _weighted_logpdf(laws, weights, x):
+    """``Σ_i w_i log p_i(x)`` over ``laws`` (those of non-zero weight) and their ``weights``."""
+    return sum(weights[i] * law.logpdf(x) for i, law in enumerate(laws))
+
+
+@jax.jit
+def _weighted_score(laws, weights, x):
+    """``Σ_i w_i ∇log p_i(x)`` over ``laws`` (those of non-zero weight) and their ``weights``."""
+    return sum(weights[i] * law.score(x) for i, law in enumerate(laws))
+
+
+def _nonzero(weights, laws):
+    """The laws of non-zero weight and their weights, as the arguments of :func:`_weighted_logpdf`."""
+    keep = [i for i, wi in enumerate(weights) if wi != 0]
+    return tuple(laws[i] for i in keep), jnp.asarray(np.asarray(weights, dtype=np.float64)[keep], dtype=jnp.float64)
+
+
+@jax.jit(static_argnums=2)
+def _envelope_draws(env_mix, key, batch):
+    """One batch of the rejection sampler: the next key, ``batch`` envelope draws and the logs of their uniforms."""
+    key, k_x, k_u = jax.random.split(key, 3)
+    x = env_mix.sample(k_x, batch)
+    u = jax.random.uniform(k_u, (batch,), dtype=jnp.float64)
+    return key, x, jnp.log(u)
+
+
+@jax.jit
+def _accepted(env_mix, log_z_env, x, logq, log_u):
+    """Whether each envelope draw ``x`` is accepted: ``log u < log q(x) − (log Z_env + log env(x))``."""
+    return log_u < logq - (log_z_env + env_mix.logpdf(x))
+
+
+@jax.jit(static_argnums=2)
+def _proposals(proposal, key, n_proposals):
+    k_x, k_r = jax.random.split(key)
+    return proposal.sample(k_x, n_proposals), k_r
+
+
+@jax.jit(static_argnums=4)
+def _importance_resample(proposal, x, logq, key, n):
+    """``n`` of the proposals ``x`` resampled by their importance weights ``q/proposal``, and the weights' ESS."""
+    w = jax.nn.softmax(logq - proposal.logpdf(x))
+    ess = 1.0 / jnp.sum(w**2)
+    idx = jax.random.choice(key, x.shape[0], (n,), p=w)
+    return x[idx], ess
+
+
+@jax.jit
+def _eigen_terms(cov, mean, weight):
+    """``Σ = U diag(λ) Uᵀ``: ``λ[None]``, ``(Uᵀμ)[None]``, the weight as ``(1, 1)`` and ``U``."""
+    lam, vecs = jnp.linalg.eigh(cov)
+    w = jnp.reshape(jnp.asarray(weight, dtype=jnp.float64), (1, 1))
+    return lam[None], (vecs.T @ mean)[None], w, vecs
 
 
 class ImportanceResamplingWarning(UserWarning):
@@ -262,7 +321,7 @@ class Composition:
     def target_logpdf_unnormalized(self, x):
         """``Σ_i w_i log p_i(x)``, shape ``(...)``."""
         check_points(x, self.dim)
-        return sum(wi * s.logpdf(x) for wi, s in zip(self.weights, self.sources) if wi != 0)
+        return _weighted_logpdf(*_nonzero(self.weights, self.sources), _points(x))
 
     def log_normalizer(self, rtol: float = 1e-10) -> float:
         """``log ∫ Π_i p_i^{w_i} dx``: closed form when :attr:`has_closed_form_target`, else adaptive cubature
@@ -301,12 +360,12 @@ class Composition:
     def naive_score(self, x, t, schedule):
         r"""``Σ_i w_i ∇log q^i_t(x)``: the score of the geometric path ``π_t``, which naive composition uses."""
         check_points(x, self.dim)
-        return sum(wi * q.score(x) for wi, q in zip(self.weights, self.noised_sources(schedule, t)) if wi != 0)
+        return _weighted_score(*_nonzero(self.weights, self.noised_sources(schedule, t)), _points(x))
 
     def path_logpdf_unnormalized(self, x, t, schedule):
         r"""``Σ_i w_i log q^i_t(x)``: the unnormalized log density of ``π_t``."""
         check_points(x, self.dim)
-        return sum(wi * q.logpdf(x) for wi, q in zip(self.weights, self.noised_sources(schedule, t)) if wi != 0)
+        return _weighted_logpdf(*_nonzero(self.weights, self.noised_sources(schedule, t)), _points(x))
 
     def noised_target(self, schedule, t):
         """``Q_t``, the target diffused to time ``t`` (requires :attr:`target`)."""
@@ -427,17 +486,15 @@ class Composition:
         if self._product is not None:
             return TargetSample(self.target.sample(key, n), "closed_form")
         env = self._rejection_envelope()
-        logq = jax.jit(self.target_logpdf_unnormalized)
+        logq = self.target_logpdf_unnormalized
         if env is not None:
             log_z_env, env_mix = env
-            env_logpdf = jax.jit(env_mix.logpdf)
+            log_z_env = jnp.asarray(log_z_env, dtype=jnp.float64)
             accepted, n_accepted, n_drawn, batch = [], 0, 0, max(4 * n, 1024)
             while n_accepted < n:
-                key, k_x, k_u = jax.random.split(key, 3)
-                x = env_mix.sample(k_x, batch)
-                log_ratio = logq(x) - (log_z_env + env_logpdf(x))
-                u = jax.random.uniform(k_u, (batch,), dtype=jnp.float64)
-                accepted.append(x[jnp.log(u) < log_ratio])
+                key, x, log_u = _envelope_draws(env_mix, key, batch)
+                accept = _accepted(env_mix, log_z_env, x, logq(x), log_u)
+                accepted.append(np.asarray(x)[np.asarray(accept)])
                 n_accepted += accepted[-1].shape[0]
                 n_drawn += batch
                 if n_drawn >= _MAX_REJECTION_DRAWS and n_accepted < n:
@@ -448,7 +505,7 @@ class Composition:
                     )
                 rate = max(n_accepted / n_drawn, 1e-4)
                 batch = int(min(max(1.2 * (n - n_accepted) / rate, 1024), 2_000_000))
-            xs = jnp.concatenate(accepted)[:n]
+            xs = jnp.asarray(np.concatenate(accepted)[:n], dtype=jnp.float64)
             total = n_accepted
             return TargetSample(xs, "rejection", acceptance_rate=total / n_drawn)
         numer = self._product_mixture(positive_only=True)
@@ -458,11 +515,9 @@ class Composition:
                 "integer weights."
             )
         proposal = GaussianMixture(*numer[:3])
-        k_x, k_r = jax.random.split(key)
-        x = proposal.sample(k_x, oversample * n)
-        logw = logq(x) - proposal.logpdf(x)
-        w = jax.nn.softmax(logw)
-        ess = float(1.0 / jnp.sum(w**2))
+        x, k_r = _proposals(proposal, key, int(oversample) * n)
+        samples, ess = _importance_resample(proposal, x, logq(x), k_r, n)
+        ess = float(ess)
         if ess < POOR_ESS_FRACTION * n:
             warnings.warn(
                 f"importance resampling returned {n} draws of the target whose importance weights have an effective "
@@ -470,8 +525,7 @@ class Composition:
                 f"{n / ess:.0f} times on average and carry the information of ~{ess:.0f} independent ones. Raise "
                 "oversample, or check TargetSample.ess before using them.",
                 ImportanceResamplingWarning, stacklevel=2)
-        idx = jax.random.choice(k_r, x.shape[0], (n,), p=w)
-        return TargetSample(x[idx], "importance_resampling", ess=ess)
+        return TargetSample(samples, "importance_resampling", ess=ess)
 
     def __repr__(self):
         kinds = ", ".join(type(s).__name__ for s in self.sources)
@@ -518,6 +572,5 @@ def _diffused_precision_field(g: Gaussian, weight, schedule):
     r"""``t ↦ w·(C(t)⁻¹, C(t)⁻¹α_tμ)``, ``C(t) = α_t²Σ + σ_t²I``, as a :class:`~closed_form.CodiagonalField` in the
     eigenbasis ``U`` of ``Σ``: per direction ``a(t) = w/(α_t²λ + σ_t²)``, ``c(t) = a(t)·α_t·(Uᵀμ)`` — the one-source
     case of :func:`~closed_form.fields.codiagonal_field`'s coefficients."""
-    lam, vecs = jnp.linalg.eigh(g.cov)
-    w = jnp.reshape(jnp.asarray(weight, dtype=jnp.float64), (1, 1))
-    return CodiagonalField(vecs, _WeightedPrecisions(lam[None], (vecs.T @ g.mean)[None], w, schedule))
+    lam, rotated_mean, w, vecs = _eigen_terms(g.cov, g.mean, weight)
+    return CodiagonalField(vecs, _WeightedPrecisions(lam, rotated_mean, w, schedule))

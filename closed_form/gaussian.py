@@ -58,6 +58,27 @@ def _score(g, x):
     return s.reshape(batch + (g.dim,))
 
 
+@jax.jit(static_argnums=2)
+def _sample(g, key, shape):
+    z = jax.random.normal(key, shape + (g.dim,), dtype=jnp.float64)
+    return g.mean + z @ g.chol.T
+
+
+@jax.jit
+def _precision(chol):
+    return cho_solve((chol, True), jnp.eye(chol.shape[-1], dtype=chol.dtype))
+
+
+@jax.jit
+def _logdet(chol):
+    return 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
+
+
+@jax.jit
+def _inverse_of_symmetrized(p):
+    return jnp.linalg.inv(0.5 * (p + p.T))
+
+
 def _noised_op_by_op(g, schedule, t):
     return Gaussian._unchecked(schedule.alpha(t) * g.mean, diffused_covariance(schedule, g.cov, t))
 
@@ -116,21 +137,20 @@ class Gaussian(FrozenPytree):
     @classmethod
     def standard(cls, dim: int) -> "Gaussian":
         """``N(0, I_d)``."""
-        return cls(jnp.zeros(dim), jnp.eye(dim))
+        return cls(np.zeros(dim), np.eye(dim))
 
     @classmethod
     def isotropic(cls, mean, variance: float) -> "Gaussian":
         """``N(mean, variance · I)``."""
-        mean = jnp.asarray(mean, dtype=jnp.float64)
-        return cls(mean, variance * jnp.eye(mean.shape[0]))
+        mean = np.asarray(mean, dtype=np.float64)
+        return cls(mean, variance * np.eye(mean.shape[0]))
 
     @classmethod
     def from_precision(cls, mean, precision) -> "Gaussian":
         """``N(mean, precision⁻¹)``; the precision must be symmetric positive definite."""
         dim = int(np.shape(mean)[0])
         check_covariance(precision, dim, "precision")
-        p = jnp.asarray(precision, dtype=jnp.float64)
-        return cls(mean, jnp.linalg.inv(0.5 * (p + p.T)))
+        return cls(mean, _inverse_of_symmetrized(jnp.asarray(precision, dtype=jnp.float64)))
 
     # -- properties --
     @property
@@ -140,12 +160,12 @@ class Gaussian(FrozenPytree):
     @property
     def precision(self):
         """``Σ⁻¹`` via the Cholesky factor."""
-        return cho_solve((self.chol, True), jnp.eye(self.dim))
+        return _precision(self.chol)
 
     @property
     def logdet_cov(self):
         """``log |Σ| = 2 Σ_k log L_kk``."""
-        return 2.0 * jnp.sum(jnp.log(jnp.diag(self.chol)))
+        return _logdet(self.chol)
 
     # -- densities --
     def logpdf(self, x):
@@ -160,10 +180,10 @@ class Gaussian(FrozenPytree):
 
     def sample(self, key, n):
         """``n`` draws ``μ + L z``, ``z ~ N(0, I)``; ``n`` an int or a shape; returns ``(*n, d)``."""
-        # Op by op, not jitted: a fused program rounds the last bit differently, and draws feed seeded samplers.
-        shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n)
-        z = jax.random.normal(key, shape + (self.dim,), dtype=jnp.float64)
-        return self.mean + z @ self.chol.T
+        # One jitted program per shape (the fused add may round the last bit unlike op-by-op code; every route to
+        # a draw goes through this one function, so equal keys still give equal draws).
+        shape = (int(n),) if isinstance(n, (int, np.integer)) else tuple(int(k) for k in n)
+        return _sample(self, key, shape)
 
     def noised(self, schedule, t) -> "Gaussian":
         r"""The law of ``α_t x₀ + σ_t ε`` for ``x₀ ~ N(μ, Σ)``: ``N(α_t μ, α_t² Σ + σ_t² I)``.

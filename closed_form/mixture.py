@@ -74,6 +74,21 @@ def _score(mix, x):
     return s.reshape(batch + (mix.dim,))
 
 
+@jax.jit(static_argnums=2)
+def _sample(mix, key, shape):
+    k_comp, k_norm = jax.random.split(key)
+    idx = jax.random.categorical(k_comp, jnp.log(mix.weights), shape=shape)
+    z = jax.random.normal(k_norm, shape + (mix.dim,), dtype=jnp.float64)
+    return mix.means[idx] + jnp.einsum("...ij,...j->...i", mix.chols[idx], z)
+
+
+@jax.jit
+def _moments(weights, means, covs):
+    m = weights @ means
+    second = jnp.einsum("k,kij->ij", weights, covs + jnp.einsum("ki,kj->kij", means, means))
+    return m, second - jnp.outer(m, m)
+
+
 def _noised_op_by_op(mix, schedule, t):
     covs = diffused_covariance(schedule, mix.covs, t)
     return GaussianMixture.tree_unflatten(None, (mix.weights, schedule.alpha(t) * mix.means, covs, _cholesky(covs)))
@@ -152,14 +167,12 @@ class GaussianMixture(FrozenPytree):
     @property
     def mean(self):
         """``Σ_k π_k μ_k``."""
-        return self.weights @ self.means
+        return _moments(self.weights, self.means, self.covs)[0]
 
     @property
     def cov(self):
         """``Σ_k π_k (Σ_k + μ_k μ_kᵀ) − μ μᵀ``."""
-        m = self.mean
-        second = jnp.einsum("k,kij->ij", self.weights, self.covs + jnp.einsum("ki,kj->kij", self.means, self.means))
-        return second - jnp.outer(m, m)
+        return _moments(self.weights, self.means, self.covs)[1]
 
     def _component_terms(self, flat):
         """Per-component ``log π_k + log N(x; μ_k, Σ_k)`` and ``Σ_k⁻¹(x − μ_k)`` for points ``flat`` (n, d)."""
@@ -190,12 +203,10 @@ class GaussianMixture(FrozenPytree):
 
     def sample(self, key, n):
         """``n`` draws (an int or a shape): a component by its weight, then a Gaussian draw; ``(*n, d)``."""
-        # Op by op, not jitted: a fused program rounds the last bit differently, and draws feed seeded samplers.
-        shape = (n,) if isinstance(n, (int, np.integer)) else tuple(n)
-        k_comp, k_norm = jax.random.split(key)
-        idx = jax.random.categorical(k_comp, jnp.log(self.weights), shape=shape)
-        z = jax.random.normal(k_norm, shape + (self.dim,), dtype=jnp.float64)
-        return self.means[idx] + jnp.einsum("...ij,...j->...i", self.chols[idx], z)
+        # One jitted program per shape (the fused arithmetic may round the last bit unlike op-by-op code; every route
+        # to a draw goes through this one function, so equal keys still give equal draws).
+        shape = (int(n),) if isinstance(n, (int, np.integer)) else tuple(int(k) for k in n)
+        return _sample(self, key, shape)
 
     def noised(self, schedule, t) -> "GaussianMixture":
         r"""Each component diffused: ``Σ_k π_k N(α_t μ_k, α_t² Σ_k + σ_t² I)``."""
