@@ -59,7 +59,13 @@ def as_key(key):
 
 def split_keys(key) -> Keys:
     """The five streams of ``key`` (a JAX key, or an int seed: :func:`as_key`)."""
-    return Keys(*jax.random.split(as_key(key), 5))
+    return _split_keys(as_key(key))
+
+
+@jax.jit
+def _split_keys(key) -> Keys:
+    # One compiled program (per key type) instead of an eager split and five eager slices.
+    return Keys(*jax.random.split(key, 5))
 
 
 class StepKeys(NamedTuple):
@@ -70,6 +76,7 @@ class StepKeys(NamedTuple):
     corrector: jax.Array
 
 
+@jax.jit
 def step_keys(keys: Keys, k) -> StepKeys:
     """Step ``k``'s keys: the step index folded into the noise, resampling and corrector streams of ``keys``."""
     return StepKeys(jax.random.fold_in(keys.noise, k), jax.random.fold_in(keys.resample, k),

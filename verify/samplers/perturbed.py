@@ -109,11 +109,13 @@ class AffineErrorScore:
     @classmethod
     def build(cls, base, scale: float = 0.0, matrix=None, shift=None) -> "AffineErrorScore":
         d = base.dim
-        matrix = jnp.zeros((d, d)) if matrix is None else jnp.asarray(matrix, dtype=jnp.float64)
-        shift = jnp.zeros(d) if shift is None else jnp.asarray(shift, dtype=jnp.float64)
+        matrix = np.zeros((d, d)) if matrix is None else matrix
+        shift = np.zeros(d) if shift is None else shift
+        # dtype given: a NumPy input is transferred, not converted by a compiled program.
+        matrix, shift = jnp.asarray(matrix, dtype=jnp.float64), jnp.asarray(shift, dtype=jnp.float64)
         if matrix.shape != (d, d) or shift.shape != (d,):
             raise ShapeMismatchError(f"matrix must be ({d}, {d}) and shift ({d},), got {matrix.shape} and {shift.shape}.")
-        return cls(base, jnp.asarray(float(scale)), matrix, shift)
+        return cls(base, jnp.asarray(float(scale), dtype=jnp.float64), matrix, shift)
 
     @property
     def dim(self) -> int:
@@ -124,10 +126,21 @@ class AffineErrorScore:
         return 1.0 + self.scale / jnp.sqrt(jnp.sum(1.0 / v))
 
     def __call__(self, x, t):
-        return self._factor(t) * self.base(x, t) - x @ self.matrix.T + self.shift
+        return _affine_error_score(self, x, t)
 
     def field(self, t):
         """``t ↦ (A_t, b_t)`` with ``ŝ = −A_t x + b_t``."""
-        a, b = self.base.affine(t)
-        k = self._factor(t)
-        return k * a + self.matrix, k * b + self.shift
+        return _affine_error_field(self, t)
+
+
+# Module-level jitted cores (the score is a pytree argument): one program per shape when called outside a trace.
+@jax.jit
+def _affine_error_score(score, x, t):
+    return score._factor(t) * score.base(x, t) - x @ score.matrix.T + score.shift
+
+
+@jax.jit
+def _affine_error_field(score, t):
+    a, b = score.base.affine(t)
+    k = score._factor(t)
+    return k * a + score.matrix, k * b + score.shift
