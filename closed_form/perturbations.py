@@ -32,18 +32,20 @@ All ``delta`` methods are JAX functions of ``(x, t)`` with ``t`` possibly traced
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from closed_form.divergences import ress_inverse
 from closed_form.errors import CatcompError, ShapeMismatchError
-from closed_form.fields import CodiagonalField, FieldSum
+from closed_form.fields import CodiagonalField, FieldSum, _pytree_form
 from closed_form.gaussian import Gaussian
 from closed_form.mixture import GaussianMixture
 from closed_form.pytree import FrozenPytree
 from closed_form.schedules import diffused_covariance
-from closed_form.score_matching import affine_dsm_excess, affine_sq_norm
+from closed_form.score_matching import affine_dsm_excess, affine_sq_norm, diffused_path
 from closed_form.validation import check_error_size, is_concrete
 
 
@@ -51,6 +53,30 @@ def _is_array_tree(tree) -> bool:
     """Whether every leaf of ``tree`` is an array or a number (a closure is its own, non-array, leaf)."""
     return all(isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, int))
                for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def _is_concrete_array_tree(tree) -> bool:
+    """Whether every leaf of ``tree`` is a concrete array or number (no tracer, no closure)."""
+    return all(isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, int))
+               and not isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def _compiled(method):
+    r"""``method(self, *args)`` as one compiled program per structure and shapes when ``self`` (a pytree) and the
+    arguments are concrete arrays and ``self._compilable()`` gives an equivalent pytree; otherwise (traced values inside another ``jit``, a field
+    that is a closure) the ``jax.numpy`` code runs as it is. Op by op each ``jax.numpy`` operation compiled its own
+    small program per shape."""
+    jitted = jax.jit(method)
+
+    @functools.wraps(method)
+    def call(self, *args):
+        if _is_concrete_array_tree(args):
+            twin = self._compilable()
+            if twin is not None:
+                return jitted(twin, *args)
+        return method(self, *args)
+
+    return call
 
 
 class _Label:
@@ -77,6 +103,11 @@ def _affine_moments(a, b, dist: Gaussian):
     return second, fourth
 
 
+#: :func:`_affine_moments` compiled (one program per shape): for errors whose field is a closure, whose methods run
+#: op by op.
+_affine_moments_jit = jax.jit(_affine_moments)
+
+
 @jax.tree_util.register_pytree_node_class
 class AffineScoreError:
     r"""``δ(x, t) = −A_δ(t) x + b_δ(t)`` for source ``source`` (a :class:`Gaussian`) under ``schedule``.
@@ -98,6 +129,21 @@ class AffineScoreError:
             return (self.source, self.field), (self.schedule, _Label(self.name), None)
         return (self.source,), (self.schedule, _Label(self.name), self.field)
 
+    def _compilable(self):
+        """This error with its field as a pytree of concrete arrays (a :class:`CodiagonalField` or
+        :class:`FieldSum` rewritten as the equivalent pytree), for :func:`_compiled`; ``None`` when the field is a
+        closure, a value is traced or the schedule does not hash."""
+        try:
+            hash(self.schedule)
+        except TypeError:
+            return None
+        form = _pytree_form(self.field)
+        if not _is_concrete_array_tree((self.source, form)):
+            return None
+        twin = object.__new__(AffineScoreError)
+        twin.source, twin.schedule, twin.field, twin.name = self.source, self.schedule, form, self.name
+        return twin
+
     @classmethod
     def tree_unflatten(cls, aux, children):
         schedule, label, static_field = aux
@@ -106,6 +152,7 @@ class AffineScoreError:
         obj.source, obj.schedule, obj.field, obj.name = children[0], schedule, field, label.text
         return obj
 
+    @_compiled
     def delta(self, x, t):
         """``δ(x, t)`` for ``x`` of shape ``(..., d)``."""
         a, b = self.field(t)
@@ -115,22 +162,24 @@ class AffineScoreError:
         r"""``ε(t) = ‖δ(·, t)‖_{L²(q_t)}`` with ``q_t`` the diffused source; exact."""
         return self.norm_under(self.source.noised(self.schedule, t), t)
 
+    @_compiled
     def norm_under(self, dist: Gaussian, t):
         r"""``‖δ(·, t)‖_{L²(dist)} = (tr(A P Aᵀ) + ‖−A m + b‖²)^{1/2}``; exact."""
         a, b = self.field(t)
-        return jnp.sqrt(_affine_moments(a, b, dist)[0])
+        return jnp.sqrt(_affine_moments_jit(a, b, dist)[0])
 
+    @_compiled
     def fourth_moment_under(self, dist: Gaussian, t):
         r"""``E_{dist}‖δ(·, t)‖⁴``; exact (Isserlis)."""
         a, b = self.field(t)
-        return _affine_moments(a, b, dist)[1]
+        return _affine_moments_jit(a, b, dist)[1]
 
     def dsm_excess(self, path=None, n_nodes: int = 48) -> float:
         r"""``ε² = (1/T)∫₀ᵀ σ_t² E_{path(t)}‖δ(·, t)‖² dt`` (:mod:`closed_form.score_matching`): with ``path=None``
         under the diffused source — the ε-prediction loss excess training reduces — or under any Gaussian path
         ``t ↦ Gaussian`` (e.g. ``Q_t``, ``π_t``: where a sampler pays the error). Exact inner expectation,
         Gauss–Legendre in ``t`` with a convergence check."""
-        path = path or (lambda t: self.source.noised(self.schedule, t))
+        path = path or diffused_path(self.source, self.schedule)
         return affine_dsm_excess(self.field, path, self.schedule, n_nodes)
 
 
@@ -290,21 +339,32 @@ class DensityPowerError:
         obj.schedule, obj.name = aux[0], aux[1].text
         return obj
 
+    def _compilable(self):
+        """This error when its values are concrete and the schedule hashes (for :func:`_compiled`), else ``None``."""
+        try:
+            hash(self.schedule)
+        except TypeError:
+            return None
+        return self if _is_concrete_array_tree(self) else None
+
     def _scale(self, x, t):
         prec, m = _diffused_precision(self.source, self.schedule, t)
         y = jnp.asarray(x) - m
         maha = jnp.einsum("...i,ij,...j->...", y, prec, y)
         return self.eps * jnp.exp(0.5 * self.gamma * maha + 0.25 * self.source.dim * jnp.log1p(-2 * self.gamma))
 
+    @_compiled
     def delta(self, x, t):
         return self._scale(x, t)[..., None] * self.u
 
+    @_compiled
     def sq_norm_under(self, dist: Gaussian, t):
         r"""``E_{dist}‖δ(·, t)‖²`` in closed form (``inf`` when not integrable)."""
         prec, m = _diffused_precision(self.source, self.schedule, t)
         mgf = _quadratic_mgf(dist.mean - m, dist.cov, self.gamma * prec)
         return self.eps**2 * (1 - 2 * self.gamma) ** (self.source.dim / 2) * mgf
 
+    @_compiled
     def fourth_moment_under(self, dist: Gaussian, t):
         r"""``E_{dist}‖δ(·, t)‖⁴ = ε⁴(1 − 2γ)^d E e^{2γD}`` in closed form (``inf`` when not integrable)."""
         prec, m = _diffused_precision(self.source, self.schedule, t)

@@ -14,6 +14,7 @@ covariance, ``α_t²Σ + σ_t²I``, in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -23,6 +24,78 @@ import jax.numpy as jnp
 import numpy as np
 
 from closed_form.errors import CatcompError
+
+#: Argument types a compiled schedule function takes as they are (anything else, e.g. a list, is evaluated op by op).
+_ARRAY_TYPES = (jax.Array, np.ndarray, np.generic, float, int)
+
+
+def _is_concrete(*args) -> bool:
+    """Whether ``args`` are concrete arrays or numbers (no tracers, no lists)."""
+    return all(isinstance(a, _ARRAY_TYPES) and not isinstance(a, jax.core.Tracer) for a in args)
+
+
+def _parameters(schedule):
+    """``(class, field names, field values, host constants)`` of a dataclass schedule whose fields are all numbers, for
+    :func:`_rebuilt`; ``None`` for any other schedule."""
+    if not dataclasses.is_dataclass(schedule):
+        return None
+    names = tuple(f.name for f in dataclasses.fields(schedule))
+    values = tuple(getattr(schedule, n) for n in names)
+    if not all(isinstance(v, (float, int)) and not isinstance(v, bool) for v in values):
+        return None
+    return type(schedule), names, tuple(float(v) for v in values), schedule._host_constants()
+
+
+def _rebuilt(cls, names, values, constants):
+    """The schedule of class ``cls`` with fields ``names = values`` (traced inside a compiled program: its checks,
+    which read the values, ran when the original was built) and its host constants set."""
+    obj = object.__new__(cls)
+    for name, value in zip(names, values):
+        object.__setattr__(obj, name, value)
+    for name, value in constants.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _call_rebuilt(method, cls, names, values, constants, args):
+    return method(_rebuilt(cls, names, values, constants), *args)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _call_static(method, schedule, args):
+    return method(schedule, *args)
+
+
+def _dispatch(method, schedule, *args):
+    r"""``method(schedule, *args)`` as one compiled program when ``args`` are concrete: for a dataclass schedule of
+    numbers the parameters are arguments of the program (one compilation per class, method and shapes, whatever the
+    values), for another hashable schedule the schedule is static; traced ``args`` (inside another ``jit``, ``grad``,
+    ``vmap``) and unhashable schedules run the ``jax.numpy`` code as it is.
+
+    Op by op, each ``jax.numpy`` operation compiles its own small program per shape (``α_t`` of the linear schedule
+    is five: a power, two products, a sum, an exponential); compiled, the same formulas are one program with the same
+    operations on the same values."""
+    if _is_concrete(*args):
+        params = _parameters(schedule)
+        if params is not None:
+            return _call_rebuilt(method, *params, args)
+        try:
+            hash(schedule)
+        except TypeError:
+            return method(schedule, *args)
+        return _call_static(method, schedule, args)
+    return method(schedule, *args)
+
+
+def _compiled(method):
+    """A schedule method ``t ↦ …`` run by :func:`_dispatch`."""
+
+    @functools.wraps(method)
+    def call(self, t):
+        return _dispatch(method, self, t)
+
+    return call
 
 
 class Schedule:
@@ -36,20 +109,28 @@ class Schedule:
 
     T: float
 
+    def _host_constants(self) -> dict:
+        """Constants a subclass computes in Python from its parameters (``math`` functions, which do not take traced
+        values), set on the schedule rebuilt inside a compiled program so that it uses the very same numbers."""
+        return {}
+
     def beta(self, t):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
     def log_alpha(self, t):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
+    @_compiled
     def alpha(self, t):
         """Signal scale ``α_t``."""
         return jnp.exp(self.log_alpha(t))
 
+    @_compiled
     def sigma2(self, t):
         """Noise variance ``σ_t² = 1 − α_t²``, computed with ``expm1`` so that it stays accurate as ``t → 0``."""
         return -jnp.expm1(2.0 * self.log_alpha(t))
 
+    @_compiled
     def sigma(self, t):
         """Noise scale ``σ_t``."""
         return jnp.sqrt(self.sigma2(t))
@@ -79,15 +160,18 @@ class VPSchedule(Schedule):
                 f"beta_max={self.beta_max}, T={self.T}."
             )
 
+    @_compiled
     def beta(self, t):
         """``β(t)``."""
         return self.beta_min + (self.beta_max - self.beta_min) * jnp.asarray(t) / self.T
 
+    @_compiled
     def integrated_beta(self, t):
         """``∫₀ᵗ β(s) ds`` in closed form."""
         t = jnp.asarray(t)
         return self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2 / self.T
 
+    @_compiled
     def log_alpha(self, t):
         """``log α_t = −½ ∫₀ᵗ β``."""
         return -0.5 * self.integrated_beta(t)
@@ -113,10 +197,12 @@ class CosineSchedule(Schedule):
     def _angle(self, t):
         return (jnp.asarray(t) / self.T + self.s) / (1.0 + self.s) * (jnp.pi / 2)
 
+    @_compiled
     def beta(self, t):
         """``β(t) = −d/dt log α_t²``."""
         return jnp.pi / (self.T * (1.0 + self.s)) * jnp.tan(self._angle(t))
 
+    @_compiled
     def log_alpha(self, t):
         r"""``log α_t = log cos(θ_0 + δ) − log cos θ_0`` with ``θ_0 = angle(0)``, ``δ = (t/T)/(1+s)·π/2``, computed as
 
@@ -126,10 +212,17 @@ class CosineSchedule(Schedule):
         difference of the two logarithms lost it (relative error 5e-10 at ``t = 1e-5``, 3e-6 at ``t = 1e-9``,
         measured against the SymPy derivation in 60-digit arithmetic).
         """
-        theta0 = self.s / (1.0 + self.s) * (math.pi / 2)
+        tan_theta0 = self.__dict__.get("_tan_theta0")  # set on a schedule rebuilt with traced parameters
+        if tan_theta0 is None:
+            tan_theta0 = self._host_constants()["_tan_theta0"]
         delta = jnp.asarray(t) / self.T / (1.0 + self.s) * (jnp.pi / 2)
-        return jnp.log1p(-2.0 * jnp.sin(0.5 * delta) ** 2 - math.tan(theta0) * jnp.sin(delta))
+        return jnp.log1p(-2.0 * jnp.sin(0.5 * delta) ** 2 - tan_theta0 * jnp.sin(delta))
 
+    def _host_constants(self) -> dict:
+        """``tan θ_0``, ``θ_0 = s/(1+s)·π/2``, in Python's double precision."""
+        return {"_tan_theta0": math.tan(self.s / (1.0 + self.s) * (math.pi / 2))}
+
+    @_compiled
     def integrated_beta(self, t):
         """``∫₀ᵗ β = −2 log α_t``."""
         return -2.0 * self.log_alpha(t)
@@ -138,17 +231,28 @@ class CosineSchedule(Schedule):
 def diffused_variance(schedule, var, t):
     r"""``α_t² v + σ_t²`` elementwise: the variance along an eigen-direction of variance ``v`` after diffusing to time
     ``t`` (``x_t = α_t x_0 + σ_t ε``). ``var`` of any shape; ``t`` a scalar, possibly traced."""
+    return _dispatch(_diffused_variance, schedule, var, t)
+
+
+def _diffused_variance(schedule, var, t):
     return schedule.alpha(t) ** 2 * var + schedule.sigma2(t)
+
 
 
 def diffused_covariance(schedule, cov, t):
     r"""``α_t² Σ + σ_t² I``: the covariance of ``x_t = α_t x_0 + σ_t ε`` for ``Cov(x_0) = Σ``, ``ε ~ N(0, I)``.
 
     ``cov`` of shape ``(..., d, d)`` (a stack of covariances is diffused one by one); ``t`` a scalar, possibly
-    traced. Every diffused Gaussian and mixture component in catcomp is built here.
+    traced. Every diffused Gaussian and mixture component in catcomp is built here (one compiled program per
+    schedule and shapes when ``cov`` and ``t`` are concrete).
     """
+    return _dispatch(_diffused_covariance, schedule, cov, t)
+
+
+def _diffused_covariance(schedule, cov, t):
     cov = jnp.asarray(cov)
     return schedule.alpha(t) ** 2 * cov + schedule.sigma2(t) * jnp.eye(cov.shape[-1])
+
 
 
 @functools.partial(jax.jit, static_argnums=0)

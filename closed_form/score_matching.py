@@ -16,11 +16,14 @@ For an affine error ``δ(x, t) = ŝ − s = −A(t)x + b(t)`` under ``N(m, P)`` 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from closed_form.errors import CatcompError, QuadratureNotConvergedError
+from closed_form.pytree import FrozenPytree
 
 
 def gauss_legendre(a: float, b: float, n: int):
@@ -56,7 +59,13 @@ def affine_dsm_excess_sq(field, law, schedule, n_nodes: int = 48):
     0-d float64 array; traceable (no convergence check: use :func:`affine_dsm_excess` for a checked value).
     """
     nodes, weights = gauss_legendre(0.0, float(schedule.T), n_nodes)
+    compiled = _compiled_excess_sq(field, law, schedule)
+    if compiled is not None:
+        return compiled(nodes, weights)
+    return _excess_sq(field, law, schedule, nodes, weights)
 
+
+def _excess_sq(field, law, schedule, nodes, weights):
     def integrand(t):
         a, b = field(t)
         g = law(t)
@@ -64,6 +73,67 @@ def affine_dsm_excess_sq(field, law, schedule, n_nodes: int = 48):
 
     values = jax.vmap(integrand)(jnp.asarray(nodes))
     return jnp.dot(jnp.asarray(weights), values) / schedule.T
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _excess_sq_apply(treedef, schedule, static, dynamic, nodes, weights):
+    leaves = [x if s is None else s for s, x in zip(static, dynamic)]
+    field, law = jax.tree_util.tree_unflatten(treedef, leaves)
+    return _excess_sq(field, law, schedule, nodes, weights)
+
+
+_ARRAY_TYPES = (jax.Array, np.ndarray, np.generic, float, int)
+
+
+def _under_a_trace() -> bool:
+    """Whether a JAX transformation (``jit``, ``vmap``, ``grad``) is tracing the caller (``True`` when unknown)."""
+    try:
+        from jax._src.core import trace_state_clean
+    except ImportError:  # pragma: no cover - a JAX without it: assume traced, which runs the code as it is
+        return True
+    return not trace_state_clean()
+
+
+def _compiled_excess_sq(field, law, schedule):
+    """:func:`_excess_sq` as one compiled program when ``field`` and ``law`` hold no traced values and the schedule
+    hashes; ``None`` otherwise (traced values: the code runs as it is, inside the caller's trace). The arrays of pytree
+    fields and laws (pytree fields, :func:`diffused_path`) are arguments of the program, so it compiles once per
+    structure and shapes; a closure is static, so the program compiles once per closure object. Op by op under the
+    ``vmap``, every ``jax.numpy`` operation compiled its own small program per shape."""
+    from closed_form.fields import _pytree_form
+
+    if _under_a_trace():  # a closure may hold the caller's traced values
+        return None
+    leaves, treedef = jax.tree_util.tree_flatten((_pytree_form(field), law))
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+        return None
+    is_array = [isinstance(x, _ARRAY_TYPES) for x in leaves]
+    static = tuple(None if a else x for a, x in zip(is_array, leaves))
+    dynamic = [x if a else None for a, x in zip(is_array, leaves)]
+    try:
+        hash((treedef, static, schedule))
+    except TypeError:
+        return None
+    return functools.partial(_excess_sq_apply, treedef, schedule, static, dynamic)
+
+
+class _DiffusedPath(FrozenPytree):
+    """``t ↦ dist.noised(schedule, t)`` as a pytree (leaf: ``dist``; the schedule static)."""
+
+    _leaves = ("dist",)
+    _static = ("schedule",)
+
+    def __init__(self, dist, schedule):
+        self._set(dist, schedule)
+
+    def __call__(self, t):
+        return self.dist.noised(self.schedule, t)
+
+
+def diffused_path(dist, schedule):
+    """The path ``t ↦ dist.noised(schedule, t)`` of a Gaussian diffused by ``schedule``, for ``law`` arguments: unlike a
+    ``lambda``, a pytree, so that :func:`affine_dsm_excess_sq` compiles it once per structure and shapes."""
+    return _DiffusedPath(dist, schedule)
 
 
 def affine_dsm_excess(field, law, schedule, n_nodes: int = 48, rtol: float = 1e-12, atol: float = 1e-300) -> float:
@@ -91,5 +161,6 @@ __all__ = [
     "affine_dsm_excess",
     "affine_dsm_excess_sq",
     "affine_sq_norm",
+    "diffused_path",
     "gauss_legendre",
 ]

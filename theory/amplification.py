@@ -43,7 +43,7 @@ from closed_form.errors import CatcompError
 from closed_form.gaussian import Gaussian
 from closed_form.perturbations import misspecification_error
 from closed_form.schedules import diffused_covariance
-from closed_form.score_matching import affine_dsm_excess_sq
+from closed_form.score_matching import affine_dsm_excess_sq, diffused_path
 
 #: Quadrature nodes of the DSM integral inside the Hessians; 24 already agree with 128 to 1e-15 relative on the
 #: paper's settings (``tests/test_score_matching.py`` checks 32 against 64).
@@ -85,6 +85,8 @@ def perturbed_sources(sources, delta):
     d = sources[0].dim
     iu = np.triu_indices(d)
     per = d + len(iu[0])
+    if not any(isinstance(a, jax.core.Tracer) for a in [delta] + [x for s in sources for x in (s.mean, s.cov)]):
+        return _perturbed_sources_concrete(sources, np.asarray(delta, dtype=np.float64), iu, per)
     out = []
     for i, src in enumerate(sources):
         block = delta[i * per:(i + 1) * per]
@@ -94,10 +96,24 @@ def perturbed_sources(sources, delta):
     return out
 
 
+def _perturbed_sources_concrete(sources, delta, iu, per):
+    """:func:`perturbed_sources` for concrete values, in NumPy (the same additions, so the same values): op by op
+    the JAX code compiled a small program per operation and shape."""
+    d = sources[0].dim
+    out = []
+    for i, src in enumerate(sources):
+        block = delta[i * per:(i + 1) * per]
+        upper = np.zeros((d, d))
+        upper[iu] = block[d:]
+        sym = upper + upper.T - np.diag(np.diag(upper))
+        out.append(Gaussian._unchecked(_as_array(np.asarray(src.mean) + block[:d]), _as_array(np.asarray(src.cov) + sym)))
+    return out
+
+
 def perturbed_sources_checked(sources, delta) -> list[Gaussian]:
     """:func:`perturbed_sources` with validation: raises :class:`~closed_form.errors.NotPositiveDefiniteError` when a
     perturbed covariance is not positive definite (the perturbation does not define a distribution)."""
-    return [Gaussian(np.asarray(g.mean), np.asarray(g.cov)) for g in perturbed_sources(sources, jnp.asarray(delta))]
+    return [Gaussian(np.asarray(g.mean), np.asarray(g.cov)) for g in perturbed_sources(sources, _as_array(delta))]
 
 
 def _composed(sources, weights):
@@ -127,13 +143,25 @@ def _source_error_sq(block, mean, cov, schedule, n_nodes):
     src = Gaussian._unchecked(mean, cov)
     fit = perturbed_sources([src], block)[0]
     err = misspecification_error(src, fit, schedule)
-    return affine_dsm_excess_sq(err.field, lambda t: src.noised(schedule, t), schedule, n_nodes)
+    return affine_dsm_excess_sq(err.field, diffused_path(src, schedule), schedule, n_nodes)
+
+
+def _as_array(x):
+    """``x`` as a float64 JAX array, put on the device without compiling a conversion program (op by op,
+    ``jnp.asarray`` of a NumPy array compiles one per shape); a tracer as it is."""
+    if isinstance(x, jax.core.Tracer):
+        return x
+    return jax.device_put(np.asarray(x, dtype=np.float64))
 
 
 def _stack(composition):
-    means = jnp.stack([s.mean for s in composition.sources])
-    covs = jnp.stack([s.cov for s in composition.sources])
-    return means, covs, jnp.asarray(composition.weights)
+    arrays = [a for s in composition.sources for a in (s.mean, s.cov)] + [composition.weights]
+    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+        means = jnp.stack([s.mean for s in composition.sources])
+        covs = jnp.stack([s.cov for s in composition.sources])
+        return means, covs, jnp.asarray(composition.weights)
+    return (_as_array(np.stack([np.asarray(s.mean) for s in composition.sources])),
+            _as_array(np.stack([np.asarray(s.cov) for s in composition.sources])), _as_array(composition.weights))
 
 
 def _blocks(delta, n):
@@ -177,7 +205,7 @@ def training_error_sq(composition, schedule, delta, n_nodes: int = N_NODES):
     diffused law (traceable in ``δ``)."""
     _check_gaussian_composition(composition)
     means, covs, _ = _stack(composition)
-    return _error_sq(jnp.asarray(delta), means, covs, schedule, n_nodes)
+    return _error_sq(_as_array(delta), means, covs, schedule, n_nodes)
 
 
 def _diffused(mean, cov, schedule, t):
@@ -189,7 +217,7 @@ def target_kl(composition, schedule, delta, t: float = 0.0):
     (``t = 0``: ``KL(Q‖Q̂_δ)``); traceable in ``δ``, and ``NaN`` (not an error) where ``Q̂_δ`` is improper."""
     _check_gaussian_composition(composition)
     means, covs, weights = _stack(composition)
-    return _target_kl(jnp.asarray(delta), means, covs, weights, schedule, t)
+    return _target_kl(_as_array(delta), means, covs, weights, schedule, t)
 
 
 @dataclass(frozen=True)
@@ -358,21 +386,21 @@ def crossover(composition, schedule, level: float, amp: Amplification | None = N
         todo = state == 0
         if not todo.any():
             break
-        st = np.asarray(_ray_states(jnp.asarray((rays * s_hi).T), level, means, covs, weights, schedule, t_min))
+        st = np.asarray(_ray_states(_as_array((rays * s_hi).T), level, means, covs, weights, schedule, t_min))
         state = np.where(todo, st, state)
         grow = todo & (st == 0)
         s_lo, s_hi = np.where(grow, s_hi, s_lo), np.where(grow, 2.0 * s_hi, s_hi)
     crossing = state == 1
     while np.any(crossing & (s_hi - s_lo > rtol * s_hi)):
         mid = 0.5 * (s_lo + s_hi)
-        st = np.asarray(_ray_states(jnp.asarray((rays * mid).T), level, means, covs, weights, schedule, t_min))
+        st = np.asarray(_ray_states(_as_array((rays * mid).T), level, means, covs, weights, schedule, t_min))
         # an invalid stretch before the crossing means the ray does not cross as a distribution
         crossing &= st != 2
         s_lo, s_hi = np.where(st == 0, mid, s_lo), np.where(st == 1, mid, s_hi)
     if not crossing.any():
         return Crossover(np.inf, None, None, None, level)
     deltas = (rays * s_hi).T[crossing]
-    eps = np.sqrt([float(_error_sq(jnp.asarray(d), means, covs, schedule, n_nodes)) for d in deltas])
+    eps = np.sqrt([float(_error_sq(_as_array(d), means, covs, schedule, n_nodes)) for d in deltas])
     j = int(np.argmin(eps))
     k, sign, phi = [lab for lab, c in zip(labels, crossing) if c][j]
     return Crossover(float(eps[j]), deltas[j], int(k), sign, level, float(phi))
@@ -398,11 +426,11 @@ def calibrate(composition, schedule, eps: float, direction, n_nodes: int = N_NOD
     means, covs, _ = _stack(composition)
 
     def excess(s):
-        return float(_error_sq(jnp.asarray(s * v), means, covs, schedule, n_nodes)) - eps**2
+        return float(_error_sq(_as_array(s * v), means, covs, schedule, n_nodes)) - eps**2
 
     def valid(s):
         return all(np.linalg.eigvalsh(np.asarray(g.cov))[0] > 0
-                   for g in perturbed_sources(composition.sources, jnp.asarray(s * v)))
+                   for g in perturbed_sources(composition.sources, _as_array(s * v)))
 
     hi = eps / np.sqrt(max(0.5 * v @ amplification_hessian_eps(composition, schedule, n_nodes) @ v, 1e-300))
     lo = 0.0
@@ -472,7 +500,7 @@ def target_kl_many(composition, schedule, deltas, t: float = 0.0) -> np.ndarray:
     _check_gaussian_composition(composition)
     means, covs, weights = _stack(composition)
     rows, n = pad_rows(np.atleast_2d(np.asarray(deltas, dtype=np.float64)))
-    return np.asarray(_target_kl_many(jnp.asarray(rows), means, covs, weights, schedule, float(t)))[:n]
+    return np.asarray(_target_kl_many(_as_array(rows), means, covs, weights, schedule, float(t)))[:n]
 
 
 def calibrate_many(composition, schedule, eps: float, directions, n_nodes: int = N_NODES, hess_eps=None):
@@ -515,7 +543,7 @@ def calibrate_many(composition, schedule, eps: float, directions, n_nodes: int =
 
     def state(s):
         """ε²(s·v) − eps² per row, +inf where the perturbed covariances are not PD (past the valid interval)."""
-        d = jnp.asarray(s[:, None] * v)
+        d = _as_array(s[:, None] * v)
         ok = np.asarray(_valid_many(d, means, covs))
         err = np.asarray(_error_sq_many(d, means, covs, schedule, n_nodes)) - eps**2
         return np.where(ok, err, np.inf), ok

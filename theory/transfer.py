@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 from closed_form.divergences import ress_inverse
 from closed_form.gaussian import Gaussian
-from closed_form.perturbations import AffineScoreError, DensityPowerError
+from closed_form.fields import _pytree_form, _pytree_jit
+from closed_form.perturbations import AffineScoreError, DensityPowerError, DensityRatioError
 from closed_form.quadrature import cubature_logpdf, gaussian_box, integrate_function
 
 
@@ -61,12 +61,38 @@ def _abs_moment(error, dist: Gaussian, t, rtol=1e-10):
         raise ValueError("the first absolute moment is computed by cubature in dimensions 1 and 2 only.")
     lower, upper = gaussian_box([(np.asarray(dist.mean), np.asarray(dist.cov))])
     logq = cubature_logpdf(dist)
-    delta = jax.jit(lambda x: error.delta(x, t))
+    delta = _cubature_delta(error, t)
 
     def f(x):
         return np.exp(np.asarray(logq(x))) * np.linalg.norm(np.asarray(delta(x)), axis=-1)
 
     return integrate_function(f, lower, upper, rtol=rtol, atol=1e-14)
+
+
+def _cubature_delta(error, t):
+    """``x ↦ δ(x, t)`` for cubature, which calls it on point sets ``(n, d)`` of many sizes ``n``: the same formulas in
+    NumPy for an affine error (``−x Aᵀ + b``, ``A``, ``b`` evaluated once) and the ratio-shaped error (its two Gaussian
+    log-densities in NumPy, as :func:`~closed_form.quadrature.cubature_logpdf`); otherwise ``error.delta`` on the
+    points padded to a power-of-two count of rows, so that a compiled ``delta`` meets a few shapes, not one per call."""
+    if isinstance(error, AffineScoreError):
+        compiled = _pytree_jit(_pytree_form(error.field))
+        a, b = (np.asarray(v, dtype=np.float64) for v in (compiled or error.field)(t))
+        return lambda x: -np.asarray(x, dtype=np.float64) @ a.T + b
+    if isinstance(error, DensityRatioError):
+        logq, logp = cubature_logpdf(error.q), cubature_logpdf(error.p)
+        scale, u = error.eps / np.sqrt(error.ress_inverse), np.asarray(error.u, dtype=np.float64)
+        return lambda x: (scale * np.exp(logq(x) - logp(x)))[..., None] * u
+
+    def padded(x):
+        x = np.asarray(x, dtype=np.float64)
+        n = x.shape[0]
+        if n == 0:
+            return np.asarray(error.delta(x, t))
+        size = max(64, 1 << max(n - 1, 0).bit_length())
+        rows = np.concatenate([x, np.repeat(x[:1], size - n, axis=0)]) if size > n else x
+        return np.asarray(error.delta(rows, t))[:n]
+
+    return padded
 
 
 def transfer_bound(error, p: Gaussian, q: Gaussian, t=0.0) -> TransferBound:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import cKDTree
@@ -60,6 +59,23 @@ def bump_gradient(x, center, radius):
     return g[..., None] * y
 
 
+def _bump_numpy(x, center, radius):
+    """:func:`bump` in NumPy."""
+    s2 = np.sum((np.asarray(x, dtype=np.float64) - center) ** 2, axis=-1) / radius**2
+    inside = s2 < 1.0
+    return np.where(inside, np.exp(-1.0 / np.where(inside, 1.0 - s2, 1.0)), 0.0)
+
+
+def _bump_gradient_numpy(x, center, radius):
+    """:func:`bump_gradient` in NumPy."""
+    y = np.asarray(x, dtype=np.float64) - center
+    s2 = np.sum(y**2, axis=-1) / radius**2
+    inside = s2 < 1.0
+    one_m = np.where(inside, 1.0 - s2, 1.0)
+    g = -2.0 * _bump_numpy(x, center, radius) / (radius**2 * one_m**2)
+    return g[..., None] * y
+
+
 def outside_hdr_ball(composition, level: float = 0.95, grid: int = 121):
     r"""A ball outside every source's ``level`` HDR, placed where ``Q`` has the most mass: over a grid of centers
     ``c`` within 8σ of ``Q``, the radius is the distance from ``c`` to the nearest HDR (0 inside one) and the
@@ -95,8 +111,13 @@ def two_point_bound(composition, eps: float, center=None, radius=None, level: fl
     center = np.asarray(center, dtype=np.float64)
     if radius <= 0:
         raise CatcompError("no ball outside every source's HDR was found: the target sits inside the sources.")
-    h = jax.jit(lambda x: bump(x, center, radius))
-    grad_sq = jax.jit(lambda x: jnp.sum(bump_gradient(x, center, radius) ** 2, axis=-1))
+    # The bump and its squared gradient in NumPy (the formulas of bump and bump_gradient): the cubature calls them on
+    # point sets of many sizes, and a compiled JAX function compiled once per size.
+    def h(x):
+        return _bump_numpy(x, center, radius)
+
+    def grad_sq(x):
+        return np.sum(_bump_gradient_numpy(x, center, radius) ** 2, axis=-1)
 
     logpdfs = {}
 
