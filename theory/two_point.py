@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import cKDTree
@@ -42,6 +43,7 @@ class TwoPointBound(NamedTuple):
     w2_lower_bound: float  # ½ mean gap
 
 
+@jax.jit
 def bump(x, center, radius):
     r"""``h(x) = exp(−1/(1 − s²))`` for ``s = ‖x − c‖/r < 1``, else 0 (smooth, compactly supported)."""
     s2 = jnp.sum((jnp.asarray(x) - center) ** 2, axis=-1) / radius**2
@@ -49,6 +51,7 @@ def bump(x, center, radius):
     return jnp.where(inside, jnp.exp(-1.0 / jnp.where(inside, 1.0 - s2, 1.0)), 0.0)
 
 
+@jax.jit
 def bump_gradient(x, center, radius):
     r"""``∇h(x) = −2 h(x) (x − c) / (r² (1 − s²)²)``."""
     y = jnp.asarray(x) - center
