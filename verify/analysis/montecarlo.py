@@ -40,13 +40,18 @@ class MonteCarloEstimate(NamedTuple):
     n: int
 
 
+def _as_array(a):
+    """``a`` as a JAX array of its own dtype (a NumPy array is transferred, not converted by a compiled program)."""
+    return a if isinstance(a, jax.Array) else jnp.asarray(a, dtype=np.asarray(a).dtype)
+
+
 def ress_inverse_monte_carlo(log_q, p, samples_q) -> MonteCarloEstimate:
     r"""``1 + χ²(Q‖P) = E_Q[Q/P]`` from draws ``samples_q`` of ``Q``; ``log_q`` is ``Q``'s *normalized* log density.
 
     The standard error is ``std(Q/P)/√n``; it is itself unreliable when ``E_Q[(Q/P)²]`` is infinite, which the
     caller should rule out (e.g. by the tail precisions).
     """
-    x = jnp.asarray(samples_q)
+    x = _as_array(samples_q)
     r = np.exp(np.asarray(log_q(x)) - np.asarray(p.logpdf(x)))
     return MonteCarloEstimate(float(r.mean()), float(r.std(ddof=1) / np.sqrt(r.size)), int(r.size))
 
@@ -64,7 +69,7 @@ def hdr_log_density_threshold(p, key, level: float = 0.95, n: int = 200_000) -> 
 def fraction_outside_hdr_monte_carlo(samples_q, sources, thresholds) -> dict:
     r"""Monte Carlo fractions of draws of ``Q`` outside each source's HDR (``log p_i(x) < ℓ_i``) and outside all
     of them at once, each as a :class:`MonteCarloEstimate` (binomial standard error)."""
-    x = jnp.asarray(samples_q)
+    x = _as_array(samples_q)
     outside = np.stack([np.asarray(p.logpdf(x)) < thr for p, thr in zip(sources, thresholds)])
     n = x.shape[0]
 
@@ -81,10 +86,15 @@ def fit_gaussian_mle(key, source, n: int) -> Gaussian:
     The paper's revision refits sources this way with ``n = 20,000`` [paper]."""
     if int(n) != n or n <= source.dim:
         raise CatcompError(f"a maximum-likelihood fit in d={source.dim} needs an integer n > d, got {n!r}.")
-    x = source.sample(key, int(n))
+    return Gaussian(*_mean_and_mle_cov(source.sample(key, int(n))))
+
+
+@jax.jit
+def _mean_and_mle_cov(x):
+    """Sample mean and ``1/n`` sample covariance of ``x`` (n, d), in one compiled program per shape."""
     mean = jnp.mean(x, axis=0)
     xc = x - mean
-    return Gaussian(mean, xc.T @ xc / n)
+    return mean, xc.T @ xc / x.shape[0]
 
 
 # -------------------------------------------------------------------------------------- mixture misspecification
@@ -101,7 +111,8 @@ def mixture_dsm_excess_monte_carlo(error: MixtureMisspecificationError, key, n_p
 
 
 def _excess_on(error, nodes, weights, x):
-    v = np.asarray(_mixture_dsm_terms(error.fitted, error.source, x, jnp.asarray(nodes), error.schedule))
+    v = np.asarray(_mixture_dsm_terms(error.fitted, error.source, x, jnp.asarray(nodes, dtype=jnp.float64),
+                                      error.schedule))
     value = float(np.dot(weights, v.mean(axis=1))) / error.schedule.T
     se = float(np.sqrt(np.dot(weights**2, v.var(axis=1, ddof=1)) / x.shape[1])) / error.schedule.T
     return value, se
@@ -110,8 +121,10 @@ def _excess_on(error, nodes, weights, x):
 def _mixture_draws(source, schedule, key, n_per_node, n_nodes):
     """Gauss–Legendre nodes and weights on ``[0, T]`` and ``n_per_node`` exact draws of ``q_t`` at each node."""
     nodes, weights = gauss_legendre(0.0, float(schedule.T), n_nodes)
-    x = jnp.stack([source.noised(schedule, float(t)).sample(jax.random.fold_in(key, k), n_per_node)
-                   for k, t in enumerate(nodes)])
+    # Stacked in NumPy: no compiled program per stack shape; the values are the draws themselves.
+    x = jnp.asarray(np.stack([np.asarray(source.noised(schedule, float(t)).sample(jax.random.fold_in(key, k),
+                                                                                  n_per_node))
+                              for k, t in enumerate(nodes)]), dtype=jnp.float64)
     return nodes, weights, x
 
 

@@ -28,6 +28,7 @@ the training-side excess is 0 and NaN (undefined, ``0/0``) where both are, as fo
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -114,9 +115,9 @@ def score_error_map(scores, composition, schedule, key, *, n_mc: int = 4000, n_n
     n_mc = int(n_mc)
 
     rows = []
-    for j, (t, key_t) in enumerate(zip(nodes, jax.random.split(key, len(nodes)))):
+    node_keys = _node_keys(key, len(nodes), len(sources) + 2)
+    for j, (t, keys) in enumerate(zip(nodes, node_keys)):
         laws = _laws_at(composition, schedule, float(t))
-        keys = jax.random.split(key_t, len(sources) + 2)
         shared = {"target": laws["target"].sample(keys[-2], n_mc), "path": laws["path"].sample(keys[-1], n_mc)}
         t_arr = jnp.asarray(t, jnp.float64)
         for i, (s_hat, s_true, name) in enumerate(zip(scores, exact, names)):
@@ -127,12 +128,31 @@ def score_error_map(scores, composition, schedule, key, *, n_mc: int = 4000, n_n
                 if out.shape != x.shape:
                     raise ShapeMismatchError(f"score {i} returned shape {out.shape} for points of shape {x.shape}; "
                                              "a score function must return the shape of x.")
-                sq = np.asarray(jnp.sum((out - s_true(x, t_arr)) ** 2, axis=-1))
+                sq = np.asarray(_squared_error(out, s_true(x, t_arr)))
                 rows.append({"quantity": "error", "source": name, "t": float(t), "node": j, "law": law,
                              "mean": float(sq.mean()), "se": float(sq.std(ddof=1) / math.sqrt(n_mc)), "n_mc": n_mc})
     frame = pd.DataFrame(rows)
     return pd.concat([frame.drop(columns="node"), _integrated(frame, schedule, nodes, qweights, float(t_min))],
                      ignore_index=True)
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _node_keys(key, n_nodes, n_streams):
+    """``split(split(key, n_nodes)[j], n_streams)`` for every node ``j``, as a tuple (nodes) of tuples (streams) of
+    keys: one compiled program instead of eager splits and indexing."""
+    return tuple(tuple(jax.random.split(k, n_streams)[i] for i in range(n_streams))
+                 for k in jax.random.split(key, n_nodes))
+
+
+@jax.jit
+def _squared_error(out, ref):
+    """``‖out − ref‖²`` over the last axis."""
+    return jnp.sum((out - ref) ** 2, axis=-1)
+
+
+@partial(jax.jit, static_argnums=0)
+def _sigma2(schedule, t):
+    return schedule.sigma2(t)
 
 
 def excess_ratio(a: float, b: float, se_a: float, se_b: float) -> tuple[float, float, str]:
@@ -151,7 +171,7 @@ def excess_ratio(a: float, b: float, se_a: float, se_b: float) -> tuple[float, f
 def _integrated(frame: pd.DataFrame, schedule, nodes, qweights, t_min: float) -> pd.DataFrame:
     """The DSM excess rows (module doc) and the sampling-side / training-side ratio rows of an error map."""
     length = float(schedule.T) - t_min
-    lam = np.asarray(schedule.sigma2(jnp.asarray(nodes)))  # σ_t², the loss's weighting
+    lam = np.asarray(_sigma2(schedule, jnp.asarray(nodes, dtype=jnp.float64)))  # σ_t², the loss's weighting
     rows, excess = [], {}
     for (name, law), g in frame.groupby(["source", "law"], sort=False):
         g = g.sort_values("node")

@@ -94,7 +94,8 @@ def agreement_k(alpha: float = AGREEMENT_ALPHA) -> float:
 def mean_noise_variance(schedule, t_min: float = T_MIN, n_nodes: int = 64) -> float:
     r"""``\bar σ^2 = (T − t_min)^{-1}∫_{t_min}^T σ_t^2 dt`` (Gauss–Legendre in ``√t``; ``σ_t^2`` is smooth)."""
     nodes, weights = sqrt_time_nodes(float(t_min), float(schedule.T), n_nodes)
-    return float(weights @ np.asarray(schedule.sigma2(jnp.asarray(nodes)))) / (float(schedule.T) - float(t_min))
+    return float(weights @ np.asarray(schedule.sigma2(jnp.asarray(nodes, dtype=jnp.float64)))) / (
+        float(schedule.T) - float(t_min))
 
 
 def _check_excesses(composition, excess_sq) -> np.ndarray:
@@ -145,8 +146,9 @@ def injected_errors(model: str, composition, schedule, excess_sq, *, gamma: floa
 
 
 def _constant_direction(dim: int):
-    u = jnp.ones(dim) / math.sqrt(dim)
-    zero = jnp.zeros((dim, dim))
+    # Built in NumPy and transferred (no compiled program per dimension); the same values.
+    u = jnp.asarray(np.ones(dim) / math.sqrt(dim), dtype=jnp.float64)
+    zero = jnp.asarray(np.zeros((dim, dim)), dtype=jnp.float64)
     return lambda t: (zero, u)
 
 
@@ -210,7 +212,7 @@ class _ExactLaws:
         for m in (n_nodes, 2 * n_nodes):
             t, w = sqrt_time_nodes(float(t_min), float(schedule.T), m)
             nodes.append(t)
-            coeffs.append(w * np.asarray(schedule.sigma2(jnp.asarray(t))) / self.length)
+            coeffs.append(w * np.asarray(schedule.sigma2(jnp.asarray(t, dtype=jnp.float64))) / self.length)
         self.nodes, self.coeffs = np.concatenate(nodes), coeffs
         at = [_laws_at(composition, schedule, float(t)) for t in self.nodes]
         self.train = [self._stack([a["train"][i] for a in at]) for i in range(len(composition.sources))]
@@ -218,7 +220,8 @@ class _ExactLaws:
 
     @staticmethod
     def _stack(dists):
-        return jnp.stack([d.mean for d in dists]), jnp.stack([d.cov for d in dists])
+        # NumPy stacks (transferred once per use below): no compiled program per stack shape.
+        return np.stack([np.asarray(d.mean) for d in dists]), np.stack([np.asarray(d.cov) for d in dists])
 
     def excesses(self, error, i: int) -> dict:
         r"""``{law: ε_i^2(L)}`` of ``error`` (the error of source ``i``) for ``L`` in ``("train",) + SAMPLING_LAWS``;
@@ -227,9 +230,9 @@ class _ExactLaws:
         Raises :class:`QuadratureNotConvergedError` when ``n`` and ``2n`` nodes differ by more than
         :data:`EXACT_QUADRATURE_RTOL` relative."""
         laws = ("train",) + SAMPLING_LAWS
-        means = jnp.concatenate([self.train[i][0]] + [m for m, _ in self.shared])
-        covs = jnp.concatenate([self.train[i][1]] + [c for _, c in self.shared])
-        times = jnp.asarray(np.tile(self.nodes, len(laws)))
+        means = jnp.asarray(np.concatenate([self.train[i][0]] + [m for m, _ in self.shared]), dtype=jnp.float64)
+        covs = jnp.asarray(np.concatenate([self.train[i][1]] + [c for _, c in self.shared]), dtype=jnp.float64)
+        times = jnp.asarray(np.tile(self.nodes, len(laws)), dtype=jnp.float64)
         def sq_norm(t, mean, cov):
             return error.norm_under(Gaussian._unchecked(mean, cov), t) ** 2
 
