@@ -276,6 +276,11 @@ def misspecification_error(source: Gaussian, fitted: Gaussian, schedule) -> Affi
     if fitted.dim != source.dim:
         raise ShapeMismatchError(f"fitted has dimension {fitted.dim}, source {source.dim}; they must match.")
     if is_concrete(fitted.mean, fitted.cov, source.mean, source.cov):
+        if (np.array_equal(np.asarray(fitted.mean), np.asarray(source.mean))
+                and np.array_equal(np.asarray(fitted.cov), np.asarray(source.cov))):
+            # An exact fit: δ ≡ 0, as the source's field with weight 0 (exactly zero at every t, however the two
+            # equal parts of the difference would be rounded in a compiled evaluation).
+            return AffineScoreError(source, schedule, geometric_field([source], [0.0], schedule), name="misspecified")
         return AffineScoreError(source, schedule, geometric_field([fitted, source], [1.0, -1.0], schedule),
                                 name="misspecified")
 
