@@ -61,16 +61,26 @@ def _is_concrete_array_tree(tree) -> bool:
                and not isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(tree))
 
 
+def _under_a_jit() -> bool:
+    """Whether ``jax.jit`` is tracing the caller (``True`` when unknown)."""
+    try:
+        from jax._src.core import unsafe_am_i_under_a_jit
+    except ImportError:  # pragma: no cover - a JAX without it: assume traced, which runs the code as it is
+        return True
+    return unsafe_am_i_under_a_jit()
+
+
 def _compiled(method):
     r"""``method(self, *args)`` as one compiled program per structure and shapes when ``self`` (a pytree) and the
-    arguments are concrete arrays and ``self._compilable()`` gives an equivalent pytree; otherwise (traced values inside another ``jit``, a field
-    that is a closure) the ``jax.numpy`` code runs as it is. Op by op each ``jax.numpy`` operation compiled its own
-    small program per shape."""
+    arguments are arrays (concrete, or batched by an op-by-op ``vmap``) and ``self._compilable()`` gives an equivalent
+    pytree; otherwise (traced values inside another ``jit``, a field that is a closure) the ``jax.numpy`` code runs as
+    it is. Op by op each ``jax.numpy`` operation compiled its own small program per shape."""
     jitted = jax.jit(method)
 
     @functools.wraps(method)
     def call(self, *args):
-        if _is_concrete_array_tree(args):
+        if _is_concrete_array_tree(args) or (_is_array_tree(args) and not _under_a_jit()):
+            # concrete arguments, or the batched ones of an op-by-op vmap (compiled once per batch shape)
             twin = self._compilable()
             if twin is not None:
                 return jitted(twin, *args)
