@@ -83,6 +83,11 @@ def _sample(mix, key, shape):
 
 
 @jax.jit
+def _one_component(mean, cov, chol):
+    return jnp.ones(1, dtype=mean.dtype), mean[None], cov[None], chol[None]
+
+
+@jax.jit
 def _moments(weights, means, covs):
     m = weights @ means
     second = jnp.einsum("k,kij->ij", weights, covs + jnp.einsum("ki,kj->kij", means, means))
@@ -150,7 +155,7 @@ class GaussianMixture(FrozenPytree):
     @classmethod
     def from_gaussian(cls, g: Gaussian) -> "GaussianMixture":
         """The one-component mixture equal to ``g``."""
-        return cls.tree_unflatten(None, (jnp.ones(1), g.mean[None], g.cov[None], g.chol[None]))
+        return cls.tree_unflatten(None, _one_component(g.mean, g.cov, g.chol))
 
     @property
     def dim(self) -> int:
