@@ -136,12 +136,22 @@ def score_error_map(scores, composition, schedule, key, *, n_mc: int = 4000, n_n
                      ignore_index=True)
 
 
+def _node_keys(key, n_nodes: int, n_streams: int) -> list:
+    """``split(split(key, n_nodes)[j], n_streams)`` for every node ``j``, as a list (nodes) of lists (streams) of
+    keys: the splits in one compiled program, the keys taken apart in NumPy and wrapped again (which compiles
+    nothing) instead of eager splits and slices."""
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    data = np.asarray(_node_key_data(key, n_nodes, n_streams))
+    if typed:
+        impl = jax.random.key_impl(key)
+        return [[jax.random.wrap_key_data(data[j, i], impl=impl) for i in range(n_streams)] for j in range(n_nodes)]
+    return [[jnp.asarray(data[j, i], dtype=data.dtype) for i in range(n_streams)] for j in range(n_nodes)]
+
+
 @partial(jax.jit, static_argnums=(1, 2))
-def _node_keys(key, n_nodes, n_streams):
-    """``split(split(key, n_nodes)[j], n_streams)`` for every node ``j``, as a tuple (nodes) of tuples (streams) of
-    keys: one compiled program instead of eager splits and indexing."""
-    return tuple(tuple(jax.random.split(k, n_streams)[i] for i in range(n_streams))
-                 for k in jax.random.split(key, n_nodes))
+def _node_key_data(key, n_nodes, n_streams):
+    keys = jax.vmap(lambda k: jax.random.split(k, n_streams))(jax.random.split(key, n_nodes))
+    return jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key) else keys
 
 
 @jax.jit
