@@ -72,6 +72,12 @@ def _excess_sq(field, law, schedule, nodes, weights):
         return schedule.sigma2(t) * affine_sq_norm(a, b, g.mean, g.cov)
 
     values = jax.vmap(integrand)(jnp.asarray(nodes))
+    if isinstance(weights, tuple):  # several rules, their nodes one after another: one value per rule
+        out, start = [], 0
+        for w in weights:
+            out.append(jnp.dot(jnp.asarray(w), values[start:start + w.shape[0]]) / schedule.T)
+            start += w.shape[0]
+        return tuple(out)
     return jnp.dot(jnp.asarray(weights), values) / schedule.T
 
 
@@ -145,8 +151,13 @@ def affine_dsm_excess(field, law, schedule, n_nodes: int = 48, rtol: float = 1e-
     QuadratureNotConvergedError
         If they do not (increase ``n_nodes``).
     """
-    coarse = float(affine_dsm_excess_sq(field, law, schedule, n_nodes))
-    fine = float(affine_dsm_excess_sq(field, law, schedule, 2 * n_nodes))
+    compiled = _compiled_excess_sq(field, law, schedule)
+    if compiled is not None:  # both rules from one compiled program
+        (x1, w1), (x2, w2) = (gauss_legendre(0.0, float(schedule.T), n) for n in (n_nodes, 2 * n_nodes))
+        coarse, fine = (float(v) for v in compiled(np.concatenate([x1, x2]), (w1, w2)))
+    else:
+        coarse = float(affine_dsm_excess_sq(field, law, schedule, n_nodes))
+        fine = float(affine_dsm_excess_sq(field, law, schedule, 2 * n_nodes))
     if not np.isfinite(fine):
         raise CatcompError(f"the DSM integrand is not finite (ε² = {fine}); the error or the law is degenerate.")
     if abs(fine - coarse) > rtol * abs(fine) + atol:
