@@ -223,13 +223,15 @@ def _init_network(key, sizes, per_condition, n_conditions):
     return _init_mlp(key, sizes)
 
 
-@partial(jax.jit, static_argnums=(1, 2))
-def _init_opt_state(params, lr, per_condition):
-    """Adam's initial state for ``params`` (vmapped over stacked per-condition models), in one compiled program."""
+@partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _init_training(key, sizes, per_condition, n_conditions, lr):
+    """The initial parameters (:func:`init_network`) and Adam's initial state for them (vmapped over stacked
+    per-condition models), in one compiled program."""
     import optax
 
+    params = _init_network(key, sizes, per_condition, n_conditions)
     opt = optax.adam(lr)
-    return jax.vmap(opt.init)(params) if per_condition else opt.init(params)
+    return params, (jax.vmap(opt.init)(params) if per_condition else opt.init(params))
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -371,8 +373,8 @@ def train_network(key, sources, schedule, n: int, config: NetworkConfig | None =
                                                   [jnp.asarray(leaf, dtype=leaf.dtype) for leaf in hit[0]])
             return TrainResult(params, jnp.asarray(hit[1], dtype=hit[1].dtype), config, n_cond)
     pools = draw_pools(k_pool, sources, n)
-    params = init_network(k_init, config, dim, n_cond)
-    opt_state = _init_opt_state(params, config.lr, config.per_condition)
+    params, opt_state = _init_training(k_init, tuple(int(n) for n in _layer_sizes(config, dim, n_cond)),
+                                       bool(config.per_condition), int(n_cond), float(config.lr))
     problem = _Problem(config, schedule, n_cond, config.batch_per_condition(n_cond))
 
     from tqdm.auto import tqdm
