@@ -33,7 +33,7 @@ from closed_form.mixture import GaussianMixture
 from closed_form.products import gaussian_power_product
 from closed_form.quadrature import cubature_logpdf, gaussian_box, integrate_density
 from closed_form.schedules import reverse_time_grid
-from closed_form.validation import check_finite, check_points
+from closed_form.validation import check_finite, check_points, is_concrete
 
 MAX_PRODUCT_TERMS = 100_000
 
@@ -572,5 +572,7 @@ def _diffused_precision_field(g: Gaussian, weight, schedule):
     r"""``t ↦ w·(C(t)⁻¹, C(t)⁻¹α_tμ)``, ``C(t) = α_t²Σ + σ_t²I``, as a :class:`~closed_form.CodiagonalField` in the
     eigenbasis ``U`` of ``Σ``: per direction ``a(t) = w/(α_t²λ + σ_t²)``, ``c(t) = a(t)·α_t·(Uᵀμ)`` — the one-source
     case of :func:`~closed_form.fields.codiagonal_field`'s coefficients."""
+    # A concrete weight as a NumPy float64: a Python float (weakly typed) and a NumPy one would compile separately.
+    weight = np.float64(weight) if is_concrete(weight) else weight
     lam, rotated_mean, w, vecs = _eigen_terms(g.cov, g.mean, weight)
     return CodiagonalField(vecs, _WeightedPrecisions(lam, rotated_mean, w, schedule))
