@@ -2,8 +2,10 @@
 
 A pytest plugin and a summary in one file. As a plugin it listens to JAX's monitoring events for tracing, lowering
 and XLA compilation (``/jax/core/compile/*_duration``) in every test process and writes one JSON-lines file per
-xdist worker, each event tagged with the test (and phase: setup, call, teardown) that caused it. Processes the tests
-start (the quick report, notebook kernels) are not seen. Run from the repository root:
+xdist worker, each event tagged with the test (and phase: setup, call, teardown) that caused it and, for XLA
+compilations, the innermost line of this repository on the stack (``site``: the eager operation or the call of a
+jitted function that needed a new program). Processes the tests start (the quick report, notebook kernels) are not
+seen. Run from the repository root:
 
     PYTHONPATH=benchmarks python -m pytest -n 2 -p compile_cost --compile-cost-dir /tmp/cc   # record
     python benchmarks/compile_cost.py /tmp/cc                                                # summarize

@@ -65,3 +65,21 @@ def test_summary_adds_up_by_phase_file_test_and_program(compile_cost):
 def test_summary_refuses_an_empty_folder(compile_cost, tmp_path):
     with pytest.raises(SystemExit, match="no compile-"):
         compile_cost.load(tmp_path)
+
+
+def test_call_site_is_the_innermost_line_of_the_repository(compile_cost):
+    # _call_site skips itself and the listener that calls it, then walks out to the first frame in this repository
+    # outside benchmarks/: here, the line of `caller` that called the stand-in listener.
+    def listener():
+        return compile_cost._call_site()
+
+    def caller():
+        return listener(), caller.__code__.co_firstlineno + 1
+
+    site, line = caller()
+    assert site == f"tests/test_benchmark_compile_cost.py:{line}"
+    events = [{"test": "t", "phase": "XLA compilation", "program": "jit(add)", "seconds": 0.5, "site": site},
+              {"test": "t", "phase": "XLA compilation", "program": "jit(f)", "seconds": 0.25}]
+    text = compile_cost.summarize(events)
+    assert re.search(rf"^ +0\.5 +1  {re.escape(site)}$", text, re.M)
+    assert re.search(r"^ +0\.2 +1  \?$", text, re.M)  # an event without a site (tracing, or outside the repository)
