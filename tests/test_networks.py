@@ -313,7 +313,7 @@ def test_a_corrupt_entry_is_ignored_with_a_warning_and_rewritten(trained, tmp_pa
             _no_training(m)
             _leaves_equal(_train(), trained)
         # A readable entry of another run under this run's name (copied by hand, say) is refused too.
-        other = _train(key=1)
+        _train(key=1)  # writes its own cache entry
         (other_entry,) = set(tmp_path.glob("*.npz")) - {entry}
         entry.write_bytes(other_entry.read_bytes())
         with pytest.warns(UserWarning, match="its description differs"):
