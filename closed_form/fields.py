@@ -40,6 +40,7 @@ from closed_form.errors import (
 from closed_form.gaussian import Gaussian
 from closed_form.pytree import FrozenPytree
 from closed_form.schedules import diffused_variance
+from closed_form.validation import is_concrete_array
 
 #: Relative size of off-diagonal entries (in the common basis) below which a matrix counts as diagonal there: above
 #: rounding of eigenvectors in d = 200 (~1e-12 measured), below the 1e-9 accuracy the laws promise.
@@ -189,14 +190,11 @@ def _pytree_form(field):
 #: pytree of arrays), made once per object.
 _COMPILED = weakref.WeakKeyDictionary()
 
-_ARRAY_TYPES = (jax.Array, np.ndarray, np.generic, float, int)
-
-
 def _compiled_field(field, t):
     """The compiled ``t ↦ field(t)`` of a CodiagonalField or FieldSum for a concrete ``t``, or ``None`` (a traced
     ``t``, or a part that is a closure): called directly, such a field is then one compiled program per structure and
     shapes instead of one small program per ``jax.numpy`` operation and shape."""
-    if isinstance(t, jax.core.Tracer) or not isinstance(t, _ARRAY_TYPES):
+    if not is_concrete_array(t):
         return None
     if field not in _COMPILED:
         _COMPILED[field] = _pytree_jit(_pytree_form(field), _apply_called)

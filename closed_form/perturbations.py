@@ -46,28 +46,7 @@ from closed_form.mixture import GaussianMixture
 from closed_form.pytree import FrozenPytree
 from closed_form.schedules import diffused_covariance
 from closed_form.score_matching import affine_dsm_excess, affine_sq_norm, diffused_path
-from closed_form.validation import check_error_size, is_concrete
-
-
-def _is_array_tree(tree) -> bool:
-    """Whether every leaf of ``tree`` is an array or a number (a closure is its own, non-array, leaf)."""
-    return all(isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, int))
-               for leaf in jax.tree_util.tree_leaves(tree))
-
-
-def _is_concrete_array_tree(tree) -> bool:
-    """Whether every leaf of ``tree`` is a concrete array or number (no tracer, no closure)."""
-    return all(isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, int))
-               and not isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(tree))
-
-
-def _under_a_jit() -> bool:
-    """Whether ``jax.jit`` is tracing the caller (``True`` when unknown)."""
-    try:
-        from jax._src.core import unsafe_am_i_under_a_jit
-    except ImportError:  # pragma: no cover - a JAX without it: assume traced, which runs the code as it is
-        return True
-    return unsafe_am_i_under_a_jit()
+from closed_form.validation import check_error_size, is_array_tree, is_concrete, is_concrete_array_tree, under_a_jit
 
 
 def _compiled(method):
@@ -79,7 +58,7 @@ def _compiled(method):
 
     @functools.wraps(method)
     def call(self, *args):
-        if _is_concrete_array_tree(args) or (_is_array_tree(args) and not _under_a_jit()):
+        if is_concrete_array_tree(args) or (is_array_tree(args) and not under_a_jit()):
             # concrete arguments, or the batched ones of an op-by-op vmap (compiled once per batch shape)
             twin = self._compilable()
             if twin is not None:
@@ -135,7 +114,7 @@ class AffineScoreError:
         self.source, self.schedule, self.field, self.name = source, schedule, field, name
 
     def tree_flatten(self):
-        if _is_array_tree(self.field):
+        if is_array_tree(self.field):
             return (self.source, self.field), (self.schedule, _Label(self.name), None)
         return (self.source,), (self.schedule, _Label(self.name), self.field)
 
@@ -148,7 +127,7 @@ class AffineScoreError:
         except TypeError:
             return None
         form = _pytree_form(self.field)
-        if not _is_concrete_array_tree((self.source, form)):
+        if not is_concrete_array_tree((self.source, form)):
             return None
         twin = object.__new__(AffineScoreError)
         twin.source, twin.schedule, twin.field, twin.name = self.source, self.schedule, form, self.name
@@ -360,7 +339,7 @@ class DensityPowerError:
             hash(self.schedule)
         except TypeError:
             return None
-        return self if _is_concrete_array_tree(self) else None
+        return self if is_concrete_array_tree(self) else None
 
     def _scale(self, x, t):
         prec, m = _diffused_precision(self.source, self.schedule, t)

@@ -24,14 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from closed_form.errors import CatcompError
-
-#: Argument types a compiled schedule function takes as they are (anything else, e.g. a list, is evaluated op by op).
-_ARRAY_TYPES = (jax.Array, np.ndarray, np.generic, float, int)
-
-
-def _is_concrete(*args) -> bool:
-    """Whether ``args`` are concrete arrays or numbers (no tracers, no lists)."""
-    return all(isinstance(a, _ARRAY_TYPES) and not isinstance(a, jax.core.Tracer) for a in args)
+from closed_form.validation import is_concrete_array
 
 
 def _parameters(schedule):
@@ -76,7 +69,7 @@ def _dispatch(method, schedule, *args):
     Op by op, each ``jax.numpy`` operation compiles its own small program per shape (``α_t`` of the linear schedule
     is five: a power, two products, a sum, an exponential); compiled, the same formulas are one program with the same
     operations on the same values."""
-    if _is_concrete(*args):
+    if all(is_concrete_array(a) for a in args):  # not a tracer, not a list
         params = _parameters(schedule)
         if params is not None:
             return _call_rebuilt(method, *params, args)

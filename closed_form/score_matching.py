@@ -24,6 +24,7 @@ import numpy as np
 
 from closed_form.errors import CatcompError, QuadratureNotConvergedError
 from closed_form.pytree import FrozenPytree
+from closed_form.validation import ARRAY_TYPES, under_a_trace
 
 
 def gauss_legendre(a: float, b: float, n: int):
@@ -88,18 +89,6 @@ def _excess_sq_apply(treedef, schedule, static, dynamic, nodes, weights):
     return _excess_sq(field, law, schedule, nodes, weights)
 
 
-_ARRAY_TYPES = (jax.Array, np.ndarray, np.generic, float, int)
-
-
-def _under_a_trace() -> bool:
-    """Whether a JAX transformation (``jit``, ``vmap``, ``grad``) is tracing the caller (``True`` when unknown)."""
-    try:
-        from jax._src.core import trace_state_clean
-    except ImportError:  # pragma: no cover - a JAX without it: assume traced, which runs the code as it is
-        return True
-    return not trace_state_clean()
-
-
 def _compiled_excess_sq(field, law, schedule):
     """:func:`_excess_sq` as one compiled program when ``field`` and ``law`` hold no traced values and the schedule
     hashes; ``None`` otherwise (traced values: the code runs as it is, inside the caller's trace). The arrays of pytree
@@ -108,12 +97,12 @@ def _compiled_excess_sq(field, law, schedule):
     ``vmap``, every ``jax.numpy`` operation compiled its own small program per shape."""
     from closed_form.fields import _pytree_form
 
-    if _under_a_trace():  # a closure may hold the caller's traced values
+    if under_a_trace():  # a closure may hold the caller's traced values
         return None
     leaves, treedef = jax.tree_util.tree_flatten((_pytree_form(field), law))
     if any(isinstance(x, jax.core.Tracer) for x in leaves):
         return None
-    is_array = [isinstance(x, _ARRAY_TYPES) for x in leaves]
+    is_array = [isinstance(x, ARRAY_TYPES) for x in leaves]
     static = tuple(None if a else x for a, x in zip(is_array, leaves))
     dynamic = [x if a else None for a, x in zip(is_array, leaves)]
     try:

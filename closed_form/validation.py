@@ -24,6 +24,46 @@ def is_concrete(*arrays) -> bool:
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
 
 
+#: What a compiled closed-form function takes as an argument as it is (anything else — a list, a closure — is not).
+ARRAY_TYPES = (jax.Array, np.ndarray, np.generic, float, int)
+
+
+def is_concrete_array(x) -> bool:
+    """An array or number whose value may be read (not a tracer)."""
+    return isinstance(x, ARRAY_TYPES) and not isinstance(x, jax.core.Tracer)
+
+
+def is_array_tree(tree) -> bool:
+    """Every leaf of ``tree`` is an array or a number (a closure is its own, non-array, leaf); tracers included."""
+    return all(isinstance(leaf, ARRAY_TYPES) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def is_concrete_array_tree(tree) -> bool:
+    """Every leaf of ``tree`` is a concrete array or number (no tracer, no closure)."""
+    return all(is_concrete_array(leaf) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+# Whether the caller runs inside a transformation. A closure can hold a caller's traced values without showing them
+# in any argument, so the closed forms that compile their own programs for concrete calls ask JAX directly (private
+# functions of jax < 0.11; without them, "traced" is assumed and the code runs as it is, inside the caller's trace).
+def under_a_jit() -> bool:
+    """``jax.jit`` is tracing the caller (an op-by-op ``vmap`` is not a jit); ``True`` when unknown."""
+    try:
+        from jax._src.core import unsafe_am_i_under_a_jit
+    except ImportError:  # pragma: no cover - a JAX without it
+        return True
+    return unsafe_am_i_under_a_jit()
+
+
+def under_a_trace() -> bool:
+    """Some JAX transformation (``jit``, ``vmap``, ``grad``) is tracing the caller; ``True`` when unknown."""
+    try:
+        from jax._src.core import trace_state_clean
+    except ImportError:  # pragma: no cover - a JAX without it
+        return True
+    return not trace_state_clean()
+
+
 def check_finite(x, name: str) -> None:
     """Raise :class:`NonFiniteInputError` if concrete ``x`` holds NaN or inf."""
     if not is_concrete(x):
