@@ -15,8 +15,6 @@ weight_vectors = st.tuples(st.sampled_from([1, 5, 17, 40]), st.integers(0, 2**32
     lambda a: np.random.default_rng(a[1]).dirichlet(np.full(a[0], 0.5))
 )
 sizes = st.sampled_from([1, 7, 64])
-_systematic = jax.jit(systematic, static_argnums=2)
-_multinomial = jax.jit(multinomial, static_argnums=2)
 
 
 def _counts(idx, n_in):
@@ -26,7 +24,7 @@ def _counts(idx, n_in):
 @settings(max_examples=40)
 @given(weight_vectors, sizes, st.integers(0, 2**31 - 1))
 def test_systematic_counts_are_floor_or_ceil_of_expected(w, n, seed):
-    idx = _systematic(jax.random.key(seed), jnp.asarray(w, dtype=w.dtype), n)
+    idx = systematic(jax.random.key(seed), jnp.asarray(w, dtype=w.dtype), n)
     assert idx.shape == (n,) and idx.dtype == jnp.int32
     assert np.all(np.diff(np.asarray(idx)) >= 0) and 0 <= int(idx.min()) and int(idx.max()) < len(w)
     counts = _counts(idx, len(w))
@@ -38,7 +36,7 @@ def test_systematic_counts_are_floor_or_ceil_of_expected(w, n, seed):
 
 @given(weight_vectors, sizes, st.integers(0, 2**31 - 1))
 def test_multinomial_indices_valid_and_sorted(w, n, seed):
-    idx = np.asarray(_multinomial(jax.random.key(seed), jnp.asarray(w, dtype=w.dtype), n))
+    idx = np.asarray(multinomial(jax.random.key(seed), jnp.asarray(w, dtype=w.dtype), n))
     assert idx.shape == (n,) and np.all(np.diff(idx) >= 0)
     assert idx.min() >= 0 and idx.max() < len(w)
     assert np.all(w[idx] > 0)  # a zero-probability particle is never chosen
@@ -92,7 +90,7 @@ def test_systematic_indices_equal_a_search_on_the_same_uniforms(n, key):
     ulp of some C_j, probability ~1e-13 per swarm here)."""
     rng = np.random.default_rng(n)
     w = rng.dirichlet(np.full(n, 0.3), size=500)
-    idx = np.asarray(jax.jit(systematic, static_argnums=2)(key, jnp.asarray(w, dtype=w.dtype), n))
+    idx = np.asarray(systematic(key, jnp.asarray(w, dtype=w.dtype), n))
     u = np.asarray(jax.random.uniform(key, (500, 1), dtype=jnp.float64))[:, 0]
     c = np.cumsum(w, axis=-1)
     c /= c[:, -1:]
