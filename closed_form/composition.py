@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -69,7 +70,7 @@ def _nonzero(weights, laws):
     return tuple(laws[i] for i in keep), jnp.asarray(np.asarray(weights, dtype=np.float64)[keep], dtype=jnp.float64)
 
 
-@jax.jit(static_argnums=2)
+@partial(jax.jit, static_argnums=2)
 def _envelope_draws(env_mix, key, batch):
     """One batch of the rejection sampler: the next key, ``batch`` envelope draws and the logs of their uniforms."""
     key, k_x, k_u = jax.random.split(key, 3)
@@ -84,13 +85,13 @@ def _accepted(env_mix, log_z_env, x, logq, log_u):
     return log_u < logq - (log_z_env + env_mix.logpdf(x))
 
 
-@jax.jit(static_argnums=2)
+@partial(jax.jit, static_argnums=2)
 def _proposals(proposal, key, n_proposals):
     k_x, k_r = jax.random.split(key)
     return proposal.sample(k_x, n_proposals), k_r
 
 
-@jax.jit(static_argnums=4)
+@partial(jax.jit, static_argnums=4)
 def _importance_resample(proposal, x, logq, key, n):
     """``n`` of the proposals ``x`` resampled by their importance weights ``q/proposal``, and the weights' ESS."""
     w = jax.nn.softmax(logq - proposal.logpdf(x))

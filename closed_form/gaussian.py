@@ -8,6 +8,8 @@ All linear algebra goes through the lower Cholesky factor ``L`` (``Σ = L Lᵀ``
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,7 +60,7 @@ def _score(g, x):
     return s.reshape(batch + (g.dim,))
 
 
-@jax.jit(static_argnums=2)
+@partial(jax.jit, static_argnums=2)
 def _sample(g, key, shape):
     z = jax.random.normal(key, shape + (g.dim,), dtype=jnp.float64)
     return g.mean + z @ g.chol.T

@@ -16,6 +16,8 @@ flight) each hold a pool thread while waiting for work queued behind them, and t
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,7 +76,7 @@ def _score(mix, x):
     return s.reshape(batch + (mix.dim,))
 
 
-@jax.jit(static_argnums=2)
+@partial(jax.jit, static_argnums=2)
 def _sample(mix, key, shape):
     k_comp, k_norm = jax.random.split(key)
     idx = jax.random.categorical(k_comp, jnp.log(mix.weights), shape=shape)
