@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from closed_form import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
-from verify.samplers.resampling import cumulative_sum, effective_sample_size, get_resampler, multinomial, systematic
+from verify.samplers.resampling import (BAND, _banded_indices, _indices_from_counts, _within_band, cumulative_sum,
+                                       effective_sample_size, gather_ancestors, get_resampler, multinomial, systematic)
 
 # A few sizes only: every new shape costs compilations, the values are what vary.
 weight_vectors = st.tuples(st.sampled_from([1, 5, 17, 40]), st.integers(0, 2**32 - 1)).map(
@@ -96,6 +97,51 @@ def test_systematic_indices_equal_a_search_on_the_same_uniforms(n, key):
     c /= c[:, -1:]
     expected = np.stack([np.searchsorted(ci, (np.arange(n) + ui) / n, side="right") for ci, ui in zip(c, u)])
     np.testing.assert_array_equal(idx, expected)
+
+
+@pytest.mark.parametrize("n", [64, 256])
+def test_systematic_indices_of_nearly_equal_weights_equal_the_search(n, key):
+    """Nearly equal weights (every ancestor within the band of its slot: the elementwise path of the indices) give
+    the textbook search's indices too; the test checks that the batch did take that path."""
+    rng = np.random.default_rng(n)
+    w = rng.dirichlet(np.full(n, 1e5), size=500)
+    idx = np.asarray(systematic(key, jnp.asarray(w, dtype=w.dtype), n))
+    assert np.abs(idx - np.arange(n)).max() <= BAND
+    u = np.asarray(jax.random.uniform(key, (500, 1), dtype=jnp.float64))[:, 0]
+    c = np.cumsum(w, axis=-1)
+    c /= c[:, -1:]
+    expected = np.stack([np.searchsorted(ci, (np.arange(n) + ui) / n, side="right") for ci, ui in zip(c, u)])
+    np.testing.assert_array_equal(idx, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([6, 9, 64]), st.floats(0.0, 3.0), st.integers(0, 2**32 - 1))
+def test_banded_indices_agree_with_counting(k, spread, seed):
+    """For monotone counts ``N`` (``N_{K−1} = K``), ``a_m = #{j : N_j ≤ m}`` counted directly in NumPy: the band test
+    says exactly whether every ``|a_m − m| ≤ BAND``, the elementwise formula gives ``a`` when it does, and
+    ``_indices_from_counts`` gives ``a`` on either path. ``spread`` scales how far the weights are from equal."""
+    rng = np.random.default_rng(seed)
+    w = np.exp(spread * rng.standard_normal((3, k)))
+    c = np.cumsum(w, axis=-1) / w.sum(axis=-1, keepdims=True)
+    counts = np.clip(np.ceil(k * c - rng.uniform(size=(3, 1))), 0, k).astype(np.int32)
+    counts[:, -1] = k
+    expected = (counts[:, None, :] <= np.arange(k)[None, :, None]).sum(axis=-1)
+    near = bool(np.all(np.abs(expected - np.arange(k)) <= BAND))
+    assert bool(_within_band(jnp.asarray(counts), BAND)) == near
+    if near:
+        np.testing.assert_array_equal(np.asarray(_banded_indices(jnp.asarray(counts), BAND)), expected)
+    np.testing.assert_array_equal(np.asarray(_indices_from_counts(jnp.asarray(counts), k)), expected)
+
+
+def test_gather_ancestors_copies_rows_and_skips_the_identity():
+    x = jnp.arange(2 * 8 * 3, dtype=jnp.float64).reshape(2, 8, 3)
+    idx = jnp.asarray([[0, 0, 2, 3, 3, 5, 7, 7], list(range(8))], dtype=jnp.int32)
+    (got,) = gather_ancestors((x,), idx)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(x)[np.arange(2)[:, None], np.asarray(idx)])
+    identity = jnp.broadcast_to(jnp.arange(8, dtype=jnp.int32), (2, 8))
+    got_x, got_w = gather_ancestors((x, x[..., 0]), identity)
+    np.testing.assert_array_equal(np.asarray(got_x), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(got_w), np.asarray(x[..., 0]))
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])

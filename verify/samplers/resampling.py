@@ -35,12 +35,25 @@ from closed_form.validation import check_finite, is_concrete
 def _indices_from_counts(cum_counts, n):
     """Slot ``m`` gets ancestor ``#{j : cum_counts[j] ≤ m}``; ``cum_counts`` is non-decreasing along the last axis
     with last entry ``n``. Leading axes are batch axes (a ``vmap``, which keeps the scatter local to each row, so a
-    swarm-sharded batch needs no communication)."""
+    swarm-sharded batch needs no communication).
+
+    With as many ancestors as slots (``N = n``, as in the samplers) and every slot's ancestor within
+    :data:`BAND` of the slot, the indices come from :func:`_banded_indices` (elementwise comparisons); otherwise, or
+    when any slot of the batch lies farther, from the offspring scatter and the marks' running sum. Both give the same
+    integers."""
 
     # The last count is n by definition (C_N = 1). Computed, it can round to n − 1 — in float32 ``n·1 − u`` rounds to
     # ``n − 1`` when ``u`` lies within half an ulp of ``n`` below 1 (probability ~2⁻²³·n per swarm and step) — and
     # slot n − 1 would then take the out-of-range ancestor N (a NaN particle). Pin it.
     cum_counts = cum_counts.at[..., -1].set(n)
+    if cum_counts.shape[-1] != n or n <= 2 * BAND + 1:
+        return _scattered_indices(cum_counts, n)
+    return jax.lax.cond(_within_band(cum_counts, BAND), partial(_banded_indices, band=BAND),
+                        partial(_scattered_indices, n=n), cum_counts)
+
+
+def _scattered_indices(cum_counts, n):
+    """:func:`_indices_from_counts` for any counts: the offspring scatter-add and the marks' running sum."""
 
     def one(cc):
         return jnp.zeros(n + 1, dtype=jnp.int32).at[cc].add(1)[:n]
@@ -51,6 +64,49 @@ def _indices_from_counts(cum_counts, n):
     # beyond), so any summation order gives the same integers.
     float_dtype = jnp.float32 if n < 2**24 else jnp.float64
     return jnp.rint(cumulative_sum(one(cum_counts).astype(float_dtype))).astype(jnp.int32)
+
+
+#: The half-width of the band of :func:`_banded_indices`: ancestors within ``BAND``
+#: slots of their slot are found, and copied, by elementwise comparisons and selections.
+BAND = 2
+
+
+def _shift(a, delta: int, fill, axis: int):
+    """``b[..., m, ...] = a[..., m + delta, ...]`` along ``axis``, ``fill`` where ``m + delta`` falls outside."""
+    axis = axis % a.ndim
+    k = a.shape[axis]
+    pad_shape = a.shape[:axis] + (min(abs(delta), k),) + a.shape[axis + 1:]
+    pad = jnp.full(pad_shape, fill, dtype=a.dtype)
+    if delta >= 0:
+        return jnp.concatenate([jax.lax.slice_in_dim(a, min(delta, k), k, axis=axis), pad], axis=axis)
+    return jnp.concatenate([pad, jax.lax.slice_in_dim(a, 0, max(k + delta, 0), axis=axis)], axis=axis)
+
+
+def _within_band(cum_counts, band: int):
+    r"""Whether every slot's ancestor ``a_m = #{j : N_j ≤ m}`` lies within ``band`` of ``m``, for the whole batch.
+
+    ``N`` (``cum_counts``: non-decreasing rows of as many entries as slots) is monotone, so ``a_m ≥ m − b`` exactly
+    when ``N_{m−b−1} ≤ m``, and ``a_m ≤ m + b`` exactly when ``N_{m+b} > m`` (each condition void where the index
+    falls outside the row)."""
+    k = cum_counts.shape[-1]
+    m = jnp.arange(k, dtype=cum_counts.dtype)
+    return jnp.all((_shift(cum_counts, -band - 1, 0, -1) <= m) & (_shift(cum_counts, band, k + 1, -1) > m))
+
+
+def _banded_indices(cum_counts, band: int):
+    r"""The ancestors ``a_m = #{j : N_j ≤ m}`` when every one lies within ``band`` of its slot
+    (:func:`_within_band`), from ``2·band + 1`` elementwise comparisons per slot.
+
+    Then every ``j < m − b`` counts and no ``j > m + b`` does, so ``a_m = (m − b) + Σ_{|δ| ≤ b} [N_{m+δ} ≤ m]``,
+    where an index below 0 counts as one (it cancels a ``j < m − b`` that does not exist) and one beyond the row as
+    zero.
+    """
+    k = cum_counts.shape[-1]
+    m = jnp.arange(k, dtype=cum_counts.dtype)
+    idx = m - band
+    for delta in range(-band, band + 1):
+        idx = idx + (_shift(cum_counts, delta, 0 if delta < 0 else k + 1, -1) <= m).astype(cum_counts.dtype)
+    return idx
 
 
 #: Above this many entries :func:`cumulative_sum` uses two levels of blocks (one product would cost ``N²``).
@@ -173,6 +229,17 @@ def _gather(a, idx):
     return jnp.take_along_axis(a, idx.reshape(idx.shape + (1,) * (a.ndim - idx.ndim)), axis=idx.ndim - 1)
 
 
+def gather_ancestors(arrays, idx):
+    """Every array of ``arrays`` (shapes ``idx.shape + rest``) gathered along the particle axis by the ancestor indices
+    ``idx`` (``(..., K)``): ``a[s, idx[s, m], ...]``, copies bit for bit.
+
+    When every ancestor of the batch is its own slot (``idx[..., m] = m``: systematic resampling of nearly equal
+    weights, common along a diffusion path) the arrays are returned as they are, and the gather is skipped."""
+    arrays = tuple(arrays)
+    identity = jnp.all(idx == jnp.arange(idx.shape[-1], dtype=idx.dtype))
+    return jax.lax.cond(identity, lambda arrs: arrs, lambda arrs: tuple(_gather(a, idx) for a in arrs), arrays)
+
+
 def _scheme(resampler):
     """A scheme given by name (:data:`RESAMPLERS`) or as a function ``(key, weights, n) -> indices``."""
     if isinstance(resampler, str):
@@ -195,7 +262,7 @@ class Always(NamedTuple):
         n = weights.shape[-1]
         idx = self.resampler(key, weights, n)  # one independent draw per swarm
         resampled = jnp.ones(ess.shape, dtype=bool)
-        return jnp.full_like(log_weights, -math.log(n)), tuple(_gather(a, idx) for a in arrays), resampled
+        return jnp.full_like(log_weights, -math.log(n)), gather_ancestors(arrays, idx), resampled
 
 
 class BelowESS(NamedTuple):
@@ -216,7 +283,7 @@ class BelowESS(NamedTuple):
             # Swarms that keep their particles take the identity ancestors, so one gather serves every swarm.
             idx = jnp.where(resampled[..., None], idx, jnp.arange(n, dtype=idx.dtype))
             return (jnp.where(resampled[..., None], jnp.asarray(-math.log(n), log_weights.dtype), log_weights),
-                    tuple(_gather(a, idx) for a in arrays))
+                    gather_ancestors(arrays, idx))
 
         # A step where no swarm falls below the threshold skips the search and the gathers altogether.
         log_weights, arrays = jax.lax.cond(jnp.any(resampled), resample, lambda _: (log_weights, tuple(arrays)),
