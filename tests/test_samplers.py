@@ -79,7 +79,7 @@ def _slope(xs, ys):
 # ------------------------------------------------------------------------------------------------ naive samplers
 @pytest.mark.parametrize("name, start, noise", [
     ("NFC_ID", "standard", "hash"), ("NFC_OOD", "standard", "hash"), ("NFC_OOD", "path", "threefry"),
-    ("ROTATED", "target", "hash"),
+    ("ROTATED", "target", "hash"), ("ROTATED", "standard", "box-muller"),
 ])
 def test_naive_sde_matches_exact_euler_maruyama_law(name, start, noise, key):
     comp = _composition(name)

@@ -170,7 +170,7 @@ class FKCModel:
     corrector : None, :class:`verify.ULA` or :class:`verify.MALA`
         MCMC moves after the Euler–Maruyama move (a MALA corrector without a log density uses
         :meth:`log_density`).
-    noise : ``"hash"`` or ``"threefry"``
+    noise : ``"hash"``, ``"threefry"`` or ``"box-muller"``
     sharding : jax.sharding.Sharding or None
         Sharding of the swarm axis (:func:`verify.samplers.sharding.swarm_sharding`).
     dtype : ``"float64"`` or ``"float32"``

@@ -106,7 +106,7 @@ def naive_sde_sample(key, scores, weights, schedule, n: int, n_steps: int = 500,
         Clamp of the time grid (the paper's ``1e-5``).
     corrector : None, :class:`verify.ULA` or :class:`verify.MALA`
         Langevin moves toward ``π_{t_{k+1}}`` after each step.
-    noise : ``"hash"`` (default) or ``"threefry"``
+    noise : ``"hash"`` (default), ``"threefry"`` or ``"box-muller"``
         How the Gaussian increments are drawn (:mod:`verify.samplers.noise`).
     dtype : ``"float64"`` (default) or ``"float32"``
 

@@ -463,7 +463,7 @@ def fkc_sample(key, scores, weights, schedule, n_swarms: int, n_particles: int, 
     corrector : None, :class:`verify.ULA` or :class:`verify.MALA`
     stop_after : int, optional
         Run only the first ``stop_after`` steps of the ``n_steps`` grid, ending at ``grid[stop_after]``.
-    noise : ``"hash"`` (default) or ``"threefry"``
+    noise : ``"hash"`` (default), ``"threefry"`` or ``"box-muller"``
         How the Gaussian increments are drawn (:mod:`verify.samplers.noise`).
     variant : ``"catcomp"`` (default), ``"authors"``, or a kernel (:data:`FKC`, :data:`AUTHORS`)
         ``"authors"`` reproduces the paper authors' sampler: step ``k`` first moves with the scores at
