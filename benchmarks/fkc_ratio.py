@@ -17,7 +17,12 @@ baseline: the same moves without weights) and FKC with
   swarm (identical indices);
 * ``ess < K/2`` — resample a swarm only when its ESS falls below ``K/2`` (``ess_threshold=0.5``; changes the
   algorithm, not only its cost);
-* ``float32`` — the default resampling with ``dtype="float32"`` (and the naive sampler in float32 beside it).
+* ``float32`` — the default resampling with ``dtype="float32"`` (and the naive sampler in float32 beside it);
+* ``scatter, gather`` — the resampling of the stop before the banded indices: the offspring scatter and the marks'
+  running sum for the indices at every step, and a gather of the particles and scores at every step, also when
+  every ancestor is its own slot (identical samples);
+* ``box-muller``, ``float32 box-muller`` — FKC with ``noise="box-muller"`` (:mod:`verify.samplers.noise`), against
+  the naive sampler with the same noise and dtype.
 
 Reported: the median over repeats of wall time and of process CPU time (all threads) for each, and the median of the
 per-repeat ratios FKC / naive (float32 FKC against float32 naive, and float32 against float64). The machine's load
@@ -31,6 +36,7 @@ repeat cancel most of the load.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import time
@@ -42,7 +48,7 @@ import numpy as np
 import verify  # noqa: F401  (float64)
 from closed_form import VPSchedule, paper_setting
 from verify import fkc_sample, naive_sde_sample, source_scores
-from verify.samplers.resampling import always
+from verify.samplers.resampling import Always, always
 
 
 def binary_search_systematic(key, weights, n):
@@ -85,6 +91,28 @@ def _scan_cumsum(x):
     return jnp.moveaxis(ys, 0, -1)
 
 
+def scatter_systematic(key, weights, n):
+    """Systematic indices always through the offspring scatter and the marks' running sum (no band test)."""
+    from verify.samplers import resampling
+
+    c = resampling._cumulative(weights)
+    u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
+    counts = jnp.clip(jnp.ceil(n * c - u), 0, n).astype(jnp.int32).at[..., -1].set(n)
+    return resampling._scattered_indices(counts, n)
+
+
+class GatherAlways(Always):
+    """:func:`verify.samplers.resampling.always` with a gather at every step (no identity test)."""
+
+    def apply(self, key, weights, ess, log_weights, arrays):
+        from verify.samplers import resampling
+
+        n = weights.shape[-1]
+        idx = self.resampler(key, weights, n)
+        return (jnp.full_like(log_weights, -math.log(n)), tuple(resampling._gather(a, idx) for a in arrays),
+                jnp.ones(ess.shape, dtype=bool))
+
+
 #: The resampler before the matrix-product running sums: ``jnp.cumsum`` for both.
 before_systematic = _systematic_with(lambda x: jnp.cumsum(x, axis=-1))
 scan_systematic = _systematic_with(_scan_cumsum)
@@ -118,10 +146,16 @@ def candidates(scores, weights, schedule, swarms, k, steps):
         "ess < K/2": fkc(ess_threshold=0.5),
         "naive float32": naive(dtype="float32"),
         "float32": fkc(dtype="float32"),
+        "scatter, gather": _with_strategy(scores, weights, schedule, swarms, k, steps, scatter_systematic,
+                                          strategy=GatherAlways),
+        "naive box-muller": naive(noise="box-muller"),
+        "box-muller": fkc(noise="box-muller"),
+        "naive float32 box-muller": naive(dtype="float32", noise="box-muller"),
+        "float32 box-muller": fkc(dtype="float32", noise="box-muller"),
     }
 
 
-def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_max=None):
+def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_max=None, strategy=None):
     """FKC with a custom systematic resampler, through the kernel's public model (the sampler's options name the
     built-in schemes only). ``row_max`` replaces the reweighting's per-swarm maximum while the program is traced
     (its first call; later calls reuse the compiled program)."""
@@ -129,7 +163,8 @@ def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_m
     from verify.samplers.model import check_run, run_kernel
     from verify.samplers.sharding import swarm_sharding
 
-    model = smc.fkc_model(scores, weights, schedule, resampling=always(resampler), sharding=swarm_sharding(swarms))
+    resampling = always(resampler) if strategy is None else strategy(resampler)
+    model = smc.fkc_model(scores, weights, schedule, resampling=resampling, sharding=swarm_sharding(swarms))
     n_steps, stop_after, eps, start = check_run(schedule, steps, None, 1e-5, "standard", model.dim)
     traced = []
 
@@ -146,6 +181,11 @@ def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_m
         return out
 
     return run
+
+
+def baseline(name: str) -> str:
+    """The naive sampler a candidate is compared with: the same dtype and noise."""
+    return "naive" + (" float32" if "float32" in name else "") + (" box-muller" if "box-muller" in name else "")
 
 
 def timed(fn, key):
@@ -172,10 +212,12 @@ def main():
     for k in args.particles:
         runs = candidates(scores, comp.weights, schedule, args.swarms, k, args.steps)
         if args.only:
-            runs = {name: fn for name, fn in runs.items()
-                    if name in args.only or name.startswith("naive") or name == "default"}
+            kept = {name for name in runs if name in args.only or name == "default"}
+            kept |= {baseline(name) for name in kept}
+            runs = {name: fn for name, fn in runs.items() if name in kept}
         first = {name: np.asarray(jax.block_until_ready(fn(jax.random.key(0)))) for name, fn in runs.items()}  # compile
-        same = [name for name in ("before", "scan cumsum", "binary search", "compare-all") if name in first]
+        same = [name for name in ("before", "scan cumsum", "binary search", "compare-all", "scatter, gather")
+                if name in first]
         if same:
             print(f"\nK = {k}: samples identical to the default's with the same key: " + ", ".join(
                 f"{name} {np.array_equal(first[name], first['default'])}" for name in same))
@@ -187,13 +229,13 @@ def main():
                 wall[name].append(w)
                 cpu[name].append(c)
         print(f"\nK = {k} (load average {os.getloadavg()[0]:.2f})")
-        print(f"  {'candidate':15s} {'wall s':>8s} {'CPU s':>8s} {'wall ratio':>11s} {'CPU ratio':>10s}  (ratio: FKC / "
+        print(f"  {'candidate':24s} {'wall s':>8s} {'CPU s':>8s} {'wall ratio':>11s} {'CPU ratio':>10s}  (ratio: FKC / "
               "naive of the same dtype, per repeat, median)")
         for name in runs:
-            base = "naive float32" if "float32" in name else "naive"
+            base = baseline(name)
             wr = np.median(np.asarray(wall[name]) / np.asarray(wall[base]))
             cr = np.median(np.asarray(cpu[name]) / np.asarray(cpu[base]))
-            print(f"  {name:15s} {np.median(wall[name]):8.3f} {np.median(cpu[name]):8.3f} {wr:11.2f} {cr:10.2f}")
+            print(f"  {name:24s} {np.median(wall[name]):8.3f} {np.median(cpu[name]):8.3f} {wr:11.2f} {cr:10.2f}")
         if "float32" in runs:
             print(f"  float32 / float64 FKC: wall {np.median(np.asarray(wall['float32']) / np.asarray(wall['default'])):.2f}, "
                   f"CPU {np.median(np.asarray(cpu['float32']) / np.asarray(cpu['default'])):.2f}; naive: wall "

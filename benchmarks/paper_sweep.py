@@ -21,6 +21,7 @@ Two ways of using the machine better than one call per run:
 The key of call ``c`` is ``fold_in(key(seed), c)``.
 
     python benchmarks/paper_sweep.py --dtype float32       # the whole sweep in float32, as the authors run
+    python benchmarks/paper_sweep.py --dtype float32 --noise box-muller   # ... with the cheaper Gaussian noise
     python benchmarks/paper_sweep.py                       # in float64
     python benchmarks/paper_sweep.py --runs 1              # one run per cell (a 30th of the work)
 
@@ -48,6 +49,8 @@ def _parse():
     p.add_argument("--particles", type=int, nargs="+", default=list(PARTICLES))
     p.add_argument("--settings", nargs="+", default=list(SETTINGS))
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--noise", choices=["hash", "threefry", "box-muller"], default="hash",
+                   help="the samplers' Gaussian noise (verify.samplers.noise; default hash)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--particles-per-call", type=int, default=PARTICLES_PER_CALL,
                    help="about this many particles per sampler call (default 2^18)")
@@ -81,7 +84,7 @@ def main(args):
     print(f"{os.cpu_count()} CPU cores (shared machine: check the load), {len(jax.devices())} JAX device(s); load "
           f"average {os.getloadavg()[0]:.2f} at start; {len(args.settings)} settings × K ∈ {args.particles} × "
           f"{args.runs} runs × {args.swarms} swarms × {args.steps} steps = {steps:.3g} particle-steps, exact scores, "
-          f"{args.dtype}", flush=True)
+          f"{args.dtype}, noise {args.noise!r}", flush=True)
     start = time.perf_counter()
     cpu0 = time.process_time()
     for name in args.settings:
@@ -95,7 +98,7 @@ def main(args):
             for call in range(n_total // c):
                 key = jax.random.fold_in(jax.random.key(args.seed), call)
                 parts.append(np.asarray(fkc_sample(key, scores, comp.weights, schedule, c, k, n_steps=args.steps,
-                                                   dtype=args.dtype).samples, dtype=np.float64))
+                                                   dtype=args.dtype, noise=args.noise).samples, dtype=np.float64))
             runs = np.concatenate(parts).reshape(args.runs, args.swarms, -1)
             moments = [(run.mean(0), np.cov(run.T)) for run in runs]
             seconds = time.perf_counter() - t0
