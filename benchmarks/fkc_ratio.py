@@ -96,7 +96,7 @@ def scatter_systematic(key, weights, n):
     from verify.samplers import resampling
 
     c = resampling._cumulative(weights)
-    u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
+    u = resampling.systematic_uniforms(key, c.shape[:-1] + (1,), c.dtype)
     counts = jnp.clip(jnp.ceil(n * c - u), 0, n).astype(jnp.int32).at[..., -1].set(n)
     return resampling._scattered_indices(counts, n)
 

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from closed_form import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
 from verify.samplers.resampling import (BAND, _banded_indices, _indices_from_counts, _within_band, cumulative_sum,
-                                       effective_sample_size, gather_ancestors, get_resampler, multinomial, systematic)
+                                       effective_sample_size, gather_ancestors, get_resampler, multinomial, systematic,
+                                       systematic_uniforms)
 
 # A few sizes only: every new shape costs compilations, the values are what vary.
 weight_vectors = st.tuples(st.sampled_from([1, 5, 17, 40]), st.integers(0, 2**32 - 1)).map(
@@ -63,7 +65,7 @@ def test_batched_rows_are_independent_and_match_single_rows(key):
     w = jnp.asarray(np.random.default_rng(1).dirichlet(np.ones(10), size=3), dtype=jnp.float64)
     batched = np.asarray(systematic(key, w, 10))
     assert batched.shape == (3, 10)
-    u = np.asarray(jax.random.uniform(key, (3, 1), dtype=jnp.float64))[:, 0]
+    u = np.asarray(systematic_uniforms(key, (3, 1), jnp.float64))[:, 0]
     for row, ui, wi in zip(batched, u, np.asarray(w)):
         # Slot m takes the j with C_{j−1} ≤ (m + u)/n < C_j.
         c = np.cumsum(wi) / np.sum(wi)
@@ -92,7 +94,7 @@ def test_systematic_indices_equal_a_search_on_the_same_uniforms(n, key):
     rng = np.random.default_rng(n)
     w = rng.dirichlet(np.full(n, 0.3), size=500)
     idx = np.asarray(systematic(key, jnp.asarray(w, dtype=w.dtype), n))
-    u = np.asarray(jax.random.uniform(key, (500, 1), dtype=jnp.float64))[:, 0]
+    u = np.asarray(systematic_uniforms(key, (500, 1), jnp.float64))[:, 0]
     c = np.cumsum(w, axis=-1)
     c /= c[:, -1:]
     expected = np.stack([np.searchsorted(ci, (np.arange(n) + ui) / n, side="right") for ci, ui in zip(c, u)])
@@ -107,7 +109,7 @@ def test_systematic_indices_of_nearly_equal_weights_equal_the_search(n, key):
     w = rng.dirichlet(np.full(n, 1e5), size=500)
     idx = np.asarray(systematic(key, jnp.asarray(w, dtype=w.dtype), n))
     assert np.abs(idx - np.arange(n)).max() <= BAND
-    u = np.asarray(jax.random.uniform(key, (500, 1), dtype=jnp.float64))[:, 0]
+    u = np.asarray(systematic_uniforms(key, (500, 1), jnp.float64))[:, 0]
     c = np.cumsum(w, axis=-1)
     c /= c[:, -1:]
     expected = np.stack([np.searchsorted(ci, (np.arange(n) + ui) / n, side="right") for ci, ui in zip(c, u)])
@@ -142,6 +144,18 @@ def test_gather_ancestors_copies_rows_and_skips_the_identity():
     got_x, got_w = gather_ancestors((x, x[..., 0]), identity)
     np.testing.assert_array_equal(np.asarray(got_x), np.asarray(x))
     np.testing.assert_array_equal(np.asarray(got_w), np.asarray(x[..., 0]))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_systematic_uniforms_are_uniform_and_independent_of_the_row(dtype, key):
+    u = np.asarray(systematic_uniforms(key, (200_000, 1), dtype))[:, 0]
+    assert u.dtype == dtype and u.min() >= 0.0 and u.max() < 1.0
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 4 / np.sqrt(u.size)  # neighbouring rows (SE 1/√n)
+    other = np.asarray(systematic_uniforms(jax.random.fold_in(key, 1), (200_000, 1), dtype))[:, 0]
+    assert abs(np.corrcoef(u, other)[0, 1]) < 4 / np.sqrt(u.size)  # the next step's key
+    bits = 24 if dtype == jnp.float32 else 53
+    np.testing.assert_array_equal(u * 2.0**bits, np.floor(u * 2.0**bits))  # on the documented grid
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])

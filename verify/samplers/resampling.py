@@ -30,6 +30,7 @@ from jax.scipy.special import logsumexp
 
 from closed_form.errors import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
 from closed_form.validation import check_finite, is_concrete
+from verify.samplers.noise import _flat_index, splitmix64
 
 
 def _indices_from_counts(cum_counts, n):
@@ -161,8 +162,8 @@ def _check_weights(weights):
 
 
 def systematic(key, weights, n: int):
-    r"""Systematic resampling: positions ``p_m = (m + u)/n``, ``u ~ U[0, 1)``, ``m = 0..n−1``; slot ``m`` takes the
-    ancestor ``j`` with ``C_{j−1} ≤ p_m < C_j``.
+    r"""Systematic resampling: positions ``p_m = (m + u)/n``, ``u ~ U[0, 1)`` (:func:`systematic_uniforms`),
+    ``m = 0..n−1``; slot ``m`` takes the ancestor ``j`` with ``C_{j−1} ≤ p_m < C_j``.
 
     The count of positions below ``C_j`` is ``N_j = clip(⌈n C_j − u⌉, 0, n)``. ``weights`` may carry leading batch
     axes ``(..., N)``: each row then gets its own ``u`` and the result has shape ``(..., n)``.
@@ -175,8 +176,19 @@ def systematic(key, weights, n: int):
 def _systematic(key, weights, n: int):
     # One program per shape (called on its own) or inlined into the caller's (inside a sampler's jit).
     c = _cumulative(weights)
-    u = jax.random.uniform(key, c.shape[:-1] + (1,), dtype=c.dtype)
-    return _systematic_indices(c, u, n)
+    return _systematic_indices(c, systematic_uniforms(key, c.shape[:-1] + (1,), c.dtype), n)
+
+
+def systematic_uniforms(key, shape, dtype):
+    r"""The uniforms ``u ∈ [0, 1)`` of :func:`systematic`, one per row: the counter hash of
+    :mod:`verify.samplers.noise` (``mix64(s + (i + 1)·γ)`` for row ``i``, seed ``s`` from ``key``), its top 24 bits
+    times ``2⁻²⁴`` in float32 or top 53 bits times ``2⁻⁵³`` in float64 (exact). XLA:CPU runs JAX's threefry
+    generator as a loop over its rounds; this is one elementwise pass."""
+    seed = jax.random.bits(key, (), dtype=jnp.uint64)
+    h = splitmix64(seed, _flat_index(tuple(shape)))
+    if jnp.dtype(dtype) == jnp.float32:
+        return (h >> jnp.uint64(40)).astype(jnp.float32) * jnp.float32(2.0**-24)
+    return (h >> jnp.uint64(11)).astype(jnp.float64) * 2.0**-53
 
 
 def _systematic_indices(c, u, n: int):
