@@ -10,7 +10,7 @@ from scipy import stats
 
 from closed_form import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
 from verify.samplers.resampling import (BAND, _banded_indices, _indices_from_counts, _within_band, cumulative_sum,
-                                       effective_sample_size, gather_ancestors, get_resampler, multinomial, systematic,
+                                       effective_sample_size, get_resampler, multinomial, systematic,
                                        systematic_uniforms)
 
 # A few sizes only: every new shape costs compilations, the values are what vary.
@@ -135,17 +135,6 @@ def test_banded_indices_agree_with_counting(k, spread, seed):
     np.testing.assert_array_equal(np.asarray(_indices_from_counts(jnp.asarray(counts), k)), expected)
 
 
-def test_gather_ancestors_copies_rows_and_skips_the_identity():
-    x = jnp.arange(2 * 8 * 3, dtype=jnp.float64).reshape(2, 8, 3)
-    idx = jnp.asarray([[0, 0, 2, 3, 3, 5, 7, 7], list(range(8))], dtype=jnp.int32)
-    (got,) = gather_ancestors((x,), idx)
-    np.testing.assert_array_equal(np.asarray(got), np.asarray(x)[np.arange(2)[:, None], np.asarray(idx)])
-    identity = jnp.broadcast_to(jnp.arange(8, dtype=jnp.int32), (2, 8))
-    got_x, got_w = gather_ancestors((x, x[..., 0]), identity)
-    np.testing.assert_array_equal(np.asarray(got_x), np.asarray(x))
-    np.testing.assert_array_equal(np.asarray(got_w), np.asarray(x[..., 0]))
-
-
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_systematic_uniforms_are_uniform_and_independent_of_the_row(dtype, key):
     u = np.asarray(systematic_uniforms(key, (200_000, 1), dtype))[:, 0]
@@ -201,3 +190,18 @@ def test_ess_bounds_and_shift_invariance(seed, shift):
 def test_ess_extremes():
     np.testing.assert_allclose(float(effective_sample_size(jnp.zeros(16))), 16.0, rtol=1e-14)
     np.testing.assert_allclose(float(effective_sample_size(jnp.array([0.0, -1e3, -1e3]))), 1.0, rtol=1e-12)
+
+
+def test_strategies_compare_with_their_class():
+    """Strategies are static data of the compiled samplers (the jit cache's key): a subclass with another ``apply``
+    and the same fields must not equal the class it extends, or it would run that class's compiled program."""
+    from verify.samplers.resampling import Always, always, below_ess, never
+
+    class Other(Always):
+        def apply(self, key, weights, ess, log_weights, arrays):  # pragma: no cover - never called
+            raise AssertionError
+
+    assert always() == always() and hash(always()) == hash(always())
+    assert always() != Other(systematic) and not always() == Other(systematic)
+    assert below_ess(0.5) == below_ess(0.5) and below_ess(0.5) != below_ess(0.4) and never() == never()
+    assert len({always(), Other(systematic), never()}) == 3

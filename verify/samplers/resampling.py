@@ -241,17 +241,6 @@ def _gather(a, idx):
     return jnp.take_along_axis(a, idx.reshape(idx.shape + (1,) * (a.ndim - idx.ndim)), axis=idx.ndim - 1)
 
 
-def gather_ancestors(arrays, idx):
-    """Every array of ``arrays`` (shapes ``idx.shape + rest``) gathered along the particle axis by the ancestor indices
-    ``idx`` (``(..., K)``): ``a[s, idx[s, m], ...]``, copies bit for bit.
-
-    When every ancestor of the batch is its own slot (``idx[..., m] = m``: systematic resampling of nearly equal
-    weights, common along a diffusion path) the arrays are returned as they are, and the gather is skipped."""
-    arrays = tuple(arrays)
-    identity = jnp.all(idx == jnp.arange(idx.shape[-1], dtype=idx.dtype))
-    return jax.lax.cond(identity, lambda arrs: arrs, lambda arrs: tuple(_gather(a, idx) for a in arrs), arrays)
-
-
 def _scheme(resampler):
     """A scheme given by name (:data:`RESAMPLERS`) or as a function ``(key, weights, n) -> indices``."""
     if isinstance(resampler, str):
@@ -262,10 +251,26 @@ def _scheme(resampler):
     return resampler
 
 
+def _same(self, other):
+    return type(self) is type(other) and tuple.__eq__(self, other)
+
+
+def _differ(self, other):
+    return not _same(self, other)
+
+
+def _hash(self):
+    return hash((type(self), tuple(self)))
+
+
 class Always(NamedTuple):
     """Resample every swarm at every step (the paper's FKC); build with :func:`always`."""
 
     resampler: Callable
+
+    # A strategy is static data of the compiled samplers: it compares and hashes with its class (a NamedTuple alone
+    # compares as a plain tuple, so a subclass with another ``apply`` would reuse this class's compiled program).
+    __eq__, __ne__, __hash__ = _same, _differ, _hash
 
     def __call__(self, key, weights, ess, log_weights, arrays):
         return _apply(self, key, weights, ess, log_weights, tuple(arrays))
@@ -274,7 +279,7 @@ class Always(NamedTuple):
         n = weights.shape[-1]
         idx = self.resampler(key, weights, n)  # one independent draw per swarm
         resampled = jnp.ones(ess.shape, dtype=bool)
-        return jnp.full_like(log_weights, -math.log(n)), gather_ancestors(arrays, idx), resampled
+        return jnp.full_like(log_weights, -math.log(n)), tuple(_gather(a, idx) for a in arrays), resampled
 
 
 class BelowESS(NamedTuple):
@@ -282,6 +287,8 @@ class BelowESS(NamedTuple):
 
     threshold: float
     resampler: Callable
+
+    __eq__, __ne__, __hash__ = _same, _differ, _hash
 
     def __call__(self, key, weights, ess, log_weights, arrays):
         return _apply(self, key, weights, ess, log_weights, tuple(arrays))
@@ -295,7 +302,7 @@ class BelowESS(NamedTuple):
             # Swarms that keep their particles take the identity ancestors, so one gather serves every swarm.
             idx = jnp.where(resampled[..., None], idx, jnp.arange(n, dtype=idx.dtype))
             return (jnp.where(resampled[..., None], jnp.asarray(-math.log(n), log_weights.dtype), log_weights),
-                    gather_ancestors(arrays, idx))
+                    tuple(_gather(a, idx) for a in arrays))
 
         # A step where no swarm falls below the threshold skips the search and the gathers altogether.
         log_weights, arrays = jax.lax.cond(jnp.any(resampled), resample, lambda _: (log_weights, tuple(arrays)),
@@ -305,6 +312,8 @@ class BelowESS(NamedTuple):
 
 class Never(NamedTuple):
     """Never resample (importance sampling along the path); build with :func:`never`."""
+
+    __eq__, __ne__, __hash__ = _same, _differ, _hash
 
     def __call__(self, key, weights, ess, log_weights, arrays):
         return _apply(self, key, weights, ess, log_weights, tuple(arrays))
