@@ -18,9 +18,8 @@ baseline: the same moves without weights) and FKC with
 * ``ess < K/2`` — resample a swarm only when its ESS falls below ``K/2`` (``ess_threshold=0.5``; changes the
   algorithm, not only its cost);
 * ``float32`` — the default resampling with ``dtype="float32"`` (and the naive sampler in float32 beside it);
-* ``scatter, gather`` — the resampling of the stop before the banded indices: the offspring scatter and the marks'
-  running sum for the indices at every step, and a gather of the particles and scores at every step, also when
-  every ancestor is its own slot (identical samples);
+* ``scatter indices`` — the indices as at the stop before the banded ones: the offspring scatter and the marks'
+  running sum at every step, never the elementwise comparisons (identical samples);
 * ``box-muller``, ``float32 box-muller`` — FKC with ``noise="box-muller"`` (:mod:`verify.samplers.noise`), against
   the naive sampler with the same noise and dtype.
 
@@ -36,7 +35,6 @@ repeat cancel most of the load.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import time
@@ -48,7 +46,7 @@ import numpy as np
 import verify  # noqa: F401  (float64)
 from closed_form import VPSchedule, paper_setting
 from verify import fkc_sample, naive_sde_sample, source_scores
-from verify.samplers.resampling import Always, always
+from verify.samplers.resampling import always
 
 
 def binary_search_systematic(key, weights, n):
@@ -101,18 +99,6 @@ def scatter_systematic(key, weights, n):
     return resampling._scattered_indices(counts, n)
 
 
-class GatherAlways(Always):
-    """:func:`verify.samplers.resampling.always` with a gather at every step (no identity test)."""
-
-    def apply(self, key, weights, ess, log_weights, arrays):
-        from verify.samplers import resampling
-
-        n = weights.shape[-1]
-        idx = self.resampler(key, weights, n)
-        return (jnp.full_like(log_weights, -math.log(n)), tuple(resampling._gather(a, idx) for a in arrays),
-                jnp.ones(ess.shape, dtype=bool))
-
-
 #: The resampler before the matrix-product running sums: ``jnp.cumsum`` for both.
 before_systematic = _systematic_with(lambda x: jnp.cumsum(x, axis=-1))
 scan_systematic = _systematic_with(_scan_cumsum)
@@ -146,8 +132,7 @@ def candidates(scores, weights, schedule, swarms, k, steps):
         "ess < K/2": fkc(ess_threshold=0.5),
         "naive float32": naive(dtype="float32"),
         "float32": fkc(dtype="float32"),
-        "scatter, gather": _with_strategy(scores, weights, schedule, swarms, k, steps, scatter_systematic,
-                                          strategy=GatherAlways),
+        "scatter indices": _with_strategy(scores, weights, schedule, swarms, k, steps, scatter_systematic),
         "naive box-muller": naive(noise="box-muller"),
         "box-muller": fkc(noise="box-muller"),
         "naive float32 box-muller": naive(dtype="float32", noise="box-muller"),
@@ -155,7 +140,7 @@ def candidates(scores, weights, schedule, swarms, k, steps):
     }
 
 
-def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_max=None, strategy=None):
+def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_max=None):
     """FKC with a custom systematic resampler, through the kernel's public model (the sampler's options name the
     built-in schemes only). ``row_max`` replaces the reweighting's per-swarm maximum while the program is traced
     (its first call; later calls reuse the compiled program)."""
@@ -163,8 +148,7 @@ def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_m
     from verify.samplers.model import check_run, run_kernel
     from verify.samplers.sharding import swarm_sharding
 
-    resampling = always(resampler) if strategy is None else strategy(resampler)
-    model = smc.fkc_model(scores, weights, schedule, resampling=resampling, sharding=swarm_sharding(swarms))
+    model = smc.fkc_model(scores, weights, schedule, resampling=always(resampler), sharding=swarm_sharding(swarms))
     n_steps, stop_after, eps, start = check_run(schedule, steps, None, 1e-5, "standard", model.dim)
     traced = []
 
@@ -216,7 +200,7 @@ def main():
             kept |= {baseline(name) for name in kept}
             runs = {name: fn for name, fn in runs.items() if name in kept}
         first = {name: np.asarray(jax.block_until_ready(fn(jax.random.key(0)))) for name, fn in runs.items()}  # compile
-        same = [name for name in ("before", "scan cumsum", "binary search", "compare-all", "scatter, gather")
+        same = [name for name in ("before", "scan cumsum", "binary search", "compare-all", "scatter indices")
                 if name in first]
         if same:
             print(f"\nK = {k}: samples identical to the default's with the same key: " + ", ".join(
