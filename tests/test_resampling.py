@@ -205,3 +205,29 @@ def test_strategies_compare_with_their_class():
     assert always() != Other(systematic) and not always() == Other(systematic)
     assert below_ess(0.5) == below_ess(0.5) and below_ess(0.5) != below_ess(0.4) and never() == never()
     assert len({always(), Other(systematic), never()}) == 3
+
+
+def test_gather_copies_the_ancestors_rows():
+    from verify.samplers.resampling import _gather
+
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(2, 3, 5, 2)))
+    idx = jnp.asarray(rng.integers(0, 5, size=(2, 3, 5)), dtype=jnp.int32)
+    expected = np.take_along_axis(np.asarray(x), np.asarray(idx)[..., None], axis=2)
+    for in_range in (True, False):
+        np.testing.assert_array_equal(np.asarray(_gather(x, idx, in_range)), expected)
+        np.testing.assert_array_equal(np.asarray(_gather(x[..., 0], idx, in_range)), expected[..., 0])
+
+
+def test_a_custom_schemes_out_of_range_ancestor_gives_nan_not_another_swarms_particle():
+    from verify.samplers.resampling import always
+
+    def bad(key, weights, n):  # slot 0 of swarm 0 points one past the end
+        return jnp.zeros(weights.shape, dtype=jnp.int32).at[0, 0].set(n)
+
+    x = jnp.arange(2 * 4 * 2, dtype=jnp.float64).reshape(2, 4, 2)
+    w = jnp.full((2, 4), 0.25)
+    _, (out,), _ = always(bad)(jax.random.key(0), w, jnp.full(2, 4.0), jnp.log(w), (x,))
+    out = np.asarray(out)
+    assert np.all(np.isnan(out[0, 0])) and not np.any(np.isnan(out[0, 1:])) and not np.any(np.isnan(out[1]))
+    np.testing.assert_array_equal(out[1], np.broadcast_to(np.asarray(x)[1, 0], (4, 2)))

@@ -236,9 +236,33 @@ def effective_sample_size(log_weights, axis: int = -1):
 
 
 # ------------------------------------------------------------------------------------------------ strategies
-def _gather(a, idx):
-    """``a[s, idx[s, m], ...]`` for every swarm ``s`` and slot ``m`` (``a`` of shape ``idx.shape + rest``)."""
-    return jnp.take_along_axis(a, idx.reshape(idx.shape + (1,) * (a.ndim - idx.ndim)), axis=idx.ndim - 1)
+def _gather(a, idx, in_range: bool = False):
+    """``a[s, idx[s, m], ...]`` for every swarm ``s`` and slot ``m`` (``a`` of shape ``idx.shape + rest``; the batch
+    axes before the particle axis are flattened into one), as one gather from the flattened ``(S·K, ...)`` array at
+    ``s·K + idx[s, m]``.
+
+    ``in_range=True`` promises ``0 ≤ idx < K`` (the built-in schemes, by construction: the last cumulative count is
+    pinned to ``K``); otherwise an ancestor outside that range gives a NaN row, never another swarm's particle. A
+    flat index, unchecked, is what XLA:CPU fuses into the move cheapest: ``take_along_axis`` builds an index tuple per
+    element (a concatenation) and checks its bounds (measured 18–20 % of an FKC step at K = 64 and 256).
+    """
+    k = idx.shape[-1]
+    s = math.prod(idx.shape[:-1])
+    rest = a.shape[idx.ndim:]
+    idx = idx.reshape(s, k)
+    flat = idx + (jnp.arange(s, dtype=idx.dtype) * k)[:, None]
+    rows = a.reshape((s * k,) + rest)
+    if in_range:
+        out = rows.at[flat].get(mode="promise_in_bounds")
+    else:
+        flat = jnp.where((idx >= 0) & (idx < k), flat, s * k)
+        out = rows.at[flat].get(mode="fill", fill_value=jnp.nan if jnp.issubdtype(a.dtype, jnp.inexact) else 0)
+    return out.reshape(a.shape)
+
+
+def _in_range(resampler) -> bool:
+    """Whether ``resampler``'s indices lie in ``[0, K)`` by construction (the built-in schemes)."""
+    return resampler is systematic or resampler is multinomial
 
 
 def _scheme(resampler):
@@ -279,7 +303,8 @@ class Always(NamedTuple):
         n = weights.shape[-1]
         idx = self.resampler(key, weights, n)  # one independent draw per swarm
         resampled = jnp.ones(ess.shape, dtype=bool)
-        return jnp.full_like(log_weights, -math.log(n)), tuple(_gather(a, idx) for a in arrays), resampled
+        in_range = _in_range(self.resampler)
+        return jnp.full_like(log_weights, -math.log(n)), tuple(_gather(a, idx, in_range) for a in arrays), resampled
 
 
 class BelowESS(NamedTuple):
@@ -302,7 +327,7 @@ class BelowESS(NamedTuple):
             # Swarms that keep their particles take the identity ancestors, so one gather serves every swarm.
             idx = jnp.where(resampled[..., None], idx, jnp.arange(n, dtype=idx.dtype))
             return (jnp.where(resampled[..., None], jnp.asarray(-math.log(n), log_weights.dtype), log_weights),
-                    tuple(_gather(a, idx) for a in arrays))
+                    tuple(_gather(a, idx, _in_range(self.resampler)) for a in arrays))
 
         # A step where no swarm falls below the threshold skips the search and the gathers altogether.
         log_weights, arrays = jax.lax.cond(jnp.any(resampled), resample, lambda _: (log_weights, tuple(arrays)),
