@@ -9,12 +9,18 @@ Both are written as counts-then-indices, with no search: with ``C_j = Σ_{i≤j}
 ``C_j`` is ``N_j`` (a non-decreasing integer), and slot ``m`` receives ancestor ``#{j : N_j ≤ m}``. This is a
 scatter-add and a cumulative sum, which vectorizes over swarms (``jax.vmap``) far better than a binary search. Both
 running sums (``C`` and the marks' sum) are small matrix products (:func:`cumulative_sum`), not ``jnp.cumsum``.
+Along a diffusion path the weights of a step are nearly equal, and every ancestor lies within :data:`BAND` slots of
+its own; the indices then come from a few elementwise comparisons of shifted counts (:func:`_banded_indices`), and
+the scatter runs only for a batch where some ancestor lies farther (one test for the whole batch, the same integers
+either way). Systematic's uniform ``u`` comes from the counter hash of :mod:`verify.samplers.noise`
+(:func:`systematic_uniforms`).
 
 *When* to resample is a separate, small strategy object (as in BlackJAX's adaptive SMC): :func:`always`,
 :func:`below_ess` or :func:`never`. Each is called on a batch of swarms as
 ``strategy(key, weights, ess, log_weights, arrays) -> (log_weights, arrays, resampled)``: it draws ancestors with
 its scheme for the swarms it resamples, gathers every array of ``arrays`` (shape ``(S, K, ...)``) along the particle
-axis, resets those swarms' log weights to ``−log K`` and leaves the other swarms untouched.
+axis (one flat index into the ``(S·K, ...)`` rows), resets those swarms' log weights to ``−log K`` and leaves the
+other swarms untouched. Strategies compare and hash with their class: they are static data of the compiled samplers.
 """
 
 from __future__ import annotations
@@ -67,8 +73,8 @@ def _scattered_indices(cum_counts, n):
     return jnp.rint(cumulative_sum(one(cum_counts).astype(float_dtype))).astype(jnp.int32)
 
 
-#: The half-width of the band of :func:`_banded_indices`: ancestors within ``BAND``
-#: slots of their slot are found, and copied, by elementwise comparisons and selections.
+#: The half-width of the band of :func:`_banded_indices`: when every ancestor of a batch lies within ``BAND`` slots of
+#: its own, the indices come from ``2·BAND + 1`` elementwise comparisons per slot instead of the scatter.
 BAND = 2
 
 
