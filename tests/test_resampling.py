@@ -116,6 +116,12 @@ def test_systematic_indices_of_nearly_equal_weights_equal_the_search(n, key):
     np.testing.assert_array_equal(idx, expected)
 
 
+# Jitted once per shape: run eagerly, every operation of these helpers would compile a program of its own.
+_within_band_jit = jax.jit(_within_band, static_argnums=1)
+_banded_indices_jit = jax.jit(_banded_indices, static_argnums=1)
+_indices_from_counts_jit = jax.jit(_indices_from_counts, static_argnums=1)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from([6, 9, 64]), st.floats(0.0, 3.0), st.integers(0, 2**32 - 1))
 def test_banded_indices_agree_with_counting(k, spread, seed):
@@ -129,10 +135,10 @@ def test_banded_indices_agree_with_counting(k, spread, seed):
     counts[:, -1] = k
     expected = (counts[:, None, :] <= np.arange(k)[None, :, None]).sum(axis=-1)
     near = bool(np.all(np.abs(expected - np.arange(k)) <= BAND))
-    assert bool(_within_band(jnp.asarray(counts), BAND)) == near
+    assert bool(_within_band_jit(jnp.asarray(counts), BAND)) == near
     if near:
-        np.testing.assert_array_equal(np.asarray(_banded_indices(jnp.asarray(counts), BAND)), expected)
-    np.testing.assert_array_equal(np.asarray(_indices_from_counts(jnp.asarray(counts), k)), expected)
+        np.testing.assert_array_equal(np.asarray(_banded_indices_jit(jnp.asarray(counts), BAND)), expected)
+    np.testing.assert_array_equal(np.asarray(_indices_from_counts_jit(jnp.asarray(counts), k)), expected)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
@@ -214,9 +220,11 @@ def test_gather_copies_the_ancestors_rows():
     x = jnp.asarray(rng.normal(size=(2, 3, 5, 2)))
     idx = jnp.asarray(rng.integers(0, 5, size=(2, 3, 5)), dtype=jnp.int32)
     expected = np.take_along_axis(np.asarray(x), np.asarray(idx)[..., None], axis=2)
+    gather = jax.jit(_gather, static_argnums=(2, 3))
     for in_range in (True, False):
-        np.testing.assert_array_equal(np.asarray(_gather(x, idx, in_range)), expected)
-        np.testing.assert_array_equal(np.asarray(_gather(x[..., 0], idx, in_range)), expected[..., 0])
+        for flat in (True, False):  # one flat index into the rows, or take_along_axis (a sharded swarm axis)
+            np.testing.assert_array_equal(np.asarray(gather(x, idx, in_range, flat)), expected)
+            np.testing.assert_array_equal(np.asarray(gather(x[..., 0], idx, in_range, flat)), expected[..., 0])
 
 
 def test_a_custom_schemes_out_of_range_ancestor_gives_nan_not_another_swarms_particle():
@@ -227,7 +235,8 @@ def test_a_custom_schemes_out_of_range_ancestor_gives_nan_not_another_swarms_par
 
     x = jnp.arange(2 * 4 * 2, dtype=jnp.float64).reshape(2, 4, 2)
     w = jnp.full((2, 4), 0.25)
-    _, (out,), _ = always(bad)(jax.random.key(0), w, jnp.full(2, 4.0), jnp.log(w), (x,))
-    out = np.asarray(out)
-    assert np.all(np.isnan(out[0, 0])) and not np.any(np.isnan(out[0, 1:])) and not np.any(np.isnan(out[1]))
-    np.testing.assert_array_equal(out[1], np.broadcast_to(np.asarray(x)[1, 0], (4, 2)))
+    for flat in (True, False):
+        _, (out,), _ = always(bad)(jax.random.key(0), w, jnp.full(2, 4.0), jnp.log(w), (x,), flat_gather=flat)
+        out = np.asarray(out)
+        assert np.all(np.isnan(out[0, 0])) and not np.any(np.isnan(out[0, 1:])) and not np.any(np.isnan(out[1]))
+        np.testing.assert_array_equal(out[1], np.broadcast_to(np.asarray(x)[1, 0], (4, 2)))

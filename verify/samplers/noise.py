@@ -76,7 +76,7 @@ def _uniform23(bits):
     return (bits.astype(jnp.float32) + jnp.float32(0.5)) * jnp.float32(2.0**-22) - jnp.float32(1.0)
 
 
-def _flat_index(shape):
+def flat_index(shape):
     """The row-major flat index of every element of ``shape`` (uint64), built from per-axis iotas so that it stays
     elementwise (and hence shardable) whatever the shape."""
     index = jnp.zeros(shape, dtype=jnp.uint64)
@@ -102,7 +102,7 @@ def hash_normal(key, shape, dtype=jnp.float64):
 @partial(jax.jit, static_argnums=(1, 2))
 def _hash_normal(key, shape, dtype):
     seed = jax.random.bits(key, (), dtype=jnp.uint64)
-    u = _uniform23(splitmix64(seed, _flat_index(shape)) >> jnp.uint64(41))
+    u = _uniform23(splitmix64(seed, flat_index(shape)) >> jnp.uint64(41))
     z = jnp.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)
     return z.astype(dtype)
 
@@ -133,7 +133,7 @@ def cos_two_pi(v):
 @partial(jax.jit, static_argnums=(1, 2))
 def _box_muller_normal(key, shape, dtype):
     seed = jax.random.bits(key, (), dtype=jnp.uint64)
-    index = _flat_index(shape)
+    index = flat_index(shape)
     h = splitmix64(seed, index >> jnp.uint64(1))
     u1 = _unit23(h >> jnp.uint64(41))
     u2 = _unit23((h >> jnp.uint64(18)) & jnp.uint64(0x7FFFFF))

@@ -19,7 +19,8 @@ either way). Systematic's uniform ``u`` comes from the counter hash of :mod:`ver
 :func:`below_ess` or :func:`never`. Each is called on a batch of swarms as
 ``strategy(key, weights, ess, log_weights, arrays) -> (log_weights, arrays, resampled)``: it draws ancestors with
 its scheme for the swarms it resamples, gathers every array of ``arrays`` (shape ``(S, K, ...)``) along the particle
-axis (one flat index into the ``(S·K, ...)`` rows), resets those swarms' log weights to ``−log K`` and leaves the
+axis (one flat index into the ``(S·K, ...)`` rows; ``flat_gather=False``, for a swarm axis sharded over devices,
+gathers within each swarm's row instead, so no device reads another's particles), resets those swarms' log weights to ``−log K`` and leaves the
 other swarms untouched. Strategies compare and hash with their class: they are static data of the compiled samplers.
 """
 
@@ -36,7 +37,7 @@ from jax.scipy.special import logsumexp
 
 from closed_form.errors import CatcompError, InvalidWeightsError, NonFiniteInputError, ShapeMismatchError
 from closed_form.validation import check_finite, is_concrete
-from verify.samplers.noise import _flat_index, splitmix64
+from verify.samplers.noise import flat_index, splitmix64
 
 
 def _indices_from_counts(cum_counts, n):
@@ -182,7 +183,7 @@ def systematic(key, weights, n: int):
 def _systematic(key, weights, n: int):
     # One program per shape (called on its own) or inlined into the caller's (inside a sampler's jit).
     c = _cumulative(weights)
-    return _systematic_indices(c, systematic_uniforms(key, c.shape[:-1] + (1,), c.dtype), n)
+    return _systematic_indices(c, _systematic_uniforms(key, c.shape[:-1] + (1,), jnp.dtype(c.dtype)), n)
 
 
 def systematic_uniforms(key, shape, dtype):
@@ -190,8 +191,14 @@ def systematic_uniforms(key, shape, dtype):
     :mod:`verify.samplers.noise` (``mix64(s + (i + 1)·γ)`` for row ``i``, seed ``s`` from ``key``), its top 24 bits
     times ``2⁻²⁴`` in float32 or top 53 bits times ``2⁻⁵³`` in float64 (exact). XLA:CPU runs JAX's threefry
     generator as a loop over its rounds; this is one elementwise pass."""
+    return _systematic_uniforms(key, tuple(int(n) for n in shape), jnp.dtype(dtype))
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _systematic_uniforms(key, shape, dtype):
+    # One program per (shape, dtype) called on its own; inlined into a sampler's program.
     seed = jax.random.bits(key, (), dtype=jnp.uint64)
-    h = splitmix64(seed, _flat_index(tuple(shape)))
+    h = splitmix64(seed, flat_index(shape))
     if jnp.dtype(dtype) == jnp.float32:
         return (h >> jnp.uint64(40)).astype(jnp.float32) * jnp.float32(2.0**-24)
     return (h >> jnp.uint64(11)).astype(jnp.float64) * 2.0**-53
@@ -242,7 +249,7 @@ def effective_sample_size(log_weights, axis: int = -1):
 
 
 # ------------------------------------------------------------------------------------------------ strategies
-def _gather(a, idx, in_range: bool = False):
+def _gather(a, idx, in_range: bool = False, flat: bool = True):
     """``a[s, idx[s, m], ...]`` for every swarm ``s`` and slot ``m`` (``a`` of shape ``idx.shape + rest``; the batch
     axes before the particle axis are flattened into one), as one gather from the flattened ``(S·K, ...)`` array at
     ``s·K + idx[s, m]``.
@@ -251,7 +258,14 @@ def _gather(a, idx, in_range: bool = False):
     pinned to ``K``); otherwise an ancestor outside that range gives a NaN row, never another swarm's particle. A
     flat index, unchecked, is what XLA:CPU fuses into the move cheapest: ``take_along_axis`` builds an index tuple per
     element (a concatenation) and checks its bounds (measured 18–20 % of an FKC step at K = 64 and 256).
+
+    ``flat=False`` gathers along the particle axis with ``take_along_axis`` instead: for a swarm axis sharded over
+    devices, where a flat index into the global rows would make XLA gather every device's rows to every device.
     """
+    if not flat:
+        mode = "promise_in_bounds" if in_range else "fill"
+        return jnp.take_along_axis(a, idx.reshape(idx.shape + (1,) * (a.ndim - idx.ndim)), axis=idx.ndim - 1,
+                                   mode=mode)
     k = idx.shape[-1]
     s = math.prod(idx.shape[:-1])
     rest = a.shape[idx.ndim:]
@@ -302,15 +316,16 @@ class Always(NamedTuple):
     # compares as a plain tuple, so a subclass with another ``apply`` would reuse this class's compiled program).
     __eq__, __ne__, __hash__ = _same, _differ, _hash
 
-    def __call__(self, key, weights, ess, log_weights, arrays):
-        return _apply(self, key, weights, ess, log_weights, tuple(arrays))
+    def __call__(self, key, weights, ess, log_weights, arrays, *, flat_gather: bool = True):
+        return _apply(self, key, weights, ess, log_weights, tuple(arrays), flat_gather)
 
-    def apply(self, key, weights, ess, log_weights, arrays):
+    def apply(self, key, weights, ess, log_weights, arrays, flat_gather: bool = True):
         n = weights.shape[-1]
         idx = self.resampler(key, weights, n)  # one independent draw per swarm
         resampled = jnp.ones(ess.shape, dtype=bool)
         in_range = _in_range(self.resampler)
-        return jnp.full_like(log_weights, -math.log(n)), tuple(_gather(a, idx, in_range) for a in arrays), resampled
+        return (jnp.full_like(log_weights, -math.log(n)),
+                tuple(_gather(a, idx, in_range, flat_gather) for a in arrays), resampled)
 
 
 class BelowESS(NamedTuple):
@@ -321,10 +336,10 @@ class BelowESS(NamedTuple):
 
     __eq__, __ne__, __hash__ = _same, _differ, _hash
 
-    def __call__(self, key, weights, ess, log_weights, arrays):
-        return _apply(self, key, weights, ess, log_weights, tuple(arrays))
+    def __call__(self, key, weights, ess, log_weights, arrays, *, flat_gather: bool = True):
+        return _apply(self, key, weights, ess, log_weights, tuple(arrays), flat_gather)
 
-    def apply(self, key, weights, ess, log_weights, arrays):
+    def apply(self, key, weights, ess, log_weights, arrays, flat_gather: bool = True):
         n = weights.shape[-1]
         resampled = ess < self.threshold * n
 
@@ -333,7 +348,7 @@ class BelowESS(NamedTuple):
             # Swarms that keep their particles take the identity ancestors, so one gather serves every swarm.
             idx = jnp.where(resampled[..., None], idx, jnp.arange(n, dtype=idx.dtype))
             return (jnp.where(resampled[..., None], jnp.asarray(-math.log(n), log_weights.dtype), log_weights),
-                    tuple(_gather(a, idx, _in_range(self.resampler)) for a in arrays))
+                    tuple(_gather(a, idx, _in_range(self.resampler), flat_gather) for a in arrays))
 
         # A step where no swarm falls below the threshold skips the search and the gathers altogether.
         log_weights, arrays = jax.lax.cond(jnp.any(resampled), resample, lambda _: (log_weights, tuple(arrays)),
@@ -346,18 +361,18 @@ class Never(NamedTuple):
 
     __eq__, __ne__, __hash__ = _same, _differ, _hash
 
-    def __call__(self, key, weights, ess, log_weights, arrays):
-        return _apply(self, key, weights, ess, log_weights, tuple(arrays))
+    def __call__(self, key, weights, ess, log_weights, arrays, *, flat_gather: bool = True):
+        return _apply(self, key, weights, ess, log_weights, tuple(arrays), flat_gather)
 
-    def apply(self, key, weights, ess, log_weights, arrays):
+    def apply(self, key, weights, ess, log_weights, arrays, flat_gather: bool = True):
         return log_weights, tuple(arrays), jnp.zeros(ess.shape, dtype=bool)
 
 
-@partial(jax.jit, static_argnums=0)
-def _apply(strategy, key, weights, ess, log_weights, arrays):
+@partial(jax.jit, static_argnums=(0, 6))
+def _apply(strategy, key, weights, ess, log_weights, arrays, flat_gather=True):
     """A strategy's step as one program per strategy and shapes (called on its own, e.g. step by step in tests), or
     inlined into the sampler's program (inside its jit)."""
-    return strategy.apply(key, weights, ess, log_weights, arrays)
+    return strategy.apply(key, weights, ess, log_weights, arrays, flat_gather)
 
 
 #: The resampling strategies :func:`always`, :func:`below_ess`, :func:`never` build.

@@ -214,8 +214,9 @@ def _correct(key, state, increment, arrays, model: FKCModel):
     """Reweight by ``increment`` and apply the resampling strategy to ``arrays`` (the particles and their scores);
     returns the new log weights, arrays, ``log Ẑ``, resampling count and the step's info (without acceptance)."""
     log_w, w_norm, log_z_step, ess = reweight(state.log_weights, increment)
-    log_w, arrays, resampled = model.resampling(key, w_norm, ess, log_w, arrays)
     sh = model.sharding
+    # A flat gather indexes the global rows: with the swarm axis sharded, XLA would all-gather the particles.
+    log_w, arrays, resampled = model.resampling(key, w_norm, ess, log_w, arrays, flat_gather=sh is None)
     return (constrain(log_w, sh), arrays, constrain(state.log_normalizer + log_z_step, sh),
             constrain(state.n_resampling + resampled.astype(state.n_resampling.dtype), sh),
             (ess, resampled, log_z_step))
