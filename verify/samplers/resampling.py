@@ -168,37 +168,40 @@ def _check_weights(weights):
             raise InvalidWeightsError("resampling weights must be non-negative with a positive sum in every row.")
 
 
-def systematic(key, weights, n: int):
+def systematic(key, weights, n: int, row_offset=0):
     r"""Systematic resampling: positions ``p_m = (m + u)/n``, ``u ~ U[0, 1)`` (:func:`systematic_uniforms`),
     ``m = 0..n−1``; slot ``m`` takes the ancestor ``j`` with ``C_{j−1} ≤ p_m < C_j``.
 
     The count of positions below ``C_j`` is ``N_j = clip(⌈n C_j − u⌉, 0, n)``. ``weights`` may carry leading batch
-    axes ``(..., N)``: each row then gets its own ``u`` and the result has shape ``(..., n)``.
+    axes ``(..., N)``: each row then gets its own ``u`` and the result has shape ``(..., n)``. ``row_offset``: the
+    index of the first row within a larger batch whose block of rows ``weights`` is; each row then draws the ``u``
+    it draws in the larger batch.
     """
     _check_weights(weights)
-    return _systematic(key, weights, n)
+    return _systematic(key, weights, row_offset, n)
 
 
-@partial(jax.jit, static_argnums=2)
-def _systematic(key, weights, n: int):
+@partial(jax.jit, static_argnums=3)
+def _systematic(key, weights, row_offset, n: int):
     # One program per shape (called on its own) or inlined into the caller's (inside a sampler's jit).
     c = _cumulative(weights)
-    return _systematic_indices(c, _systematic_uniforms(key, c.shape[:-1] + (1,), jnp.dtype(c.dtype)), n)
+    u = _systematic_uniforms(key, row_offset, c.shape[:-1] + (1,), jnp.dtype(c.dtype))
+    return _systematic_indices(c, u, n)
 
 
-def systematic_uniforms(key, shape, dtype):
+def systematic_uniforms(key, shape, dtype, row_offset=0):
     r"""The uniforms ``u ∈ [0, 1)`` of :func:`systematic`, one per row: the counter hash of
-    :mod:`verify.samplers.noise` (``mix64(s + (i + 1)·γ)`` for row ``i``, seed ``s`` from ``key``), its top 24 bits
-    times ``2⁻²⁴`` in float32 or top 53 bits times ``2⁻⁵³`` in float64 (exact). XLA:CPU runs JAX's threefry
-    generator as a loop over its rounds; this is one elementwise pass."""
-    return _systematic_uniforms(key, tuple(int(n) for n in shape), jnp.dtype(dtype))
+    :mod:`verify.samplers.noise` (``mix64(s + (i + 1)·γ)`` for row ``i``, counted from ``row_offset``, seed ``s``
+    from ``key``), its top 24 bits times ``2⁻²⁴`` in float32 or top 53 bits times ``2⁻⁵³`` in float64 (exact).
+    XLA:CPU runs JAX's threefry generator as a loop over its rounds; this is one elementwise pass."""
+    return _systematic_uniforms(key, row_offset, tuple(int(n) for n in shape), jnp.dtype(dtype))
 
 
-@partial(jax.jit, static_argnums=(1, 2))
-def _systematic_uniforms(key, shape, dtype):
+@partial(jax.jit, static_argnums=(2, 3))
+def _systematic_uniforms(key, row_offset, shape, dtype):
     # One program per (shape, dtype) called on its own; inlined into a sampler's program.
     seed = jax.random.bits(key, (), dtype=jnp.uint64)
-    h = splitmix64(seed, flat_index(shape))
+    h = splitmix64(seed, flat_index(shape, row_offset))
     if jnp.dtype(dtype) == jnp.float32:
         return (h >> jnp.uint64(40)).astype(jnp.float32) * jnp.float32(2.0**-24)
     return (h >> jnp.uint64(11)).astype(jnp.float64) * 2.0**-53
@@ -316,15 +319,18 @@ class Always(NamedTuple):
     # compares as a plain tuple, so a subclass with another ``apply`` would reuse this class's compiled program).
     __eq__, __ne__, __hash__ = _same, _differ, _hash
 
-    def __call__(self, key, weights, ess, log_weights, arrays, *, flat_gather: bool = True):
-        return _apply(self, key, weights, ess, log_weights, tuple(arrays), flat_gather)
+    def __call__(self, key, weights, ess, log_weights, arrays, *, flat_gather: bool = True, row_offset=0):
+        return _apply(self, key, weights, ess, log_weights, tuple(arrays), flat_gather, row_offset)
 
-    def apply(self, key, weights, ess, log_weights, arrays, flat_gather: bool = True):
+    def apply(self, key, weights, ess, log_weights, arrays, flat_gather: bool = True, row_offset=0):
         n = weights.shape[-1]
-        idx = self.resampler(key, weights, n)  # one independent draw per swarm
+        idx = _draw(self.resampler, key, weights, n, row_offset)  # one independent draw per swarm
         resampled = jnp.ones(ess.shape, dtype=bool)
         in_range = _in_range(self.resampler)
-        return (jnp.full_like(log_weights, -math.log(n)),
+        # −log K in every slot, written as a function of the incoming log weights: a constant fill has no data
+        # dependence on them, so XLA would copy the loop's weight buffer out and the fill back in at every step.
+        uniform = jnp.asarray(-math.log(n), log_weights.dtype)
+        return (jnp.clip(log_weights, uniform, uniform),
                 tuple(_gather(a, idx, in_range, flat_gather) for a in arrays), resampled)
 
 
@@ -336,15 +342,15 @@ class BelowESS(NamedTuple):
 
     __eq__, __ne__, __hash__ = _same, _differ, _hash
 
-    def __call__(self, key, weights, ess, log_weights, arrays, *, flat_gather: bool = True):
-        return _apply(self, key, weights, ess, log_weights, tuple(arrays), flat_gather)
+    def __call__(self, key, weights, ess, log_weights, arrays, *, flat_gather: bool = True, row_offset=0):
+        return _apply(self, key, weights, ess, log_weights, tuple(arrays), flat_gather, row_offset)
 
-    def apply(self, key, weights, ess, log_weights, arrays, flat_gather: bool = True):
+    def apply(self, key, weights, ess, log_weights, arrays, flat_gather: bool = True, row_offset=0):
         n = weights.shape[-1]
         resampled = ess < self.threshold * n
 
         def resample(_):
-            idx = self.resampler(key, weights, n)
+            idx = _draw(self.resampler, key, weights, n, row_offset)
             # Swarms that keep their particles take the identity ancestors, so one gather serves every swarm.
             idx = jnp.where(resampled[..., None], idx, jnp.arange(n, dtype=idx.dtype))
             return (jnp.where(resampled[..., None], jnp.asarray(-math.log(n), log_weights.dtype), log_weights),
@@ -361,18 +367,27 @@ class Never(NamedTuple):
 
     __eq__, __ne__, __hash__ = _same, _differ, _hash
 
-    def __call__(self, key, weights, ess, log_weights, arrays, *, flat_gather: bool = True):
-        return _apply(self, key, weights, ess, log_weights, tuple(arrays), flat_gather)
+    def __call__(self, key, weights, ess, log_weights, arrays, *, flat_gather: bool = True, row_offset=0):
+        return _apply(self, key, weights, ess, log_weights, tuple(arrays), flat_gather, row_offset)
 
-    def apply(self, key, weights, ess, log_weights, arrays, flat_gather: bool = True):
+    def apply(self, key, weights, ess, log_weights, arrays, flat_gather: bool = True, row_offset=0):
         return log_weights, tuple(arrays), jnp.zeros(ess.shape, dtype=bool)
 
 
 @partial(jax.jit, static_argnums=(0, 6))
-def _apply(strategy, key, weights, ess, log_weights, arrays, flat_gather=True):
+def _apply(strategy, key, weights, ess, log_weights, arrays, flat_gather=True, row_offset=0):
     """A strategy's step as one program per strategy and shapes (called on its own, e.g. step by step in tests), or
     inlined into the sampler's program (inside its jit)."""
-    return strategy.apply(key, weights, ess, log_weights, arrays, flat_gather)
+    return strategy.apply(key, weights, ess, log_weights, arrays, flat_gather, row_offset)
+
+
+def _draw(resampler, key, weights, n, row_offset):
+    """``resampler``'s indices for a block of swarms starting at swarm ``row_offset`` of the run: systematic draws
+    each swarm's uniform by its index in the run; other schemes are called as ``(key, weights, n)`` (the samplers
+    split a run into blocks only with systematic resampling)."""
+    if resampler is systematic:
+        return systematic(key, weights, n, row_offset)
+    return resampler(key, weights, n)
 
 
 #: The resampling strategies :func:`always`, :func:`below_ess`, :func:`never` build.

@@ -181,18 +181,29 @@ def fkc_potential(model: FKCModel, x, t, h):
     return increment, s_comp
 
 
-def _row_max(a):
-    """``max`` along the last axis. For ``K`` a multiple of 8 above 8, as an elementwise maximum of the ``K/8``
-    slices of 8 followed by a maximum over 8: XLA:CPU vectorizes the elementwise part across swarms, whereas its
-    row reduction is a scalar loop per swarm. The maximum is exact in any order, so the result is the same."""
+def _row_reduce(a, combine, reduce):
+    """Reduce along the last axis: for ``K`` a multiple of 8 above 8, an elementwise ``combine`` of the ``K/8``
+    slices of 8 followed by ``reduce`` over 8. XLA:CPU fuses the elementwise part with the ops that produce ``a``
+    and vectorizes it across swarms, whereas a row reduction of ``K`` is a separate pass over a materialized array
+    (a scalar loop per swarm). A maximum is the same in any order; a sum changes only its rounding."""
     k = a.shape[-1]
     if k % 8 or not 8 < k <= 512:
-        return jnp.max(a, axis=-1)
+        return reduce(a, axis=-1)
     b = a.reshape(a.shape[:-1] + (k // 8, 8))
     m = b[..., 0, :]
     for i in range(1, k // 8):
-        m = jnp.maximum(m, b[..., i, :])
-    return jnp.max(m, axis=-1)
+        m = combine(m, b[..., i, :])
+    return reduce(m, axis=-1)
+
+
+def _row_max(a):
+    """``max`` along the last axis (:func:`_row_reduce`)."""
+    return _row_reduce(a, jnp.maximum, jnp.max)
+
+
+def _row_sum(a):
+    """``sum`` along the last axis (:func:`_row_reduce`)."""
+    return _row_reduce(a, jnp.add, jnp.sum)
 
 
 def reweight(log_weights, increment):
@@ -200,14 +211,16 @@ def reweight(log_weights, increment):
     ``log Σ_j e^{L_j + ΔL_j}`` (the step's factor of ``Ẑ``, since ``L`` was normalized) and the ESS ``1 / Σ_j W_j²``.
 
     One exponential per particle: with ``a = L + ΔL``, ``m = max_j a_j`` and ``e = e^{a − m}``,
-    ``log Z = m + log Σ e``, ``W = e / Σ e`` and ``ESS = (Σ e)² / Σ e²``.
+    ``log Z = m + log Σ e`` and ``W = e / Σ e``. The ESS is summed from ``W`` rather than as ``(Σ e)² / Σ e²``:
+    XLA rewrites ``e · e`` as ``e^{2(a − m)}``, a second exponential per particle.
     """
     a = log_weights + increment
     top = _row_max(a)[..., None]
     e = jnp.exp(a - top)
-    total = jnp.sum(e, axis=-1)
+    total = _row_sum(e)
     log_total = top[..., 0] + jnp.log(total)
-    return a - log_total[..., None], e / total[..., None], log_total, total * total / jnp.sum(e * e, axis=-1)
+    w = e / total[..., None]
+    return a - log_total[..., None], w, log_total, 1.0 / _row_sum(w * w)
 
 
 def _correct(key, state, increment, arrays, model: FKCModel):
@@ -216,7 +229,8 @@ def _correct(key, state, increment, arrays, model: FKCModel):
     log_w, w_norm, log_z_step, ess = reweight(state.log_weights, increment)
     sh = model.sharding
     # A flat gather indexes the global rows: with the swarm axis sharded, XLA would all-gather the particles.
-    log_w, arrays, resampled = model.resampling(key, w_norm, ess, log_w, arrays, flat_gather=sh is None)
+    log_w, arrays, resampled = model.resampling(key, w_norm, ess, log_w, arrays, flat_gather=sh is None,
+                                                row_offset=0 if model.swarm_offset is None else model.swarm_offset)
     return (constrain(log_w, sh), arrays, constrain(state.log_normalizer + log_z_step, sh),
             constrain(state.n_resampling + resampled.astype(state.n_resampling.dtype), sh),
             (ess, resampled, log_z_step))
