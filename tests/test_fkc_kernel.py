@@ -274,3 +274,68 @@ def test_one_particle_with_a_corrector_is_the_naive_sampler(key):
     res = fkc_sample(key, SCORES, WEIGHTS, SCHEDULE, 16, 1, n_steps=20, corrector=ULA(0.02, 1))
     np.testing.assert_array_equal(np.asarray(res.samples), np.asarray(naive))
     np.testing.assert_array_equal(np.asarray(res.n_resampling), 0)
+
+
+# ------------------------------------------------------------------------------------------------ reweighting
+@pytest.mark.parametrize("k", [5, 16, 72])
+def test_reweight_is_the_normalized_log_sum_exp(k):
+    """Against NumPy in float64 (log-sum-exp by ``np.logaddexp.reduce``), for K that the slice-wise sums take
+    (16, 72: multiples of 8) and one they do not (5); spreads of 40 nats, so the shift by the maximum matters."""
+    from verify.samplers.smc import reweight
+
+    rng = np.random.default_rng(k)
+    log_w = rng.normal(size=(7, k)) * 3.0
+    log_w -= np.logaddexp.reduce(log_w, axis=-1, keepdims=True)
+    inc = rng.normal(size=(7, k)) * 20.0
+    new, w, log_z, ess = (np.asarray(a) for a in jax.jit(reweight)(jnp.asarray(log_w), jnp.asarray(inc)))
+    a = log_w + inc
+    want_log_z = np.logaddexp.reduce(a, axis=-1)
+    want_w = np.exp(a - want_log_z[:, None])
+    np.testing.assert_allclose(log_z, want_log_z, rtol=1e-12)
+    np.testing.assert_allclose(new, a - want_log_z[:, None], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(w, want_w, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(ess, 1.0 / np.sum(want_w**2, axis=-1), rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ blocks of swarms
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(variant="authors", resampling=below_ess(0.95), noise="box-muller"),
+])
+def test_a_run_in_blocks_of_swarms_draws_what_the_whole_batch_draws(options, key):
+    """Three blocks of four swarms, one after another, against the twelve at once: the same resampling counts, and
+    the same particles, weights, ``log Ẑ``, picks and swarm-mean ESS up to rounding (the noise and the systematic
+    uniforms are indexed by the swarm's place in the whole run; code compiled for another batch shape may round
+    an operation's last bit differently)."""
+    from verify.samplers.model import check_run, run_kernel
+
+    model = fkc_model(SCORES, WEIGHTS, SCHEDULE, **options)
+    n_steps, stop_after, eps, start = check_run(SCHEDULE, 12, None, 1e-5, "standard", 2)
+    whole = run_kernel(key, model, start, 12, 8, n_steps, stop_after, eps, n_blocks=1)
+    blocks = run_kernel(key, model, start, 12, 8, n_steps, stop_after, eps, n_blocks=3)
+    assert int(np.sum(whole.n_resampling)) > 0
+    np.testing.assert_array_equal(np.asarray(blocks.n_resampling), np.asarray(whole.n_resampling))
+    for name in ("samples", "particles", "log_weights", "log_normalizer", "ess"):
+        np.testing.assert_allclose(np.asarray(getattr(blocks, name)), np.asarray(getattr(whole, name)), rtol=1e-12,
+                                   atol=1e-14)
+
+
+def test_block_count_splits_only_large_runs_that_blocks_can_reproduce():
+    from verify.samplers.model import BLOCK_COORDINATES, block_count, check_run, run_kernel
+
+    model = fkc_model(SCORES, WEIGHTS, SCHEDULE)
+    assert block_count(model, 5000, 256) == 4  # 2.6e6 coordinates: 3 blocks needed, 4 the first divisor of 5000
+    assert block_count(model, 5000, 64) == 1  # 6.4e5 ≤ BLOCK_COORDINATES
+    assert 5000 * 64 * 2 <= BLOCK_COORDINATES < 5000 * 256 * 2
+    assert block_count(model, 4999, 256) == 1  # a prime: blocks of one swarm would be too small
+    assert block_count(model, 5000 * 256, 1) == 1  # the naive samplers stay whole
+    for other in (fkc_model(SCORES, WEIGHTS, SCHEDULE, noise="threefry"),
+                  fkc_model(SCORES, WEIGHTS, SCHEDULE, resampling=always("multinomial")),
+                  fkc_model(SCORES, WEIGHTS, SCHEDULE, corrector=ULA(0.02, 1))):
+        assert block_count(other, 5000, 256) == 1
+        n_steps, stop_after, eps, start = check_run(SCHEDULE, 2, None, 1e-5, "standard", 2)
+        with pytest.raises(CatcompError, match="divisor"):
+            run_kernel(jax.random.key(0), other, start, 4, 2, n_steps, stop_after, eps, n_blocks=2)
+    n_steps, stop_after, eps, start = check_run(SCHEDULE, 2, None, 1e-5, "standard", 2)
+    with pytest.raises(CatcompError, match="divisor of n_swarms = 4"):
+        run_kernel(jax.random.key(0), model, start, 4, 2, n_steps, stop_after, eps, n_blocks=3)

@@ -67,6 +67,24 @@ def test_values_depend_on_flat_index_only():
     assert not np.array_equal(a, np.asarray(hash_normal(jax.random.key(4), (6, 4, 2))))
 
 
+@pytest.mark.parametrize("method", ["hash", "box-muller"])
+@pytest.mark.parametrize("start", [0, 3, 7])
+def test_a_block_drawn_with_its_offset_is_that_block_of_the_whole_array(method, start):
+    """Rows ``start .. start + 4`` of a ``(12, 3, 2)`` draw, drawn on their own with the flat offset of their first
+    element (odd offsets included: box-muller pairs elements across the block's edge)."""
+    key = jax.random.key(5)
+    whole = np.asarray(standard_normal(key, (12, 3, 2), method))
+    block = np.asarray(standard_normal(key, (4, 3, 2), method, jnp.float64, start * 6))
+    np.testing.assert_array_equal(block, whole[start:start + 4])
+    flat = np.asarray(standard_normal(key, (5,), method, jnp.float64, start))  # an odd flat offset
+    np.testing.assert_array_equal(flat, whole.reshape(-1)[start:start + 5])
+
+
+def test_threefry_cannot_draw_a_block():
+    with pytest.raises(CatcompError, match="offset=0"):
+        standard_normal(jax.random.key(0), (2, 2), "threefry", jnp.float64, 4)
+
+
 def test_threefry_method_is_jax_normal_and_unknown_method_raises():
     key = jax.random.key(0)
     np.testing.assert_array_equal(np.asarray(standard_normal(key, (5, 2), "threefry")),

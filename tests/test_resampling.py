@@ -153,6 +153,14 @@ def test_systematic_uniforms_are_uniform_and_independent_of_the_row(dtype, key):
     np.testing.assert_array_equal(u * 2.0**bits, np.floor(u * 2.0**bits))  # on the documented grid
 
 
+def test_a_block_of_swarms_resampled_with_its_row_offset_draws_what_the_whole_batch_draws(key):
+    w = np.random.default_rng(8).dirichlet(np.full(16, 0.3), size=9)
+    whole = np.asarray(systematic(key, jnp.asarray(w), 16))
+    np.testing.assert_array_equal(np.asarray(systematic(key, jnp.asarray(w[3:7]), 16, 3)), whole[3:7])
+    u = np.asarray(systematic_uniforms(key, (9, 1), jnp.float64))
+    np.testing.assert_array_equal(np.asarray(systematic_uniforms(key, (4, 1), jnp.float64, 3)), u[3:7])
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_systematic_indices_stay_in_range_when_the_uniform_is_next_to_one(dtype):
     """``n − u`` rounds to ``n − 1`` for the largest uniform below 1 (in float32 for ~2⁻²³·n of the draws); the last

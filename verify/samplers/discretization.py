@@ -144,13 +144,24 @@ def mutate(model, keys: StepKeys, x, drift_score, t, h):
         The corrector's mean acceptance rate (1 for ULA); ``None`` without a corrector.
     """
     beta = model.schedule.beta(t)
-    z = constrain(standard_normal(keys.noise, x.shape, model.noise, x.dtype), model.sharding)
+    z = constrain(standard_normal(keys.noise, x.shape, model.noise, x.dtype, noise_offset(model, x.shape)),
+                  model.sharding)
     x = em_move(x, drift_score, h, beta, z)
     acceptance = None
     if model.corrector is not None:
         x, acceptance = apply_corrector(keys.corrector, model.corrector, x, t - h, model.composed_score,
                                         model.log_density, model.noise)
     return x, acceptance
+
+
+def noise_offset(model, shape):
+    """The flat index, in the whole run's ``(n_swarms, ...)`` array, of the first element of an array of ``shape`` for
+    the block of swarms that starts at ``model.swarm_offset`` (``0`` for a model that is not a block, and always for
+    threefry noise, which cannot draw a block). A constant ``0`` outside blocks keeps the element indices iotas that
+    XLA computes inside the step's fusions rather than an index array it would hoist out of the loop and read."""
+    if model.noise == "threefry" or model.swarm_offset is None:
+        return 0
+    return jnp.asarray(model.swarm_offset).astype(jnp.uint64) * np.uint64(np.prod(shape[1:], dtype=np.int64))
 
 
 def composed(scores, weights, x, t):

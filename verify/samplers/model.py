@@ -40,7 +40,7 @@ from verify.samplers.discretization import (
 )
 from verify.samplers.mcmc import MALA, check_corrector
 from verify.samplers.noise import check_noise_method
-from verify.samplers.resampling import STRATEGIES, always
+from verify.samplers.resampling import STRATEGIES, Never, always, systematic
 from verify.samplers.scores import check_scores_and_weights, infer_dim, path_log_density
 from verify.samplers.sharding import constrain
 from verify.samplers.staging import jit_sampler
@@ -143,7 +143,7 @@ class Kernel:
         return f"Kernel({self.name!r}, order {self.order} ({self.order_kind}))"
 
 
-@partial(jax.tree_util.register_dataclass, data_fields=["scores"],
+@partial(jax.tree_util.register_dataclass, data_fields=["scores", "swarm_offset"],
          meta_fields=["weights", "schedule", "dim", "kernel", "resampling", "weight_clip", "g_clip", "corrector",
                       "noise", "sharding", "dtype"])
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +175,11 @@ class FKCModel:
         Sharding of the swarm axis (:func:`verify.samplers.sharding.swarm_sharding`).
     dtype : ``"float64"`` or ``"float32"``
         The dtype of particles, weights and score arrays.
+    swarm_offset : None or integer array
+        The index, within the whole run, of the first swarm of the batch the model steps (a leaf: traced). ``None``
+        (the whole run) except inside :func:`run_kernel`'s blocks of swarms, where it makes ``"hash"`` and ``"box-muller"`` noise
+        and systematic resampling draw, for each swarm, what they draw for it in the whole run (``"threefry"``
+        noise, multinomial and custom schemes ignore it, and a run is never split into blocks with them).
     """
 
     scores: tuple
@@ -189,6 +194,7 @@ class FKCModel:
     noise: str = "hash"
     sharding: object = None
     dtype: str = "float64"
+    swarm_offset: object = None
 
     @property
     def variant(self) -> str:
@@ -261,8 +267,46 @@ def check_run(schedule, n_steps, stop_after, eps, start, dim):
     return n_steps, stop_after, float(eps), (None if isinstance(start, str) else start)
 
 
+#: Blocks of swarms (:func:`block_count`): a block holds at most this many particle coordinates (``swarms × K × d``),
+#: 8 MiB of float64 particles, so that a step's arrays stay in the processor's caches.
+BLOCK_COORDINATES = 2**20
+
+
+def can_block(model: FKCModel, n_particles: int) -> bool:
+    """Whether a run of ``model`` can be split into blocks of swarms that draw exactly what the whole batch draws:
+    more than one particle per swarm (the naive samplers, one particle per swarm, are a single elementwise pass and
+    stay whole), ``"hash"`` or ``"box-muller"`` noise, no corrector, systematic resampling or none, and no sharding
+    of the swarm axis."""
+    return (n_particles > 1 and model.sharding is None and model.noise != "threefry" and model.corrector is None
+            and (isinstance(model.resampling, Never) or getattr(model.resampling, "resampler", None) is systematic))
+
+
+def block_count(model: FKCModel, n_swarms: int, n_particles: int) -> int:
+    """How many blocks of swarms :func:`run_kernel` runs one after another (``1``: the whole batch at once).
+
+    A step of FKC makes a dozen passes over arrays of ``n_swarms × K`` entries (the potential, the reweighting, the
+    resampling); once they outgrow the processor's caches every pass runs at memory speed. Swarms are independent, so
+    a large run is split into ``B`` blocks of equal size, each run over every step in turn: the smallest divisor ``B``
+    of ``n_swarms`` with at most :data:`BLOCK_COORDINATES` particle coordinates per block, if it leaves a block of at
+    least a quarter of that. Measured on this project's 2-core CPU (NFC_OOD, 5000 swarms, K = 256, float64): FKC
+    11.1 → 8.2 ns per particle-step with 4 blocks, the naive sampler unchanged.
+
+    Only where blocks can run (:func:`can_block`).
+    """
+    if not can_block(model, n_particles):
+        return 1
+    per_swarm = n_particles * model.dim
+    need = -(-n_swarms * per_swarm // BLOCK_COORDINATES)
+    if need <= 1:
+        return 1
+    for blocks in range(need, n_swarms + 1):
+        if n_swarms % blocks == 0:
+            return blocks if (n_swarms // blocks) * per_swarm * 4 >= BLOCK_COORDINATES else 1
+    return 1
+
+
 def _run_kernel(key, model: FKCModel, start, n_swarms: int, n_particles: int, n_steps: int, stop_after: int,
-                eps: float):
+                eps: float, n_blocks: int = 1):
     kernel = model.kernel
     keys = split_keys(key)
     x0 = constrain(draw_start(keys.start, start, (n_swarms, n_particles), model.dim, model.dtype), model.sharding)
@@ -276,27 +320,52 @@ def _run_kernel(key, model: FKCModel, start, n_swarms: int, n_particles: int, n_
         return jax.tree_util.tree_map(
             lambda a: a.astype(model.dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, state)
 
-    def body(state, inputs):
-        k, t_k, h_k = inputs
-        state, info = kernel.step(step_keys(keys, k), state, t_k, h_k, model)
-        return keep_dtype(state), kernel.record(info)
+    def run(x, block_model):
+        def body(state, inputs):
+            k, t_k, h_k = inputs
+            state, info = kernel.step(step_keys(keys, k), state, t_k, h_k, block_model)
+            return keep_dtype(state), kernel.record(info)
 
-    state, records = jax.lax.scan(body, keep_dtype(kernel.init(x0, model, t[0])), (jnp.arange(stop_after), t, h))
+        return jax.lax.scan(body, keep_dtype(kernel.init(x, block_model, t[0])), (jnp.arange(stop_after), t, h))
+
+    if n_blocks == 1:
+        state, records = run(x0, model)
+    else:
+        # Blocks of swarms, one after another (block_count). Every leaf of a state has the swarm axis first; the
+        # records are swarm means, and the blocks are of equal size, so their mean is the whole batch's.
+        size = n_swarms // n_blocks
+        blocks = x0.reshape((n_blocks, size) + x0.shape[1:])
+        offsets = jnp.arange(n_blocks, dtype=jnp.int32) * size
+        state, records = jax.lax.map(
+            lambda b: run(b[0], dataclasses.replace(model, swarm_offset=b[1])), (blocks, offsets))
+        state = jax.tree_util.tree_map(lambda a: a.reshape((n_swarms,) + a.shape[2:]), state)
+        records = jax.tree_util.tree_map(lambda r: jnp.mean(r, axis=0), records)
     return kernel.finish(keys.pick, state, records)
 
 
-_run_kernel_jit = jit_sampler(_run_kernel, ("n_swarms", "n_particles", "n_steps", "stop_after", "eps"))
+_run_kernel_jit = jit_sampler(_run_kernel, ("n_swarms", "n_particles", "n_steps", "stop_after", "eps", "n_blocks"))
 
 
 def run_kernel(key, model: FKCModel, start, n_swarms: int, n_particles: int, n_steps: int, stop_after: int,
-               eps: float):
+               eps: float, n_blocks: int | None = None):
     """Run ``model.kernel`` from ``n_swarms × n_particles`` start draws over the first ``stop_after`` steps of the
     ``n_steps`` grid (module doc); jitted (the model and start law are traced pytrees, the counts static).
 
     ``start`` is ``None`` (``N(0, I)``) or a distribution pytree; validate with :func:`check_run` first.
+    ``n_blocks``: run the swarms in that many blocks of equal size, one after another (default
+    :func:`block_count`). Every swarm draws the same noise and uniforms as in one block, so the results are the
+    same up to rounding (code compiled for another batch shape may round an operation's last bit differently, and
+    the swarm-mean records, FKC's ESS, are means of the blocks' means).
     """
+    if n_blocks is None:
+        n_blocks = block_count(model, n_swarms, n_particles)
+    elif n_blocks != 1 and (n_blocks < 1 or n_swarms % n_blocks or not can_block(model, n_particles)):
+        raise CatcompError(f"n_blocks = {n_blocks} must be a positive divisor of n_swarms = {n_swarms}, and blocks "
+                           "need more than one particle per swarm, hash or box-muller noise, no corrector, "
+                           "systematic or no resampling and no sharding.")
     return _run_kernel_jit(key, model, start, n_swarms=n_swarms, n_particles=n_particles, n_steps=n_steps,
-                           stop_after=stop_after, eps=eps)
+                           stop_after=stop_after, eps=eps, n_blocks=n_blocks)
 
 
-__all__ = ["DTYPES", "FKCModel", "Kernel", "build_model", "cast_floats", "check_dtype", "check_run", "run_kernel"]
+__all__ = ["BLOCK_COORDINATES", "DTYPES", "FKCModel", "Kernel", "block_count", "build_model", "can_block",
+           "cast_floats", "check_dtype", "check_run", "run_kernel"]

@@ -76,10 +76,11 @@ def _uniform23(bits):
     return (bits.astype(jnp.float32) + jnp.float32(0.5)) * jnp.float32(2.0**-22) - jnp.float32(1.0)
 
 
-def flat_index(shape):
-    """The row-major flat index of every element of ``shape`` (uint64), built from per-axis iotas so that it stays
-    elementwise (and hence shardable) whatever the shape."""
-    index = jnp.zeros(shape, dtype=jnp.uint64)
+def flat_index(shape, offset=0):
+    """The row-major flat index of every element of ``shape`` (uint64) plus ``offset`` (the index of the array's
+    first element within a larger array of which it is a block of leading rows), built from per-axis iotas so that
+    it stays elementwise (and hence shardable) whatever the shape."""
+    index = jnp.broadcast_to(jnp.asarray(offset).astype(jnp.uint64), shape)
     stride = 1
     for axis in range(len(shape) - 1, -1, -1):
         index = index + jax.lax.broadcasted_iota(jnp.uint64, shape, axis) * jnp.uint64(stride)
@@ -87,31 +88,34 @@ def flat_index(shape):
     return index
 
 
-def hash_normal(key, shape, dtype=jnp.float64):
+def hash_normal(key, shape, dtype=jnp.float64, offset=0):
     """Standard normals of ``shape`` (float64, or ``dtype``) by the ``"hash"`` method (module doc); the values are
     computed in float32 and are the same for either dtype.
 
-    Element ``i`` of the row-major flattened array uses the top 23 bits of its own hash ``mix64(s + (i + 1)γ)``.
-    Everything is elementwise (no interleaving of two draws per hash, which XLA:CPU cannot vectorize and which
-    measured 2× slower than a second hash), so an element's value depends only on the key, the shape and its index.
+    Element ``i`` of the row-major flattened array uses the top 23 bits of its own hash ``mix64(s + (i + 1)γ)``,
+    with ``i`` counted from ``offset``: a block of rows drawn with the offset of its first element is that block of
+    the whole array's draws. Everything is elementwise (no interleaving of two draws per hash, which XLA:CPU cannot
+    vectorize and which measured 2× slower than a second hash), so an element's value depends only on the key and
+    its index.
     """
-    return _hash_normal(key, tuple(int(n) for n in shape), jnp.dtype(dtype))
+    return _hash_normal(key, offset, tuple(int(n) for n in shape), jnp.dtype(dtype))
 
 
 # One compiled program per (shape, dtype) when called outside a trace, instead of one per elementwise operation.
-@partial(jax.jit, static_argnums=(1, 2))
-def _hash_normal(key, shape, dtype):
+@partial(jax.jit, static_argnums=(2, 3))
+def _hash_normal(key, offset, shape, dtype):
     seed = jax.random.bits(key, (), dtype=jnp.uint64)
-    u = _uniform23(splitmix64(seed, flat_index(shape)) >> jnp.uint64(41))
+    u = _uniform23(splitmix64(seed, flat_index(shape, offset)) >> jnp.uint64(41))
     z = jnp.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u)
     return z.astype(dtype)
 
 
-def box_muller_normal(key, shape, dtype=jnp.float64):
+def box_muller_normal(key, shape, dtype=jnp.float64, offset=0):
     """Standard normals of ``shape`` (float64, or ``dtype``) by the ``"box-muller"`` method (module doc), computed in
-    float32. Element ``i`` of the row-major flattened array is ``R cos 2π(u₂ − (i mod 2)/4)`` with ``R`` and ``u₂``
-    from the hash of its pair ``⌊i/2⌋``, so a value depends only on the key, the shape and its index."""
-    return _box_muller_normal(key, tuple(int(n) for n in shape), jnp.dtype(dtype))
+    float32. Element ``i`` of the row-major flattened array, counted from ``offset`` (as in :func:`hash_normal`), is
+    ``R cos 2π(u₂ − (i mod 2)/4)`` with ``R`` and ``u₂`` from the hash of its pair ``⌊i/2⌋``, so a value depends
+    only on the key and its index."""
+    return _box_muller_normal(key, offset, tuple(int(n) for n in shape), jnp.dtype(dtype))
 
 
 def cos_two_pi(v):
@@ -130,10 +134,10 @@ def cos_two_pi(v):
     return jnp.where(flip, -r, r)
 
 
-@partial(jax.jit, static_argnums=(1, 2))
-def _box_muller_normal(key, shape, dtype):
+@partial(jax.jit, static_argnums=(2, 3))
+def _box_muller_normal(key, offset, shape, dtype):
     seed = jax.random.bits(key, (), dtype=jnp.uint64)
-    index = flat_index(shape)
+    index = flat_index(shape, offset)
     h = splitmix64(seed, index >> jnp.uint64(1))
     u1 = _unit23(h >> jnp.uint64(41))
     u2 = _unit23((h >> jnp.uint64(18)) & jnp.uint64(0x7FFFFF))
@@ -147,13 +151,21 @@ def _unit23(bits):
     return (bits.astype(jnp.float32) + jnp.float32(0.5)) * jnp.float32(2.0**-23)
 
 
-def standard_normal(key, shape, method: str = "hash", dtype=jnp.float64):
+def standard_normal(key, shape, method: str = "hash", dtype=jnp.float64, offset=0):
     """Standard normal draws of ``shape`` as ``dtype`` (float64 by default) by ``method`` ∈ :data:`NOISE_METHODS`
-    (module doc). ``"threefry"`` draws in ``dtype`` directly."""
+    (module doc). ``"threefry"`` draws in ``dtype`` directly.
+
+    ``offset`` (``"hash"`` and ``"box-muller"``): the flat index of the array's first element within a larger array
+    whose leading rows it is; the draws are then those of the larger array's block. ``"threefry"`` cannot draw a
+    block of a larger array and takes ``offset=0`` only.
+    """
     if method == "hash":
-        return hash_normal(key, shape, dtype)
+        return hash_normal(key, shape, dtype, offset)
     if method == "threefry":
+        if not (isinstance(offset, int) and offset == 0):
+            raise CatcompError("noise='threefry' cannot draw a block of a larger array; pass offset=0 or use the "
+                               "'hash' or 'box-muller' noise.")
         return jax.random.normal(key, tuple(shape), dtype=dtype)
     if method == "box-muller":
-        return box_muller_normal(key, shape, dtype)
+        return box_muller_normal(key, shape, dtype, offset)
     raise CatcompError(f"unknown noise method {method!r}; valid methods are {', '.join(NOISE_METHODS)}.")
