@@ -21,7 +21,12 @@ baseline: the same moves without weights) and FKC with
 * ``scatter indices`` — the indices as at the stop before the banded ones: the offspring scatter and the marks'
   running sum at every step, never the elementwise comparisons (identical samples);
 * ``box-muller``, ``float32 box-muller`` — FKC with ``noise="box-muller"`` (:mod:`verify.samplers.noise`), against
-  the naive sampler with the same noise and dtype.
+  the naive sampler with the same noise and dtype;
+* ``one block`` — the default with the whole batch at every step instead of :func:`verify.samplers.model.block_count`'s
+  blocks of swarms (the same draws; differs from the default only where the default splits, K = 256);
+* ``naive gathered`` — not FKC: the naive sampler laid out as ``(swarms, K, d)`` with its particles read through an
+  identity gather each step, as FKC's move reads the resampled ones (the same numbers as the naive sampler); its
+  ratio is against the shipped naive sampler.
 
 Reported: the median over repeats of wall time and of process CPU time (all threads) for each, and the median of the
 per-repeat ratios FKC / naive (float32 FKC against float32 naive, and float32 against float64). The machine's load
@@ -137,7 +142,45 @@ def candidates(scores, weights, schedule, swarms, k, steps):
         "box-muller": fkc(noise="box-muller"),
         "naive float32 box-muller": naive(dtype="float32", noise="box-muller"),
         "float32 box-muller": fkc(dtype="float32", noise="box-muller"),
+        "one block": _in_blocks(scores, weights, schedule, swarms, k, steps, 1),
+        "naive gathered": _naive_gathered(scores, weights, schedule, swarms, k, steps),
     }
+
+
+def _in_blocks(scores, weights, schedule, swarms, k, steps, n_blocks):
+    """The default FKC run with ``n_blocks`` blocks of swarms instead of :func:`verify.samplers.model.block_count`'s
+    choice (identical draws; ``1``: the whole batch at every step)."""
+    from verify.samplers import smc
+    from verify.samplers.model import check_run, run_kernel
+
+    model = smc.fkc_model(scores, weights, schedule)
+    n_steps, stop_after, eps, start = check_run(schedule, steps, None, 1e-5, "standard", model.dim)
+    return lambda key: run_kernel(key, model, start, swarms, k, n_steps, stop_after, eps, n_blocks=n_blocks).samples
+
+
+def _gathered_em_step(keys, x, t, h, model):
+    """The naive sampler's Euler–Maruyama step with its particles first read through a gather of the identity
+    ancestors, as FKC's move reads its resampled particles (the same numbers)."""
+    from verify.samplers.discretization import mutate
+    from verify.samplers.resampling import _gather
+
+    x = _gather(x, jnp.broadcast_to(jnp.arange(x.shape[1], dtype=jnp.int32), x.shape[:2]), True)
+    return mutate(model, keys, x, model.composed_score(x, t), t, h)[0], None
+
+
+def _naive_gathered(scores, weights, schedule, swarms, k, steps):
+    """The naive sampler on ``swarms × K`` particles laid out as FKC's ``(swarms, K, d)``, each step reading them
+    through an identity gather: on XLA:CPU this runs the same move markedly faster than the shipped naive sampler
+    (measured, not understood; see ``benchmarks/README.md``)."""
+    from verify.samplers import naive as naive_module
+    from verify.samplers.model import Kernel, build_model, check_run, run_kernel
+    from verify.samplers.resampling import never
+
+    kernel = Kernel("euler_maruyama_gathered", naive_module._init, _gathered_em_step, naive_module._record,
+                    naive_module._finish, 1, "weak", naive_module._no_weight_options)
+    model = build_model(scores, weights, schedule, kernel, resampling=never())
+    n_steps, stop_after, eps, start = check_run(schedule, steps, None, 1e-5, "standard", model.dim)
+    return lambda key: run_kernel(key, model, start, swarms, k, n_steps, stop_after, eps)
 
 
 def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_max=None):
@@ -169,6 +212,8 @@ def _with_strategy(scores, weights, schedule, swarms, k, steps, resampler, row_m
 
 def baseline(name: str) -> str:
     """The naive sampler a candidate is compared with: the same dtype and noise."""
+    if name == "naive gathered":
+        return "naive"
     return "naive" + (" float32" if "float32" in name else "") + (" box-muller" if "box-muller" in name else "")
 
 
@@ -200,8 +245,8 @@ def main():
             kept |= {baseline(name) for name in kept}
             runs = {name: fn for name, fn in runs.items() if name in kept}
         first = {name: np.asarray(jax.block_until_ready(fn(jax.random.key(0)))) for name, fn in runs.items()}  # compile
-        same = [name for name in ("before", "scan cumsum", "binary search", "compare-all", "scatter indices")
-                if name in first]
+        same = [name for name in ("before", "scan cumsum", "binary search", "compare-all", "scatter indices",
+                                  "one block") if name in first]
         if same:
             print(f"\nK = {k}: samples identical to the default's with the same key: " + ", ".join(
                 f"{name} {np.array_equal(first[name], first['default'])}" for name in same))
