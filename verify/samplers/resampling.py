@@ -21,7 +21,9 @@ either way). Systematic's uniform ``u`` comes from the counter hash of :mod:`ver
 its scheme for the swarms it resamples, gathers every array of ``arrays`` (shape ``(S, K, ...)``) along the particle
 axis (one flat index into the ``(S·K, ...)`` rows; ``flat_gather=False``, for a swarm axis sharded over devices,
 gathers within each swarm's row instead, so no device reads another's particles), resets those swarms' log weights to ``−log K`` and leaves the
-other swarms untouched. Strategies compare and hash with their class: they are static data of the compiled samplers.
+other swarms untouched. A strategy called on a block of a run's swarms takes ``row_offset``, the block's first swarm
+in the run, which systematic resampling passes on so that each swarm draws its own uniform whatever the block.
+Strategies compare and hash with their class: they are static data of the compiled samplers.
 """
 
 from __future__ import annotations
