@@ -337,5 +337,6 @@ def test_block_count_splits_only_large_runs_that_blocks_can_reproduce():
         with pytest.raises(CatcompError, match="divisor"):
             run_kernel(jax.random.key(0), other, start, 4, 2, n_steps, stop_after, eps, n_blocks=2)
     n_steps, stop_after, eps, start = check_run(SCHEDULE, 2, None, 1e-5, "standard", 2)
-    with pytest.raises(CatcompError, match="divisor of n_swarms = 4"):
-        run_kernel(jax.random.key(0), model, start, 4, 2, n_steps, stop_after, eps, n_blocks=3)
+    for bad in (3, 0, 2.0):
+        with pytest.raises(CatcompError, match="divisor of n_swarms = 4"):
+            run_kernel(jax.random.key(0), model, start, 4, 2, n_steps, stop_after, eps, n_blocks=bad)

@@ -157,8 +157,7 @@ def mutate(model, keys: StepKeys, x, drift_score, t, h):
 def noise_offset(model, shape):
     """The flat index, in the whole run's ``(n_swarms, ...)`` array, of the first element of an array of ``shape`` for
     the block of swarms that starts at ``model.swarm_offset`` (``0`` for a model that is not a block, and always for
-    threefry noise, which cannot draw a block). A constant ``0`` outside blocks keeps the element indices iotas that
-    XLA computes inside the step's fusions rather than an index array it would hoist out of the loop and read."""
+    threefry noise, which cannot draw a block)."""
     if model.noise == "threefry" or model.swarm_offset is None:
         return 0
     return jnp.asarray(model.swarm_offset).astype(jnp.uint64) * np.uint64(np.prod(shape[1:], dtype=np.int64))

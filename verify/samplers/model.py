@@ -180,9 +180,10 @@ class FKCModel:
         The dtype of particles, weights and score arrays.
     swarm_offset : None or integer array
         The index, within the whole run, of the first swarm of the batch the model steps (a leaf: traced). ``None``
-        (the whole run) except inside :func:`run_kernel`'s blocks of swarms, where it makes ``"hash"`` and ``"box-muller"`` noise
-        and systematic resampling draw, for each swarm, what they draw for it in the whole run (``"threefry"``
-        noise, multinomial and custom schemes ignore it, and a run is never split into blocks with them).
+        (the whole run) except inside :func:`run_kernel`'s blocks of swarms, where it makes ``"hash"`` and
+        ``"box-muller"`` noise and systematic resampling draw, for each swarm, what they draw for it in the whole run
+        (``"threefry"`` noise, multinomial and custom schemes ignore it, and a run is never split into blocks with
+        them).
     """
 
     scores: tuple
@@ -362,7 +363,8 @@ def run_kernel(key, model: FKCModel, start, n_swarms: int, n_particles: int, n_s
     """
     if n_blocks is None:
         n_blocks = block_count(model, n_swarms, n_particles)
-    elif n_blocks != 1 and (n_blocks < 1 or n_swarms % n_blocks or not can_block(model, n_particles)):
+    elif n_blocks != 1 and (isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 1
+                            or n_swarms % n_blocks or not can_block(model, n_particles)):
         raise CatcompError(f"n_blocks = {n_blocks} must be a positive divisor of n_swarms = {n_swarms}, and blocks "
                            "need more than one particle per swarm, hash or box-muller noise, no corrector, "
                            "systematic or no resampling and no sharding.")
