@@ -329,6 +329,9 @@ def test_block_count_splits_only_large_runs_that_blocks_can_reproduce():
     assert 5000 * 64 * 2 <= BLOCK_COORDINATES < 5000 * 256 * 2
     assert block_count(model, 4999, 256) == 1  # a prime: blocks of one swarm would be too small
     assert block_count(model, 5000 * 256, 1) == 1  # the naive samplers stay whole
+    with pytest.MonkeyPatch.context() as mp:  # an accelerator runs the whole batch at once
+        mp.setattr(jax, "default_backend", lambda: "gpu")
+        assert block_count(model, 5000, 256) == 1
     for other in (fkc_model(SCORES, WEIGHTS, SCHEDULE, noise="threefry"),
                   fkc_model(SCORES, WEIGHTS, SCHEDULE, resampling=always("multinomial")),
                   fkc_model(SCORES, WEIGHTS, SCHEDULE, corrector=ULA(0.02, 1))):

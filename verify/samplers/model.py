@@ -295,9 +295,10 @@ def block_count(model: FKCModel, n_swarms: int, n_particles: int) -> int:
     least a quarter of that. Measured on this project's 2-core CPU (NFC_OOD, 5000 swarms, K = 256, float64): FKC
     11.1 → 8.2 ns per particle-step with 4 blocks, the naive sampler unchanged.
 
-    Only where blocks can run (:func:`can_block`).
+    Only where blocks can run (:func:`can_block`), and only on the CPU: an accelerator runs the whole batch in
+    parallel, and blocks would only multiply its kernel launches.
     """
-    if not can_block(model, n_particles):
+    if jax.default_backend() != "cpu" or not can_block(model, n_particles):
         return 1
     per_swarm = n_particles * model.dim
     need = -(-n_swarms * per_swarm // BLOCK_COORDINATES)
