@@ -16,7 +16,7 @@ Heun kernels (:mod:`verify.samplers.naive`) are built from the same parts: :func
 **The loop.** :func:`run_kernel` draws the start particles, then ``lax.scan`` s the kernel's step over the time grid
 (step ``k``'s keys: :func:`verify.samplers.discretization.step_keys`) and finishes; it is jitted once per kernel,
 model structure and shape, with the swarm axis sharded over the devices (:mod:`verify.samplers.sharding`). A large
-FKC run on one device is split into blocks of swarms that run over the grid one after another (:func:`block_count`),
+FKC run on one CPU device is split into blocks of swarms that run over the grid one after another (:func:`block_count`),
 so that a step's arrays stay in the processor's caches; the noise and systematic uniforms are indexed by a swarm's
 place in the whole run (:attr:`FKCModel.swarm_offset`), so the blocks draw what the whole batch draws.
 """

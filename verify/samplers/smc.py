@@ -28,9 +28,9 @@ the composed score carried to the next move) with :class:`AuthorsState`. Both ar
 (the move, shared with :func:`verify.naive_sde_sample`). :func:`fkc_init`, :func:`fkc_step` and :func:`fkc_pick`
 run the model's kernel; :func:`fkc_sample` is :func:`fkc_init`, a ``lax.scan`` of :func:`fkc_step` over the grid and
 :func:`fkc_pick` (:func:`verify.samplers.model.run_kernel`), jitted once per model structure, with the swarm axis
-sharded over the devices (:mod:`verify.samplers.sharding`); a large run on one device goes through blocks of swarms,
-one after another, each drawing what it draws in the whole run (:func:`verify.samplers.model.block_count`). The kernels declare weak order 1 in the step size
-(Euler–Maruyama moves, left-point or right-point weights).
+sharded over the devices (:mod:`verify.samplers.sharding`); a large run on one CPU device goes through blocks of
+swarms, one after another, each drawing what it draws in the whole run (:func:`verify.samplers.model.block_count`).
+The kernels declare weak order 1 in the step size (Euler–Maruyama moves, left-point or right-point weights).
 
 **Consistency (declared, tested).** As ``K → ∞`` each swarm's output converges in law to the Euler–Maruyama
 discretization of the FK-weighted path, which tends to ``π_{t_min}`` as the step size goes to zero; the weighted
