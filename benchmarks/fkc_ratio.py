@@ -22,6 +22,8 @@ baseline: the same moves without weights) and FKC with
 * ``weights only`` — not a sampler: the potential and the reweighting at every step, then the weights reset to
   ``1/K`` with no ancestors drawn and nothing gathered, so every particle moves as in the naive sampler (the same
   bits with the same key): the floor under every resampling scheme, what FKC's weights cost by themselves;
+* ``authors`` — the paper authors' kernel (``variant="authors"``: move, potential at the new point with the rate
+  clipped, resampling of the particles and their scores);
 * ``float32`` — the default resampling with ``dtype="float32"`` (and the naive sampler in float32 beside it);
 * ``scatter indices`` — the indices as at the stop before the banded ones: the offspring scatter and the marks'
   running sum at every step, never the elementwise comparisons (identical samples);
@@ -143,6 +145,7 @@ def candidates(scores, weights, schedule, swarms, k, steps):
         "ess < K/2": fkc(ess_threshold=0.5),
         "no resampling": fkc(ess_threshold=0.0),
         "weights only": _weights_only(scores, weights, schedule, swarms, k, steps),
+        "authors": fkc(variant="authors"),
         "naive float32": naive(dtype="float32"),
         "float32": fkc(dtype="float32"),
         "scatter indices": _with_strategy(scores, weights, schedule, swarms, k, steps, scatter_systematic),

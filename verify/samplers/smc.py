@@ -58,7 +58,7 @@ from verify.samplers.discretization import StepKeys, as_key, check_positive_int,
 from verify.samplers.model import FKCModel, Kernel, build_model, check_run, run_kernel
 from verify.samplers.resampling import BelowESS, always, below_ess, get_resampler, never
 from verify.samplers.sharding import constrain, swarm_sharding
-from verify.samplers.staging import jit_sampler
+from verify.samplers.staging import computed_once, jit_sampler
 
 
 class FKCResult(NamedTuple):
@@ -315,6 +315,8 @@ def _authors_init(particles, model: FKCModel, t=None) -> AuthorsState:
 def _authors_step(key, state: AuthorsState, t, h, model: FKCModel):
     keys = _as_step_keys(key)
     x, _ = mutate(model, keys, state.particles, state.score, t, h)
+    # The moved particles feed the potential and both gathers; stored once instead of recomputed in each.
+    x = computed_once(x, h)
     increment, score = fkc_potential(model, x, t - h, h)
     log_w, (x, score), log_z, n_res, info = _correct(keys.resample, state, increment, (x, score), model)
     sh = model.sharding

@@ -7,6 +7,7 @@ them as arguments directly; equal structures with new arrays reuse the compiled 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 # XLA:CPU (jaxlib 0.10) hands reductions such as the per-swarm log-sum-exp to its YNNPACK library fusions, which
 # on the samplers' shapes (a reduction over 16–64 particles of a long elementwise chain) ran 4–14× slower than XLA's
@@ -39,3 +40,24 @@ def jit_sampler(fun, static_argnames):
     call.__doc__ = fun.__doc__
     call.jitted = compiled
     return call
+
+
+def computed_once(tree, token):
+    """``tree`` (a pytree of float arrays) unchanged, but computed once: on the CPU it passes through a conditional.
+
+    XLA fuses an elementwise producer into each fusion that consumes it and recomputes it there. A value with several
+    consumers in different fusions — the authors' kernel's moved particles, read by the potential and by the gathers
+    of the particles and of their scores — is then computed once per consumer, with its Gaussian noise: three times
+    per step. A conditional is a boundary XLA's fusion does not cross, so its output is computed once and stored.
+    Measured (NFC_OOD, 5000 swarms × 500 steps, this project's 2-core CPU): the authors' kernel 4.8 → 1.75 s of wall
+    time at 64 particles per swarm, 17.1 → 5.6 s at 256, the same samples bit for bit.
+
+    ``token`` is a traced positive scalar (the step length): the predicate ``token > 0`` is unknown to the compiler.
+    The other branch adds ``0.0``, which changes nothing but the sign of a zero (a branch identical to the first
+    would be simplified away together with the conditional). Other backends get ``tree`` itself: there a conditional
+    costs a synchronization with the host at every step.
+    """
+    if jax.default_backend() != "cpu":
+        return tree
+    return jax.lax.cond(jnp.asarray(token) > 0, lambda v: v,
+                        lambda v: jax.tree_util.tree_map(lambda a: a + jnp.zeros((), a.dtype), v), tree)
