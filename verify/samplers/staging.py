@@ -45,7 +45,7 @@ def jit_sampler(fun, static_argnames):
 def computed_once(tree, token):
     """``tree`` (a pytree of float arrays) unchanged, but computed once: on the CPU it passes through a conditional.
 
-    XLA fuses an elementwise producer into each fusion that consumes it and recomputes it there. A value with several
+    XLA:CPU may fuse an elementwise producer into each fusion that consumes it and recompute it there. A value with several
     consumers in different fusions — the authors' kernel's moved particles, read by the potential and by the gathers
     of the particles and of their scores — is then computed once per consumer, with its Gaussian noise: three times
     per step. A conditional is a boundary XLA's fusion does not cross, so its output is computed once and stored.
@@ -54,8 +54,8 @@ def computed_once(tree, token):
 
     ``token`` is a traced positive scalar (the step length): the predicate ``token > 0`` is unknown to the compiler.
     The other branch adds ``0.0``, which changes nothing but the sign of a zero (a branch identical to the first
-    would be simplified away together with the conditional). Other backends get ``tree`` itself: there a conditional
-    costs a synchronization with the host at every step.
+    would be simplified away together with the conditional). Other backends get ``tree`` itself: a GPU's conditional
+    reads its predicate back to the host, a synchronization at every step.
     """
     if jax.default_backend() != "cpu":
         return tree
