@@ -45,10 +45,10 @@ def jit_sampler(fun, static_argnames):
 def computed_once(tree, token):
     """``tree`` (a pytree of float arrays) unchanged, but computed once: on the CPU it passes through a conditional.
 
-    XLA:CPU may fuse an elementwise producer into each fusion that consumes it and recompute it there. A value with several
-    consumers in different fusions — the authors' kernel's moved particles, read by the potential and by the gathers
-    of the particles and of their scores — is then computed once per consumer, with its Gaussian noise: three times
-    per step. A conditional is a boundary XLA's fusion does not cross, so its output is computed once and stored.
+    XLA:CPU may fuse an elementwise producer into each fusion that consumes it and recompute it there. A value with
+    several consumers in different fusions — the authors' kernel's moved particles, read by the potential and by the
+    gathers of the particles and of their scores — was then computed once per consumer, with its Gaussian noise: three
+    times per step. A conditional is a boundary XLA's fusion does not cross, so its output is computed once and stored.
     Measured (NFC_OOD, 5000 swarms × 500 steps, this project's 2-core CPU): the authors' kernel 4.8 → 1.75 s of wall
     time at 64 particles per swarm, 17.1 → 5.6 s at 256, the same samples bit for bit.
 
